@@ -1,0 +1,296 @@
+"""The one HTTP edge to HubSpot: every call goes through hubspot-api-client, rate-limited and retried."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
+from typing import Any, TypeVar
+
+from hubspot import HubSpot
+from hubspot.crm.contacts import (
+    BatchInputSimplePublicObjectBatchInput,
+    BatchInputSimplePublicObjectBatchInputUpsert,
+    BatchReadInputSimplePublicObjectId,
+    Filter,
+    FilterGroup,
+    PublicObjectSearchRequest,
+    SimplePublicObjectBatchInput,
+    SimplePublicObjectBatchInputUpsert,
+    SimplePublicObjectId,
+)
+from hubspot.crm.properties import PropertyCreate, PropertyGroupCreate
+
+from sync.connectors.errors import (
+    RecordError,
+    RetryPolicy,
+    call_with_retries,
+    classify_hubspot,
+)
+from sync.connectors.ratelimit import WindowLimiter
+from sync.timeutil import parse_timestamp, to_epoch_ms
+
+T = TypeVar("T")
+
+BATCH_LIMIT = 100  # HubSpot CRM v3 batch endpoints take at most 100 inputs.
+SEARCH_PAGE = 200  # search returns at most 200 per page ...
+SEARCH_CAP = 10_000  # ... and at most 10,000 results per query.
+REQUEST_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True)
+class HubSpotContact:
+    """A contact as read from HubSpot: its ID, properties and modification time."""
+
+    id: str
+    properties: dict[str, Any]
+    updated_at: datetime | None
+
+
+@dataclass(frozen=True)
+class PropertySpec:
+    """A contact property Closedloop needs in HubSpot."""
+
+    name: str
+    label: str
+    type: str = "string"
+    field_type: str = "text"
+    unique: bool = False
+
+
+def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    """Consecutive slices of at most ``size`` items."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class HubSpotConnector:
+    """Reads and writes HubSpot contacts in the largest batches the API allows."""
+
+    def __init__(
+        self,
+        base_url: str,
+        access_token: str,
+        limiter: WindowLimiter,
+        policy: RetryPolicy,
+        on_call: Callable[[str, str], None] | None = None,
+    ) -> None:
+        self._client = HubSpot(access_token=access_token, host=base_url.rstrip("/"))
+        self._limiter = limiter
+        self._policy = policy
+        self._on_call = on_call
+
+    def _call(self, endpoint: str, fn: Callable[[], T]) -> T:
+        def attempt() -> T:
+            self._limiter.acquire()
+            return fn()
+
+        def record(status: str) -> None:
+            if self._on_call is not None:
+                self._on_call(endpoint, status)
+
+        return call_with_retries(attempt, classify_hubspot, self._policy, f"hubspot {endpoint}", record)
+
+    # -- reads -------------------------------------------------------------------------------------
+
+    def changed_since(
+        self, since: datetime | None, properties: Sequence[str]
+    ) -> Iterator[list[HubSpotContact]]:
+        """Pages of contacts modified at or after ``since``, oldest first.
+
+        HubSpot's search stops at 10,000 results, so after each 10,000 the query restarts from the
+        newest timestamp seen (callers dedupe by ID).
+        """
+        lower = since
+        while True:
+            seen = 0
+            after: str | None = None
+            newest: datetime | None = None
+            while True:
+                filters = []
+                if lower is not None:
+                    filters.append(
+                        Filter(
+                            property_name="lastmodifieddate", operator="GTE", value=str(to_epoch_ms(lower))
+                        )
+                    )
+                request = PublicObjectSearchRequest(
+                    filter_groups=[FilterGroup(filters=filters)] if filters else [],
+                    sorts=[{"propertyName": "lastmodifieddate", "direction": "ASCENDING"}],
+                    properties=list(properties),
+                    limit=SEARCH_PAGE,
+                    after=after,
+                )
+                page = self._call(
+                    "search",
+                    partial(
+                        self._client.crm.contacts.search_api.do_search,
+                        public_object_search_request=request,
+                        _request_timeout=REQUEST_TIMEOUT,
+                    ),
+                )
+                contacts = [_contact(obj) for obj in page.results or []]
+                if contacts:
+                    newest = contacts[-1].updated_at or newest
+                    yield contacts
+                seen += len(contacts)
+                nxt = page.paging.next.after if page.paging and page.paging.next else None
+                if not nxt or seen >= SEARCH_CAP:
+                    break
+                after = nxt
+            if seen < SEARCH_CAP or newest is None or newest == lower:
+                return
+            lower = newest
+
+    def read(self, ids: Sequence[str], properties: Sequence[str]) -> dict[str, HubSpotContact]:
+        """Contacts by HubSpot ID (missing or archived IDs are simply absent)."""
+        found: dict[str, HubSpotContact] = {}
+        for chunk in chunks(list(dict.fromkeys(ids)), BATCH_LIMIT):
+            body = BatchReadInputSimplePublicObjectId(
+                inputs=[SimplePublicObjectId(id=i) for i in chunk],
+                properties=list(properties),
+                properties_with_history=[],
+            )
+            result = self._call(
+                "batch/read",
+                partial(
+                    self._client.crm.contacts.batch_api.read,
+                    batch_read_input_simple_public_object_id=body,
+                    archived=False,
+                    _request_timeout=REQUEST_TIMEOUT,
+                ),
+            )
+            for obj in result.results or []:
+                contact = _contact(obj)
+                found[contact.id] = contact
+        return found
+
+    # -- writes ------------------------------------------------------------------------------------
+
+    def update(self, updates: dict[str, dict[str, Any]]) -> list[RecordError]:
+        """Update contacts by HubSpot ID, 100 per call. Returns per-record failures."""
+        errors: list[RecordError] = []
+        items = list(updates.items())
+        for chunk in chunks(items, BATCH_LIMIT):
+            body = BatchInputSimplePublicObjectBatchInput(
+                inputs=[
+                    SimplePublicObjectBatchInput(id=cid, properties=_strings(props)) for cid, props in chunk
+                ]
+            )
+            result = self._call(
+                "batch/update",
+                partial(
+                    self._client.crm.contacts.batch_api.update,
+                    batch_input_simple_public_object_batch_input=body,
+                    _request_timeout=REQUEST_TIMEOUT,
+                ),
+            )
+            errors.extend(_batch_errors(result))
+        return errors
+
+    def upsert(
+        self, id_property: str, rows: dict[str, dict[str, Any]]
+    ) -> tuple[dict[str, str], list[RecordError]]:
+        """Create-or-update contacts keyed by a unique property (the common ID), 100 per call.
+
+        Returns (unique value → HubSpot ID, per-record failures). A retried upsert never duplicates.
+        """
+        ids: dict[str, str] = {}
+        errors: list[RecordError] = []
+        for chunk in chunks(list(rows.items()), BATCH_LIMIT):
+            body = BatchInputSimplePublicObjectBatchInputUpsert(
+                inputs=[
+                    SimplePublicObjectBatchInputUpsert(
+                        id=key, id_property=id_property, properties=_strings(props)
+                    )
+                    for key, props in chunk
+                ]
+            )
+            result = self._call(
+                "batch/upsert",
+                partial(
+                    self._client.crm.contacts.batch_api.upsert,
+                    batch_input_simple_public_object_batch_input_upsert=body,
+                    _request_timeout=REQUEST_TIMEOUT,
+                ),
+            )
+            for obj in result.results or []:
+                value = (obj.properties or {}).get(id_property)
+                if value:
+                    ids[str(value)] = str(obj.id)
+            errors.extend(_batch_errors(result))
+        return ids, errors
+
+    # -- properties --------------------------------------------------------------------------------
+
+    def existing_properties(self) -> dict[str, dict[str, Any]]:
+        """Contact properties defined in the portal, by name."""
+        result = self._call(
+            "properties", lambda: self._client.crm.properties.core_api.get_all(object_type="contacts")
+        )
+        return {p.name: {"type": p.type, "unique": bool(p.has_unique_value)} for p in result.results or []}
+
+    def ensure_group(self, name: str, label: str) -> None:
+        """Create the property group if it does not exist."""
+        groups = self._call(
+            "properties/groups",
+            lambda: self._client.crm.properties.groups_api.get_all(object_type="contacts"),
+        )
+        if any(g.name == name for g in groups.results or []):
+            return
+        body = PropertyGroupCreate(name=name, label=label, display_order=-1)
+        self._call(
+            "properties/groups",
+            lambda: self._client.crm.properties.groups_api.create(
+                object_type="contacts", property_group_create=body
+            ),
+        )
+
+    def create_property(self, spec: PropertySpec, group: str) -> None:
+        """Create one contact property in ``group``."""
+        body = PropertyCreate(
+            name=spec.name,
+            label=spec.label,
+            type=spec.type,
+            field_type=spec.field_type,
+            group_name=group,
+            has_unique_value=spec.unique,
+        )
+        self._call(
+            "properties",
+            lambda: self._client.crm.properties.core_api.create(object_type="contacts", property_create=body),
+        )
+
+
+def _contact(obj: Any) -> HubSpotContact:
+    props = dict(obj.properties or {})
+    updated = getattr(obj, "updated_at", None) or parse_timestamp(props.get("lastmodifieddate"))
+    return HubSpotContact(id=str(obj.id), properties=props, updated_at=parse_timestamp(updated))
+
+
+def _strings(props: dict[str, Any]) -> dict[str, str]:
+    """HubSpot takes every property value as a string; None clears a property."""
+    out: dict[str, str] = {}
+    for key, value in props.items():
+        if value is None:
+            out[key] = ""
+        elif isinstance(value, bool):
+            out[key] = "true" if value else "false"
+        else:
+            out[key] = str(value)
+    return out
+
+
+def _batch_errors(result: Any) -> list[RecordError]:
+    """Per-input failures of a 207 multi-status batch response."""
+    errors: list[RecordError] = []
+    for err in getattr(result, "errors", None) or []:
+        context = getattr(err, "context", None) or {}
+        keys = [v for values in context.values() for v in (values or [])] or ["?"]
+        category = "validation" if getattr(err, "category", "") == "VALIDATION_ERROR" else "rejected"
+        for key in keys:
+            errors.append(
+                RecordError(key=str(key), code=str(err.category), message=str(err.message), category=category)
+            )
+    return errors

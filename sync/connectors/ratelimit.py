@@ -1,0 +1,107 @@
+"""API budgets shared by every worker process (through Redis when configured).
+
+HubSpot: a moving window of N calls per 10 seconds plus a daily cap. Salesforce: a share of the
+24-hour allocation, read from ``Sforce-Limit-Info`` after every call.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+from limits import RateLimitItemPerDay, RateLimitItemPerSecond, storage, strategies
+
+from sync.logs import get_logger
+
+log = get_logger(__name__)
+
+
+def make_storage(redis_url: str | None) -> storage.Storage:
+    """Redis storage when a broker URL is configured; process memory for the embedded mode."""
+    if redis_url:
+        found = storage.storage_from_string(redis_url)
+        assert isinstance(found, storage.Storage)
+        return found
+    return storage.MemoryStorage()
+
+
+@dataclass
+class WindowLimiter:
+    """Blocks callers until the shared window has room; counts how long they waited."""
+
+    store: storage.Storage
+    per_window: int
+    window_seconds: int
+    per_day: int
+    namespace: str
+    waits: int = 0
+    waited_seconds: float = 0.0
+    _strategy: strategies.MovingWindowRateLimiter | strategies.FixedWindowRateLimiter = field(init=False)
+
+    def __post_init__(self) -> None:
+        try:
+            self._strategy = strategies.MovingWindowRateLimiter(self.store)
+        except NotImplementedError:
+            self._strategy = strategies.FixedWindowRateLimiter(self.store)
+        self._window = RateLimitItemPerSecond(self.per_window, self.window_seconds, namespace=self.namespace)
+        self._day = RateLimitItemPerDay(self.per_day, namespace=self.namespace)
+
+    def acquire(self, timeout: float = 600.0) -> None:
+        """Take one call from the window and the day; sleep while either is exhausted."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if not self._strategy.test(self._day, "day"):
+                raise BudgetExhausted(f"{self.namespace}: daily call budget of {self.per_day} used up")
+            if self._strategy.hit(self._window, "window"):
+                self._strategy.hit(self._day, "day")
+                return
+            reset_at, _remaining = self._strategy.get_window_stats(self._window, "window")
+            delay = max(0.05, min(reset_at - time.time(), float(self.window_seconds)))
+            if time.monotonic() + delay > deadline:
+                raise BudgetExhausted(f"{self.namespace}: no room in the rate window within {timeout}s")
+            self.waits += 1
+            self.waited_seconds += delay
+            _record_wait(self.namespace, delay)
+            time.sleep(delay)
+
+
+class BudgetExhausted(Exception):
+    """The configured API budget is used up; the caller should try again later."""
+
+
+@dataclass
+class DailyAllocation:
+    """Tracks Salesforce's 24-hour API allocation and refuses calls past our configured share."""
+
+    share: float
+    used: int = 0
+    total: int | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def update(self, used: int, total: int) -> None:
+        with self._lock:
+            self.used, self.total = used, total
+
+    def check(self) -> None:
+        """Raise :class:`BudgetExhausted` once our share of the allocation is spent."""
+        with self._lock:
+            if self.total and self.used >= self.share * self.total:
+                raise BudgetExhausted(
+                    f"salesforce: {self.used}/{self.total} API calls used; our share is {self.share:.0%}"
+                )
+
+    @property
+    def remaining(self) -> int | None:
+        with self._lock:
+            return None if self.total is None else max(0, int(self.share * self.total) - self.used)
+
+
+def _record_wait(namespace: str, seconds: float) -> None:
+    try:
+        from sync import metrics
+
+        metrics.rate_limit_waits_total.labels(system=namespace).inc()
+        metrics.rate_limit_wait_seconds_total.labels(system=namespace).inc(seconds)
+    except (ImportError, AttributeError):
+        pass

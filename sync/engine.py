@@ -1,0 +1,540 @@
+"""The sync engine: for a batch of people, read both systems, decide, write in full batches, record.
+
+Each call is idempotent: it reads the fresh state of both systems and derives every write from it,
+so retries, duplicated events and out-of-order deliveries change nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from functools import partial
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from sync import metrics
+from sync.connectors.errors import ConnectorError, RecordError
+from sync.connectors.hubspot import HubSpotConnector
+from sync.connectors.salesforce import SalesforceConnector
+from sync.fieldsync import MA, SFA, FieldDecision, canonical, decide_fields, same, value_hash
+from sync.identity import IdentityMap, RecordRef, normalise_email
+from sync.logs import get_logger
+from sync.mapping import Mapping
+from sync.mapping.project import closed_loop_values, project
+from sync.people import PersonState, StateReader
+from sync.stages import compute_stage, decide_transition, entered_at
+from sync.store.db import Store
+from sync.store.models import FieldState, Person, SyncError, Transition
+from sync.timeutil import parse_timestamp, utcnow
+
+log = get_logger(__name__)
+
+# HubSpot's lifecycle stages in order; Closedloop only ever moves a contact forward along them.
+LIFECYCLE_ORDER = [
+    "subscriber",
+    "lead",
+    "marketingqualifiedlead",
+    "salesqualifiedlead",
+    "opportunity",
+    "customer",
+    "evangelist",
+]
+LIFECYCLE_FOR_STAGE = {
+    "lead": "lead",
+    "mql": "marketingqualifiedlead",
+    "sql": "salesqualifiedlead",
+    "opportunity": "opportunity",
+    "won": "customer",
+}
+CAMPAIGN_PROPERTY = "hs_analytics_source_data_1"
+SOURCE_PROPERTY = "hs_analytics_source"
+SCORE_PROPERTY = "hubspotscore"
+
+TransitionHook = Callable[[Session, str, str, datetime], None]
+
+
+@dataclass
+class SyncResult:
+    """What one engine call did, for logs, metrics and tests."""
+
+    people: int = 0
+    transitions: int = 0
+    ma_writes: int = 0
+    sfa_writes: int = 0
+    leads_created: int = 0
+    ma_created: int = 0
+    errors: int = 0
+    error_keys: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Plan:
+    """Writes collected for the whole batch, sent afterwards in full batches."""
+
+    ma_updates: dict[str, dict[str, Any]] = field(default_factory=dict)  # hubspot id -> props
+    ma_creates: dict[str, dict[str, Any]] = field(default_factory=dict)  # common id -> props
+    sfa_upserts: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # object -> cid -> fields
+    sfa_updates: dict[str, dict[str, dict[str, Any]]] = field(
+        default_factory=dict
+    )  # object -> record id -> fields
+    owners: dict[tuple[str, str], str] = field(default_factory=dict)  # (kind, key) -> common id
+    settled: dict[str, dict[tuple[str, str], Any]] = field(default_factory=dict)  # cid -> values after writes
+
+
+class Engine:
+    """Decides and performs the sync of batches of people."""
+
+    def __init__(
+        self,
+        store: Store,
+        mapping: Mapping,
+        hubspot: HubSpotConnector,
+        salesforce: SalesforceConnector,
+        on_transition: TransitionHook | None = None,
+        create_missing_in_ma: bool = True,
+    ) -> None:
+        self.store = store
+        self.mapping = mapping
+        self.hubspot = hubspot
+        self.salesforce = salesforce
+        self.reader = StateReader(mapping, hubspot, salesforce)
+        self.on_transition = on_transition
+        self.create_missing_in_ma = create_missing_in_ma
+        path = mapping.success_path()
+        self._handover_index = path.index(mapping.handover.at) if mapping.handover.at in path else 0
+        self._path = path
+
+    # -- entry point -------------------------------------------------------------------------------
+
+    def sync_people(self, common_ids: Sequence[str], cause: str = "poll") -> SyncResult:
+        """Sync these people end to end. Permanent per-record failures are recorded, not raised."""
+        result = SyncResult()
+        ids = sorted(set(common_ids))
+        if not ids:
+            return result
+        with self.store.session() as session:
+            people = self._lock_people(session, ids)
+            ids = [cid for cid in ids if cid in people]
+            identity = IdentityMap(session)
+            links = identity.links(ids)
+            states = self.reader.read(ids, links)
+            plan = _Plan()
+            remembered = self._remembered(session, ids)
+            for cid in ids:
+                state = states[cid]
+                person = people[cid]
+                result.transitions += self._apply_stage(session, person, state, cause)
+                self._plan_person(person, state, remembered.get(cid, {}), plan)
+            self._send(session, plan, identity, result)
+            self._remember(session, plan, remembered)
+            result.people = len(ids)
+        metrics.sync_records_total.labels(direction="sfa_to_ma").inc(result.ma_writes)
+        metrics.sync_records_total.labels(direction="ma_to_sfa").inc(result.sfa_writes)
+        log.info("synced", cause=cause, **{k: v for k, v in result.__dict__.items() if k != "error_keys"})
+        return result
+
+    # -- stages ------------------------------------------------------------------------------------
+
+    def _apply_stage(self, session: Session, person: Person, state: PersonState, cause: str) -> int:
+        view = state.view()
+        self._refresh_attributes(person, state)
+        computed = compute_stage(self.mapping, view)
+        entering = decide_transition(self.mapping, person.stage, computed)
+        if not entering:
+            return 0
+        previous_time = person.stage_entered_at
+        added = 0
+        for stage_id in entering:
+            when = self._entry_time(stage_id, state) or utcnow()
+            if previous_time is not None and when < previous_time:
+                when = previous_time  # a date-only source field must not put a stage before its predecessor
+            if self._record_transition(session, person, state, stage_id, when, cause):
+                added += 1
+                metrics.transitions_total.labels(to_stage=stage_id).inc()
+                if self.on_transition is not None:
+                    self.on_transition(session, person.common_id, stage_id, when)
+            if stage_id == self.mapping.handover.at and person.score_at_mql is None:
+                person.score_at_mql = _decimal((state.ma or {}).get(SCORE_PROPERTY))
+            person.stage = stage_id
+            person.stage_entered_at = when
+            previous_time = when
+        person.updated_at = utcnow()
+        return added
+
+    def _entry_time(self, stage_id: str, state: PersonState) -> datetime | None:
+        view = state.view()
+        explicit = entered_at(self.mapping, stage_id, view)
+        if explicit is not None:
+            return explicit
+        stage = self.mapping.stage(stage_id)
+        if stage.sfa is not None:
+            record = {"Lead": state.lead, "Contact": state.contact, "Opportunity": state.opportunity}.get(
+                stage.sfa.object
+            )
+            if record is not None:
+                return parse_timestamp(record.get("LastModifiedDate"))
+        if stage.ma is not None:
+            return state.ma_updated_at
+        return None
+
+    def _record_transition(
+        self, session: Session, person: Person, state: PersonState, stage_id: str, when: datetime, cause: str
+    ) -> bool:
+        exists = session.execute(
+            select(Transition.id).where(
+                Transition.common_id == person.common_id,
+                Transition.to_stage == stage_id,
+                Transition.occurred_at == when,
+            )
+        ).first()
+        if exists:
+            return False
+        opp = state.opportunity or {}
+        stage = self.mapping.stage(stage_id)
+        source_system, source_record = "hubspot", state.hubspot_id
+        if stage.sfa is not None:
+            rec = {"Lead": state.lead, "Contact": state.contact, "Opportunity": state.opportunity}.get(
+                stage.sfa.object
+            )
+            source_system, source_record = "salesforce", (rec or {}).get("Id")
+        reason = None
+        if stage.detour:
+            reason = opp.get("Loss_Reason__c") if stage.sfa and stage.sfa.object == "Opportunity" else None
+            if reason is None and state.lead is not None and stage.sfa and stage.sfa.object == "Lead":
+                reason = state.lead.get("Status")
+        session.add(
+            Transition(
+                common_id=person.common_id,
+                from_stage=person.stage,
+                to_stage=stage_id,
+                occurred_at=when,
+                recorded_at=utcnow(),
+                source_system=source_system,
+                source_record=source_record,
+                cause=cause,
+                campaign=person.campaign,
+                source=person.source,
+                owner=person.owner,
+                reason=reason,
+                amount=_decimal(opp.get("Amount"))
+                if stage.sfa and stage.sfa.object == "Opportunity"
+                else None,
+                score=_decimal((state.ma or {}).get(SCORE_PROPERTY)),
+            )
+        )
+        return True
+
+    def _refresh_attributes(self, person: Person, state: PersonState) -> None:
+        ma = state.ma or {}
+        if ma.get(CAMPAIGN_PROPERTY):
+            person.campaign = str(ma[CAMPAIGN_PROPERTY])
+        if ma.get(SOURCE_PROPERTY):
+            person.source = str(ma[SOURCE_PROPERTY])
+        owner = (state.opportunity or state.contact or state.lead or {}).get("OwnerId")
+        if owner:
+            person.owner = str(owner)
+        email = normalise_email(ma.get("email") or (state.contact or state.lead or {}).get("Email"))
+        if email:
+            person.email = email
+
+    # -- field writes ------------------------------------------------------------------------------
+
+    def _plan_person(
+        self, person: Person, state: PersonState, remembered: dict[tuple[str, str], str], plan: _Plan
+    ) -> None:
+        cid = person.common_id
+        ext = self.mapping.identity.sfa_field
+        ma_prop = self.mapping.identity.ma_property
+        target = state.sfa_target()
+        ma_writes: dict[str, Any] = {}
+        settled: dict[tuple[str, str], Any] = {}
+
+        if target is None and state.ma is not None and self._past_handover(person.stage):
+            if state.lead is None:  # handover: create the Lead, keyed by the common ID (never duplicated)
+                create_as = self.mapping.handover.create_as
+                fields = project(self.mapping, "ma", state.ma, sfa_object=create_as)
+                fields[ext] = cid
+                plan.sfa_upserts.setdefault(create_as, {})[cid] = fields
+                plan.owners[("sfa_create", cid)] = cid
+                for fm in self.mapping.fields:
+                    if fm.sfa in fields:
+                        settled[(SFA, fm.sfa)] = fields[fm.sfa]
+                        settled[(MA, fm.ma)] = state.ma.get(fm.ma)
+        elif target is not None:
+            obj, record = target
+            if state.ma is not None:
+                decision = self._decide(obj, state, record, remembered)
+                settled.update(decision.settled)
+                ma_writes.update(decision.ma_writes)
+                sfa_writes = dict(decision.sfa_writes)
+            else:
+                sfa_writes = {}
+            if record.get(ext) != cid:
+                sfa_writes[ext] = cid
+            if sfa_writes:
+                plan.sfa_updates.setdefault(obj, {})[record["Id"]] = sfa_writes
+                plan.owners[("sfa", record["Id"])] = cid
+
+        if state.ma is not None:
+            ma_writes.update(self._closed_loop_writes(person, state))
+            if state.ma.get(ma_prop) != cid:
+                ma_writes[ma_prop] = cid
+            if ma_writes and state.hubspot_id:
+                plan.ma_updates[state.hubspot_id] = ma_writes
+                plan.owners[("ma", state.hubspot_id)] = cid
+        elif self.create_missing_in_ma and target is not None:
+            obj, record = target
+            email = normalise_email(record.get("Email"))
+            if email:
+                props = project(self.mapping, "sfa", record, sfa_object=obj)
+                props[ma_prop] = cid
+                props["email"] = email
+                props.update(self._closed_loop_writes(person, state))
+                plan.ma_creates[cid] = props
+                plan.owners[("ma_create", cid)] = cid
+        plan.settled[cid] = settled
+
+    def _decide(
+        self, obj: str, state: PersonState, record: dict[str, Any], remembered: dict[tuple[str, str], str]
+    ) -> FieldDecision:
+        assert state.ma is not None
+        forward = project(self.mapping, "ma", state.ma, sfa_object=obj)
+        backward = project(self.mapping, "sfa", record, sfa_object=obj)
+        return decide_fields(
+            self.mapping.fields,
+            obj,
+            state.ma,
+            record,
+            forward,
+            backward,
+            remembered,
+            state.ma_updated_at,
+            parse_timestamp(record.get("LastModifiedDate")),
+        )
+
+    def _closed_loop_writes(self, person: Person, state: PersonState) -> dict[str, Any]:
+        ma = state.ma or {}
+        writes: dict[str, Any] = {}
+        if state.lead is None and state.contact is None:
+            values: dict[str, Any] = {}
+        else:
+            values = closed_loop_values(self.mapping, state.view(), person.stage)
+        for prop, value in values.items():
+            if not same(value, ma.get(prop)):
+                writes[prop] = value
+        lifecycle = LIFECYCLE_FOR_STAGE.get(person.stage or "")
+        current = str(ma.get("lifecyclestage") or "")
+        if (
+            lifecycle
+            and state.ma is not None
+            and (current == "" or current in LIFECYCLE_ORDER)
+            and LIFECYCLE_ORDER.index(lifecycle) > (LIFECYCLE_ORDER.index(current) if current else -1)
+        ):
+            writes["lifecyclestage"] = lifecycle
+        return writes
+
+    def _past_handover(self, stage: str | None) -> bool:
+        if stage is None:
+            return False
+        if stage in self._path:
+            return self._path.index(stage) >= self._handover_index
+        return False
+
+    # -- sending -----------------------------------------------------------------------------------
+
+    def _send(self, session: Session, plan: _Plan, identity: IdentityMap, result: SyncResult) -> None:
+        ext = self.mapping.identity.sfa_field
+        errors: list[tuple[str, str, RecordError, str]] = []  # (system, object, error, common id)
+        for obj, rows in plan.sfa_upserts.items():
+            ids, errs = self._guard(
+                session,
+                SFA,
+                obj,
+                "upsert",
+                list(rows),
+                result,
+                partial(self.salesforce.upsert, obj, ext, list(rows.values())),
+            )
+            for cid, record_id in (ids or {}).items():
+                identity.link(cid, RecordRef(SFA, obj, record_id))
+            result.leads_created += len(ids or {})
+            result.sfa_writes += len(ids or {})
+            errors += [(SFA, obj, e, e.key) for e in errs or []]
+        for obj, updates in plan.sfa_updates.items():
+            records = [{"Id": rid, **fields} for rid, fields in updates.items()]
+            errs = self._guard(
+                session,
+                SFA,
+                obj,
+                "update",
+                [plan.owners[("sfa", r)] for r in updates],
+                result,
+                partial(self.salesforce.update, obj, records),
+            )
+            failed = {e.key for e in errs or []}
+            result.sfa_writes += len(updates) - len(failed) if errs is not None else 0
+            errors += [(SFA, obj, e, plan.owners.get(("sfa", e.key), "")) for e in errs or []]
+        if plan.ma_updates:
+            errs = self._guard(
+                session,
+                MA,
+                "contact",
+                "update",
+                [plan.owners[("ma", h)] for h in plan.ma_updates],
+                result,
+                lambda: self.hubspot.update(plan.ma_updates),
+            )
+            result.ma_writes += len(plan.ma_updates) - len(errs or []) if errs is not None else 0
+            errors += [(MA, "contact", e, plan.owners.get(("ma", e.key), "")) for e in errs or []]
+        if plan.ma_creates:
+            ma_prop = self.mapping.identity.ma_property
+            created, errs = self._guard(
+                session,
+                MA,
+                "contact",
+                "upsert",
+                list(plan.ma_creates),
+                result,
+                lambda: self.hubspot.upsert(ma_prop, plan.ma_creates),
+            )
+            for cid, hid in (created or {}).items():
+                identity.link(cid, RecordRef(MA, "contact", hid))
+            result.ma_created += len(created or {})
+            errors += [(MA, "contact", e, e.key) for e in errs or []]
+        for system, obj, err, cid in errors:
+            self._record_error(
+                session, system, obj, "write", err.code, err.message, err.category, cid, err.key
+            )
+            result.errors += 1
+            result.error_keys.append(cid)
+            plan.settled.pop(cid, None)  # not written: do not remember it as synced
+
+    def _guard(
+        self,
+        session: Session,
+        system: str,
+        obj: str,
+        operation: str,
+        owners: list[str],
+        result: SyncResult,
+        call: Callable[[], Any],
+    ) -> Any:
+        """Run one batch call; on a failure that survived retries, record it for every person in it."""
+        try:
+            return call()
+        except ConnectorError as exc:
+            for cid in owners:
+                self._record_error(
+                    session, system, obj, operation, exc.code, exc.message, exc.category, cid, None
+                )
+                result.errors += 1
+                result.error_keys.append(cid)
+            log.error("batch_failed", system=system, object=obj, operation=operation, error=exc.message[:300])
+            return (None, None) if operation in ("upsert",) else None
+
+    def _record_error(
+        self,
+        session: Session,
+        system: str,
+        obj: str,
+        operation: str,
+        code: str | None,
+        message: str,
+        category: str,
+        common_id: str,
+        record_id: str | None,
+    ) -> None:
+        now = utcnow()
+        existing = session.execute(
+            select(SyncError).where(
+                SyncError.common_id == common_id,
+                SyncError.system == system,
+                SyncError.operation == operation,
+                SyncError.status == "open",
+            )
+        ).scalar_one_or_none()
+        if existing is not None:
+            existing.attempts += 1
+            existing.last_attempt_at = now
+            existing.message = message
+            existing.code = code
+            existing.category = category
+        else:
+            session.add(
+                SyncError(
+                    common_id=common_id or None,
+                    system=system,
+                    object_type=obj,
+                    record_id=record_id,
+                    operation=operation,
+                    category=category,
+                    code=code,
+                    message=message,
+                    payload={},
+                    status="open",
+                    attempts=1,
+                    created_at=now,
+                    last_attempt_at=now,
+                )
+            )
+        metrics.errors_total.labels(category=category).inc()
+
+    # -- store helpers -----------------------------------------------------------------------------
+
+    def _lock_people(self, session: Session, ids: list[str]) -> dict[str, Person]:
+        """Load and lock the people (PostgreSQL row locks, in ID order so workers never deadlock)."""
+        query = select(Person).where(Person.common_id.in_(ids)).order_by(Person.common_id)
+        if session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update()
+        return {p.common_id: p for p in session.execute(query).scalars()}
+
+    def _remembered(self, session: Session, ids: list[str]) -> dict[str, dict[tuple[str, str], str]]:
+        out: dict[str, dict[tuple[str, str], str]] = {}
+        rows = session.execute(
+            select(FieldState.common_id, FieldState.system, FieldState.field, FieldState.value_hash).where(
+                FieldState.common_id.in_(ids)
+            )
+        )
+        for cid, system, name, digest in rows:
+            out.setdefault(cid, {})[(system, name)] = digest
+        return out
+
+    def _remember(
+        self, session: Session, plan: _Plan, remembered: dict[str, dict[tuple[str, str], str]]
+    ) -> None:
+        now = utcnow()
+        for cid, values in plan.settled.items():
+            known = remembered.get(cid, {})
+            for (system, name), value in values.items():
+                digest = value_hash(value)
+                if known.get((system, name)) == digest:
+                    continue
+                row = session.get(FieldState, (cid, system, name))
+                if row is None:
+                    session.add(
+                        FieldState(
+                            common_id=cid,
+                            system=system,
+                            field=name,
+                            value_hash=digest,
+                            written_by_us=True,
+                            updated_at=now,
+                        )
+                    )
+                else:
+                    row.value_hash = digest
+                    row.updated_at = now
+
+
+def _decimal(value: Any) -> Decimal | None:
+    text = canonical(value)
+    if not text:
+        return None
+    try:
+        return Decimal(text)
+    except InvalidOperation:
+        return None

@@ -1,0 +1,55 @@
+"""Structured logging (structlog): JSON by default, console for humans; secrets redacted."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+
+_SECRET_KEYS = re.compile(r"(token|secret|password|session_id|authorization|api_key|private_key)", re.I)
+_BEARER = re.compile(r"(Bearer\s+)[A-Za-z0-9._!\-]+", re.I)
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@\s]+@")
+
+
+def redact_text(text: str) -> str:
+    """Mask bearer tokens and URL passwords inside free text."""
+    return _URL_PASSWORD.sub(r"\1***@", _BEARER.sub(r"\1***", text))
+
+
+def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    for key, value in list(event.items()):
+        if _SECRET_KEYS.search(key) and value:
+            event[key] = "***"
+        elif isinstance(value, str):
+            event[key] = redact_text(value)
+    return event
+
+
+def configure_logging(fmt: str = "json", level: str = "INFO") -> None:
+    """Configure structlog and the stdlib root logger once per process."""
+    renderer: Any = (
+        structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    logging.basicConfig(stream=sys.stderr, level=level.upper(), format="%(message)s", force=True)
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _redact,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+
+
+def get_logger(name: str) -> Any:
+    """A bound structlog logger carrying ``logger=name``."""
+    return structlog.get_logger(logger=name)

@@ -1,0 +1,180 @@
+"""Operations shared by Celery tasks and the CLI, on the process-wide runtime."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+
+from sync.config import Settings, load_settings
+from sync.connectors.errors import ConnectorError
+from sync.logs import get_logger
+from sync.runtime import Runtime
+from sync.sla_hooks import ConnectorFeedback, SlaHooks
+from sync.store.models import InboxEvent, SyncError
+from sync.timeutil import utcnow
+
+log = get_logger(__name__)
+_runtime: Runtime | None = None
+_runtime_lock = threading.Lock()
+
+
+def configure(runtime: Runtime | None) -> None:
+    """Install (or clear) the runtime this process uses; the embedded mode and tests call it."""
+    global _runtime
+    with _runtime_lock:
+        _runtime = runtime
+
+
+def runtime() -> Runtime:
+    """The process-wide runtime, built from settings on first use."""
+    global _runtime
+    with _runtime_lock:
+        if _runtime is None:
+            _runtime = Runtime.from_settings(load_settings())
+        return _runtime
+
+
+def _settings() -> Settings:
+    return runtime().settings
+
+
+def poll(system: str) -> list[list[str]]:
+    """One polling cycle; returns the changed people in batches of the configured size."""
+    from workers.locks import exclusive
+
+    rt = runtime()
+    with exclusive(f"poll:{system}", rt.settings.redis_url) as held:
+        if not held:
+            log.info("poll_skipped_already_running", system=system)
+            return []
+        try:
+            if system == "hubspot":
+                ids = rt.poller.poll_hubspot()
+            elif system == "salesforce":
+                ids = rt.poller.poll_salesforce()
+            else:
+                raise ValueError(f"unknown system {system!r}")
+        except ConnectorError as exc:
+            log.error("poll_failed", system=system, error=exc.message[:300], category=exc.category)
+            return []
+    size = rt.settings.batch_size
+    return [ids[i : i + size] for i in range(0, len(ids), size)]
+
+
+def sync_people(common_ids: list[str], cause: str = "poll") -> dict[str, Any]:
+    """Sync a batch; a failure that survived retries is recorded per person for later replay."""
+    rt = runtime()
+    try:
+        result = rt.engine.sync_people(common_ids, cause=cause)
+    except ConnectorError as exc:
+        _record_batch_failure(common_ids, exc)
+        return {"people": 0, "errors": len(common_ids)}
+    _resolve_errors([c for c in common_ids if c not in set(result.error_keys)])
+    return {k: v for k, v in result.__dict__.items() if k != "error_keys"}
+
+
+def _record_batch_failure(common_ids: list[str], exc: ConnectorError) -> None:
+    rt = runtime()
+    now = utcnow()
+    with rt.store.session() as session:
+        for cid in common_ids:
+            existing = session.execute(
+                select(SyncError).where(
+                    SyncError.common_id == cid, SyncError.operation == "sync", SyncError.status == "open"
+                )
+            ).scalar_one_or_none()
+            if existing is not None:
+                existing.attempts += 1
+                existing.last_attempt_at = now
+                existing.message = exc.message
+                continue
+            session.add(
+                SyncError(
+                    common_id=cid,
+                    system=exc.system,
+                    object_type=None,
+                    record_id=None,
+                    operation="sync",
+                    category="transient" if exc.transient else exc.category,
+                    code=exc.code,
+                    message=exc.message,
+                    payload={},
+                    status="open",
+                    attempts=1,
+                    created_at=now,
+                    last_attempt_at=now,
+                )
+            )
+    log.error("sync_batch_failed", people=len(common_ids), error=exc.message[:300])
+
+
+def _resolve_errors(common_ids: list[str]) -> None:
+    """People synced cleanly: their open errors are resolved."""
+    if not common_ids:
+        return
+    with runtime().store.session() as session:
+        session.execute(
+            update(SyncError)
+            .where(SyncError.common_id.in_(common_ids), SyncError.status == "open")
+            .values(status="resolved", last_attempt_at=utcnow())
+        )
+
+
+def process_inbox(event_ids: list[int]) -> dict[str, Any]:
+    """Process stored webhook events."""
+    try:
+        result = runtime().inbox.process(event_ids)
+    except ConnectorError as exc:
+        log.error("inbox_processing_failed", events=len(event_ids), error=exc.message[:300])
+        return {"people": 0, "errors": len(event_ids)}
+    return {k: v for k, v in result.__dict__.items() if k != "error_keys"}
+
+
+def sweep_inbox(min_age_seconds: float = 5.0) -> int:
+    """Process pending events older than ``min_age_seconds`` (their enqueue may have been lost)."""
+    rt = runtime()
+    cutoff = utcnow() - timedelta(seconds=min_age_seconds)
+    with rt.store.session() as session:
+        ids = [
+            r[0]
+            for r in session.execute(
+                select(InboxEvent.id)
+                .where(InboxEvent.status == "pending", InboxEvent.received_at <= cutoff)
+                .order_by(InboxEvent.id)
+                .limit(2000)
+            )
+        ]
+    if ids:
+        process_inbox(ids)
+    return len(ids)
+
+
+def detect_sla_breaches() -> int:
+    """Mark overdue SLA timers breached and apply their feedback."""
+    rt = runtime()
+    mapping, _ = rt.mappings.get()
+    hooks = SlaHooks(mapping)
+    with rt.store.session() as session:
+        breaches = hooks.detect(session, utcnow(), ConnectorFeedback(session, rt.hubspot, rt.salesforce))
+    return len(breaches)
+
+
+def retry_failed(category: str | None = "transient", error_id: int | None = None, limit: int = 1000) -> int:
+    """Sync again the people with open errors (all transient ones by default); returns people retried."""
+    rt = runtime()
+    with rt.store.session() as session:
+        query = select(SyncError.common_id).where(
+            SyncError.status == "open", SyncError.common_id.is_not(None)
+        )
+        if error_id is not None:
+            query = query.where(SyncError.id == error_id)
+        elif category is not None:
+            query = query.where(SyncError.category == category)
+        ids = [str(c) for c in dict.fromkeys(r[0] for r in session.execute(query.limit(limit))) if c]
+    size = rt.settings.batch_size
+    for start in range(0, len(ids), size):
+        sync_people(ids[start : start + size], cause="replay")
+    return len(ids)

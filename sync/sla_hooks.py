@@ -1,0 +1,124 @@
+"""Adapts the mapping's SLAs to the SLA timer engine, and delivers breach feedback to both tools."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from sync.connectors.hubspot import HubSpotConnector
+from sync.connectors.salesforce import SalesforceConnector
+from sync.funnel import sla
+from sync.funnel.business_time import Calendar
+from sync.mapping import Mapping
+from sync.mapping.model import Calendar as CalendarSpec
+from sync.store.models import Person, RecordLink
+
+BREACH_PROPERTY = "closedloop_sla_breach"
+
+
+def sla_rules(mapping: Mapping) -> list[sla.SlaRule]:
+    """The mapping's SLAs as timer rules."""
+    rules = []
+    for entry in mapping.slas:
+        within = entry.within
+        hours = None if within.business else within.as_timedelta().total_seconds() / 3600
+        days = within.amount if within.business else None
+        rules.append(
+            sla.SlaRule(
+                id=entry.id,
+                from_stage=entry.from_,
+                to_stage=entry.to,
+                hours=hours,
+                business_days=days,
+                on_breach=tuple(entry.on_breach),
+            )
+        )
+    return rules
+
+
+def sla_calendar(mapping: Mapping) -> Calendar:
+    """The business calendar SLAs count on (no country = weekends only)."""
+    spec: CalendarSpec | None = mapping.calendar
+    if spec is None:
+        return Calendar.of(country=None)
+    weekdays = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+    weekend = frozenset(i for i, d in enumerate(weekdays) if d not in spec.workdays)
+    return Calendar(country=spec.country, subdivision=spec.subdivision, tz=spec.timezone, weekend=weekend)
+
+
+class SlaHooks:
+    """Called by the engine on every recorded transition."""
+
+    def __init__(self, mapping: Mapping) -> None:
+        self.rules = sla_rules(mapping)
+        self.calendar = sla_calendar(mapping)
+        self.success_path = mapping.success_path()
+        self.detours = mapping.detours()
+
+    def on_transition(self, session: Session, common_id: str, to_stage: str, occurred_at: datetime) -> None:
+        if self.rules:
+            sla.on_transition(
+                session,
+                common_id,
+                to_stage,
+                occurred_at,
+                self.rules,
+                self.calendar,
+                self.success_path,
+                self.detours,
+            )
+
+    def detect(
+        self, session: Session, now: datetime, feedback: sla.BreachFeedback | None
+    ) -> list[sla.Breach]:
+        """Mark and act on every overdue timer."""
+        return sla.detect_breaches(session, now, self.rules, feedback)
+
+
+class ConnectorFeedback:
+    """Breach feedback through the connectors: a Salesforce Task for the owner, a HubSpot property."""
+
+    def __init__(self, session: Session, hubspot: HubSpotConnector, salesforce: SalesforceConnector) -> None:
+        self.session = session
+        self.hubspot = hubspot
+        self.salesforce = salesforce
+
+    def _record(self, common_id: str, system: str, objects: tuple[str, ...]) -> str | None:
+        row = self.session.execute(
+            select(RecordLink.record_id)
+            .where(
+                RecordLink.common_id == common_id,
+                RecordLink.system == system,
+                RecordLink.object_type.in_(objects),
+            )
+            .order_by(RecordLink.id.desc())
+        ).first()
+        return row[0] if row else None
+
+    def create_sfa_task(self, common_id: str, sla_id: str, due_at: datetime) -> None:
+        who = self._record(common_id, "salesforce", ("Contact", "Lead"))
+        if who is None:
+            raise LookupError(f"{common_id} has no Salesforce record for an SLA task")
+        person = self.session.get(Person, common_id)
+        task = {
+            "WhoId": who,
+            "Subject": f"SLA breached: {sla_id}",
+            "Status": "Not Started",
+            "ActivityDate": due_at.date().isoformat(),
+            "Description": f"Closedloop: SLA '{sla_id}' was due {due_at.isoformat()} and was not met.",
+        }
+        if person is not None and person.owner:
+            task["OwnerId"] = person.owner
+        _ids, errors = self.salesforce.create("Task", [task])
+        if errors:
+            raise RuntimeError(errors[0].message)
+
+    def set_ma_property(self, common_id: str, sla_id: str, breached_at: datetime) -> None:
+        contact = self._record(common_id, "hubspot", ("contact",))
+        if contact is None:
+            raise LookupError(f"{common_id} has no HubSpot contact for the SLA flag")
+        errors = self.hubspot.update({contact: {BREACH_PROPERTY: f"{sla_id} {breached_at.isoformat()}"}})
+        if errors:
+            raise RuntimeError(errors[0].message)

@@ -1,0 +1,43 @@
+"""The Celery app: Redis broker when ``CLOSEDLOOP_REDIS_URL`` is set, an in-process broker otherwise."""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from sync.config import Settings
+
+
+def beat_schedule(poll_interval: float) -> dict[str, dict[str, object]]:
+    """Polling of both systems (the safety net), inbox sweep, SLA detection and error replay."""
+    return {
+        "poll-hubspot": {"task": "closedloop.poll", "schedule": poll_interval, "args": ("hubspot",)},
+        "poll-salesforce": {"task": "closedloop.poll", "schedule": poll_interval, "args": ("salesforce",)},
+        "sweep-inbox": {"task": "closedloop.sweep_inbox", "schedule": 15.0},
+        "detect-sla-breaches": {"task": "closedloop.detect_sla_breaches", "schedule": 60.0},
+        "retry-failed": {"task": "closedloop.retry_failed", "schedule": 60.0},
+    }
+
+
+def create_app(settings: Settings | None = None) -> Celery:
+    """A configured Celery app; tasks are registered by importing ``workers.tasks``."""
+    settings = settings or Settings()
+    broker = settings.redis_url or "memory://"
+    app = Celery("closedloop", broker=broker, include=["workers.tasks"])
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,
+        result_backend=None,
+        task_acks_late=True,  # a task lost with its worker is delivered again
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={"visibility_timeout": 600},
+        worker_hijack_root_logger=False,
+        beat_schedule=beat_schedule(settings.poll_interval),
+        timezone="UTC",
+    )
+    return app
+
+
+app = create_app()

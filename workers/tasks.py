@@ -1,0 +1,47 @@
+"""Thin Celery tasks: they take IDs and call the engine. Retries are decided in sync.connectors.errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sync import operations
+from workers.celery_app import app
+
+
+@app.task(name="closedloop.poll", acks_late=True)
+def poll(system: str) -> int:
+    """One polling cycle of ``system``; enqueues the changed people in full batches."""
+    batches = operations.poll(system)
+    for batch in batches:
+        sync_people.delay(batch)
+    return sum(len(b) for b in batches)
+
+
+@app.task(name="closedloop.sync_people", acks_late=True)
+def sync_people(common_ids: list[str], cause: str = "poll") -> dict[str, Any]:
+    """Sync these people end to end."""
+    return operations.sync_people(common_ids, cause)
+
+
+@app.task(name="closedloop.process_inbox", acks_late=True)
+def process_inbox(event_ids: list[int]) -> dict[str, Any]:
+    """Process stored webhook events."""
+    return operations.process_inbox(event_ids)
+
+
+@app.task(name="closedloop.sweep_inbox", acks_late=True)
+def sweep_inbox() -> int:
+    """Pick up events whose enqueue was lost."""
+    return operations.sweep_inbox()
+
+
+@app.task(name="closedloop.detect_sla_breaches", acks_late=True)
+def detect_sla_breaches() -> int:
+    """Mark overdue SLA timers breached and apply feedback."""
+    return operations.detect_sla_breaches()
+
+
+@app.task(name="closedloop.retry_failed", acks_late=True)
+def retry_failed() -> int:
+    """Replay people whose last sync failed transiently."""
+    return operations.retry_failed()
