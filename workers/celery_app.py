@@ -41,3 +41,10 @@ def create_app(settings: Settings | None = None) -> Celery:
 
 
 app = create_app()
+
+
+def configure(settings: Settings) -> Celery:
+    """Point the shared app at the broker and schedule of ``settings`` (before any task is sent)."""
+    app.conf.broker_url = settings.redis_url or "memory://"
+    app.conf.beat_schedule = beat_schedule(settings.poll_interval)
+    return app

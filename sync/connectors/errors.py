@@ -114,10 +114,21 @@ def category_for_sf_code(code: str | None) -> str:
     return CATEGORY_BY_SF_CODE.get(code, "transient" if code in RETRIABLE_SF_CODES else "rejected")
 
 
+def _budget(system: str, exc: BaseException) -> ConnectorError | None:
+    from sync.connectors.ratelimit import BudgetExhausted
+
+    if isinstance(exc, BudgetExhausted):
+        return TransientError(system, str(exc), category="budget")
+    return None
+
+
 def classify_salesforce(exc: BaseException) -> ConnectorError:
     """Turn a simple-salesforce / requests exception into a classified error."""
     if isinstance(exc, ConnectorError):
         return exc
+    budget = _budget("salesforce", exc)
+    if budget is not None:
+        return budget
     if isinstance(exc, requests.exceptions.Timeout | requests.exceptions.ConnectionError):
         return TransientError("salesforce", f"network error: {type(exc).__name__}", category="network")
     if isinstance(exc, sf_exc.SalesforceError):
@@ -152,6 +163,9 @@ def classify_hubspot(exc: BaseException) -> ConnectorError:
     """Turn a hubspot-api-client / urllib3 exception into a classified error."""
     if isinstance(exc, ConnectorError):
         return exc
+    budget = _budget("hubspot", exc)
+    if budget is not None:
+        return budget
     if isinstance(exc, urllib3.exceptions.HTTPError | TimeoutError | ConnectionError | OSError):
         return TransientError("hubspot", f"network error: {type(exc).__name__}", category="network")
     status = getattr(exc, "status", None)
@@ -211,7 +225,8 @@ def call_with_retries(
             error = classify(exc)
             if on_result is not None:
                 on_result(str(error.status or error.category))
-            if not error.transient or attempt >= policy.max_attempts:
+            # An exhausted budget will not recover within seconds: record it and replay later.
+            if not error.transient or error.category == "budget" or attempt >= policy.max_attempts:
                 raise error from exc
             delay = policy.wait_for(attempt, error)
             log.warning(

@@ -1,0 +1,8 @@
+"""The ``closedloop`` command line (Typer). Subcommands live in one module per area."""
+
+from __future__ import annotations
+
+from sync.cli.app import app
+from sync.cli import config_cmd, funnel_cmd, health_cmd, mappings_cmd, sandbox_cmd, service_cmd  # noqa: F401
+
+__all__ = ["app"]

@@ -1,0 +1,33 @@
+"""``closedloop config check`` and ``closedloop db upgrade``."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+from sync.cli.app import config_app, db_app
+from sync.config import check_settings, load_settings, mask_url
+
+
+@config_app.command("check")
+def config_check() -> None:
+    """Validate every setting, report all problems at once, print the effective settings (secrets masked)."""
+    settings, problems = check_settings()
+    if settings is not None:
+        typer.echo(json.dumps(settings.masked(), indent=2, default=str))
+    if problems:
+        for problem in problems:
+            typer.echo(f"error: {problem}", err=True)
+        raise typer.Exit(1)
+    typer.echo("settings OK", err=True)
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = typer.Argument("head", help="Alembic revision to upgrade to")) -> None:
+    """Apply database migrations."""
+    from sync.store.db import upgrade
+
+    settings = load_settings()
+    upgrade(settings.database_url, revision)
+    typer.echo(f"database at {mask_url(settings.database_url)} upgraded to {revision}")

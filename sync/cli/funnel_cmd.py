@@ -1,0 +1,3 @@
+"""``closedloop funnel report|plan``."""
+
+from __future__ import annotations
