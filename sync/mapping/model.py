@@ -1,0 +1,410 @@
+"""Pydantic models of a mapping document (validated once at load; the hot path uses compiled parts)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    PrivateAttr,
+    WithJsonSchema,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from sync.mapping.conditions import SFA_OBJECTS, Condition, ConditionSyntaxError, compile_condition
+from sync.mapping.duration import Duration, parse_duration
+from sync.mapping.suggest import did_you_mean
+from sync.mapping.transforms import Fn, TransformError, compile_transform
+
+SUPPORTED_VERSIONS = (1,)
+SyncDirection = Literal[
+    "ma_to_sfa", "sfa_to_ma", "two_way", "prefer_sfa_unless_blank", "prefer_ma_unless_blank", "none"
+]
+PersonObject = Literal["Lead", "Contact"]
+SlaAction = Literal["log", "sfa_task"]
+REF = "x-closedloop-ref"  # placeholder for a $ref into schema.py's hand-written $defs
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_STAGE_ID = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def _fail(message: str, **ctx: Any) -> PydanticCustomError:
+    return PydanticCustomError("mapping", message, ctx or None)
+
+
+# --- custom value types -------------------------------------------------------------------------
+
+
+def _compile(raw: Any, side: Literal["ma", "sfa"]) -> Condition:
+    if isinstance(raw, Condition):
+        return raw
+    try:
+        return compile_condition(raw, side)
+    except ConditionSyntaxError as exc:
+        raise PydanticCustomError("condition", "invalid condition", {"issues": exc.issues}) from None
+
+
+def _ma_condition(raw: Any) -> Condition:
+    return _compile(raw, "ma")
+
+
+def _sfa_condition(raw: Any) -> Condition:
+    return _compile(raw, "sfa")
+
+
+def _condition_source(c: Condition) -> dict[str, Any]:
+    return c.source
+
+
+MaCondition = Annotated[
+    Condition,
+    PlainValidator(_ma_condition, json_schema_input_type=Any),
+    PlainSerializer(_condition_source),
+    WithJsonSchema({REF: "MaCondition"}),
+]
+SfaCondition = Annotated[
+    Condition,
+    PlainValidator(_sfa_condition, json_schema_input_type=Any),
+    PlainSerializer(_condition_source),
+    WithJsonSchema({REF: "SfaCondition"}),
+]
+
+
+@dataclass(frozen=True)
+class Transform:
+    """A transform spec as written, with its compiled function."""
+
+    spec: Any
+    fn: Fn
+
+
+def _transform(raw: Any) -> Transform:
+    if isinstance(raw, Transform):
+        return raw
+    try:
+        return Transform(spec=raw, fn=compile_transform(raw))
+    except TransformError as exc:
+        raise _fail(str(exc)) from None
+
+
+TransformItem = Annotated[
+    Transform,
+    PlainValidator(_transform, json_schema_input_type=Any),
+    PlainSerializer(lambda t: t.spec),
+    WithJsonSchema({REF: "Transform"}),
+]
+
+
+def _duration(raw: Any) -> Duration:
+    if isinstance(raw, Duration):
+        return raw
+    try:
+        return parse_duration(raw)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+
+
+DurationValue = Annotated[
+    Duration,
+    PlainValidator(_duration, json_schema_input_type=str),
+    PlainSerializer(str),
+    WithJsonSchema({REF: "Duration"}),
+]
+
+
+@dataclass(frozen=True)
+class SfaRef:
+    """A Salesforce ``Object.Field`` reference."""
+
+    object: str
+    field: str
+
+    def __str__(self) -> str:
+        return f"{self.object}.{self.field}"
+
+
+def parse_sfa_ref(raw: Any, objects: tuple[str, ...] = SFA_OBJECTS) -> SfaRef:
+    """Parse ``Object.Field``; PydanticCustomError with a readable message otherwise."""
+    if isinstance(raw, SfaRef):
+        return raw
+    if not isinstance(raw, str) or raw.count(".") != 1:
+        raise _fail(f"expected 'Object.Field' (Object one of {', '.join(objects)}), got {raw!r}")
+    obj, field = raw.split(".")
+    if obj not in objects:
+        raise _fail(
+            f"unknown object {obj!r} in {raw!r}: use {', '.join(objects)}{did_you_mean(obj, objects)}"
+        )
+    if not _IDENT.match(field):
+        raise _fail(f"bad field name {field!r} in {raw!r}")
+    return SfaRef(obj, field)
+
+
+SfaRefValue = Annotated[
+    SfaRef,
+    PlainValidator(parse_sfa_ref, json_schema_input_type=str),
+    PlainSerializer(str),
+    WithJsonSchema({REF: "SfaFieldRef"}),
+]
+ClosedLoopSource = Literal["stage", "outcome"] | SfaRef
+
+
+def _closed_loop_source(raw: Any) -> ClosedLoopSource:
+    if raw in ("stage", "outcome"):
+        return raw  # type: ignore[no-any-return]
+    if isinstance(raw, str) and "." not in raw:
+        hint = did_you_mean(raw, ("stage", "outcome"))
+        raise _fail(f"'from' must be 'stage', 'outcome' or 'Object.Field', got {raw!r}{hint}")
+    return parse_sfa_ref(raw)
+
+
+ClosedLoopFrom = Annotated[
+    ClosedLoopSource,
+    PlainValidator(_closed_loop_source, json_schema_input_type=str),
+    PlainSerializer(str),
+    WithJsonSchema({"anyOf": [{"enum": ["stage", "outcome"]}, {REF: "SfaFieldRef"}]}),
+]
+
+
+def _scalar(raw: Any) -> Any:
+    if raw is None or isinstance(raw, str | int | float | bool):
+        return raw
+    raise _fail("expected a single value (string, number, boolean or null)")
+
+
+Scalar = Annotated[Any, PlainValidator(_scalar), WithJsonSchema({REF: "Scalar"})]
+
+
+def _value_map(raw: Any) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise _fail("'values' must be a mapping of source value to target value")
+    out: dict[str, Any] = {}
+    for key, val in raw.items():
+        _scalar(val)
+        out["true" if key is True else "false" if key is False else str(key)] = val
+    return out
+
+
+ValueMap = Annotated[
+    dict[str, Any],
+    PlainValidator(_value_map, json_schema_input_type=dict[str, Any]),
+    WithJsonSchema({"type": "object", "additionalProperties": {REF: "Scalar"}}),
+]
+
+
+def _stage_id(raw: Any) -> str:
+    if not isinstance(raw, str) or not _STAGE_ID.match(raw):
+        raise _fail(f"stage id must be lower_snake_case (letters, digits, _), got {raw!r}")
+    return raw
+
+
+StageId = Annotated[
+    str,
+    PlainValidator(_stage_id, json_schema_input_type=str),
+    WithJsonSchema({"type": "string", "pattern": _STAGE_ID.pattern}),
+]
+Name = Annotated[str, Field(min_length=1)]
+
+
+# --- document models ----------------------------------------------------------------------------
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Identity(_Strict):
+    """How one person is recognised in both systems."""
+
+    ma_property: Name = Field(description="Unique HubSpot contact property holding the common lead ID")
+    sfa_field: Name = Field(description="External ID field on Salesforce Lead and Contact")
+    match_on: list[Name] = Field(
+        default=["email"],
+        description="HubSpot properties (mapped in fields) used as match keys",
+    )
+
+
+class EnteredAt(_Strict):
+    """Where the source system records when a stage was entered."""
+
+    ma: Name | None = None
+    sfa: SfaRefValue | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> EnteredAt:
+        if (self.ma is None) == (self.sfa is None):
+            raise _fail("entered_at takes exactly one of 'ma: property' or 'sfa: Object.Field'")
+        return self
+
+
+class Stage(_Strict):
+    """A standard funnel stage: on the success path, or a detour (lost, disqualified, recycled)."""
+
+    id: StageId
+    description: str | None = None
+    detour: bool = False
+    recycle: bool = Field(False, description="A recycled person may re-enter the success path")
+    ma: MaCondition | None = None
+    sfa: SfaCondition | None = None
+    entered_at: EnteredAt | None = None
+
+    @model_validator(mode="after")
+    def _has_condition(self) -> Stage:
+        if self.ma is None and self.sfa is None:
+            raise _fail(f"stage '{self.id}' needs an 'ma' or 'sfa' condition")
+        if self.recycle and not self.detour:
+            raise _fail(f"stage '{self.id}': 'recycle: true' needs 'detour: true'")
+        return self
+
+
+class Handover(_Strict):
+    """The stage at which a person is created in Salesforce, and as what."""
+
+    at: StageId
+    create_as: PersonObject = "Lead"
+
+
+class FieldMap(_Strict):
+    """One HubSpot property ↔ Salesforce field, with direction and transforms."""
+
+    ma: Name
+    sfa: Name
+    sync: SyncDirection
+    transform: list[TransformItem] = Field(default_factory=list)
+    default: Scalar = Field(None, description="Written instead of a blank value (forward direction)")
+    values: ValueMap | None = Field(None, description="Value translation; '_other' is the fallback")
+    reverse_values: ValueMap | None = Field(None, description="Backward translation (inferred for two-way)")
+    sfa_objects: list[PersonObject] = Field(default=["Lead", "Contact"])
+
+
+class ClosedLoopEntry(_Strict):
+    """A Salesforce outcome (or the standard stage/outcome) written to a HubSpot contact property."""
+
+    from_: ClosedLoopFrom = Field(alias="from")
+    ma: Name
+    transform: list[TransformItem] = Field(default_factory=list)
+
+
+class Calendar(_Strict):
+    """Business calendar for SLAs counted in business days."""
+
+    country: str | None = Field(None, description="ISO country code for public holidays, e.g. JP")
+    subdivision: str | None = None
+    timezone: str = "UTC"
+    workdays: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = Field(
+        default=["mon", "tue", "wed", "thu", "fri"]
+    )
+
+    @model_validator(mode="after")
+    def _known(self) -> Calendar:
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise _fail(f"unknown timezone {self.timezone!r}") from None
+        if self.country is not None and self.country not in _countries():
+            raise _fail(f"no holiday calendar for country {self.country!r}")
+        return self
+
+
+@cache
+def _countries() -> frozenset[str]:
+    import holidays
+
+    return frozenset(holidays.list_supported_countries())
+
+
+class Sla(_Strict):
+    """A time limit between two stages, with what to do on breach."""
+
+    id: StageId
+    from_: StageId = Field(alias="from")
+    to: StageId
+    within: DurationValue
+    on_breach: list[SlaAction] = Field(default=["log"])
+    calendar: Calendar | None = None
+
+
+def _version(raw: Any) -> int:
+    if raw not in SUPPORTED_VERSIONS or isinstance(raw, bool):
+        raise _fail(
+            f"version {raw!r} is not supported (supported: {', '.join(map(str, SUPPORTED_VERSIONS))})"
+        )
+    return int(raw)
+
+
+class Mapping(_Strict):
+    """A whole mapping document: identity, stages, handover, field maps, closed loop, SLAs."""
+
+    version: Annotated[int, PlainValidator(_version), WithJsonSchema({"enum": list(SUPPORTED_VERSIONS)})]
+    identity: Identity
+    stages: list[Stage] = Field(min_length=1)
+    handover: Handover
+    fields: list[FieldMap] = Field(default_factory=list)
+    closed_loop: list[ClosedLoopEntry] = Field(default_factory=list)
+    slas: list[Sla] = Field(default_factory=list)
+    calendar: Calendar | None = Field(None, description="Default business calendar for SLAs")
+
+    _cache: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    def stage_ids(self) -> list[str]:
+        """Every stage id, in declaration order."""
+        return [s.id for s in self.stages]
+
+    def success_path(self) -> list[str]:
+        """The success-path stage ids, in order."""
+        return [s.id for s in self.stages if not s.detour]
+
+    def detours(self) -> list[str]:
+        """The detour stage ids, in declaration order."""
+        return [s.id for s in self.stages if s.detour]
+
+    def stage(self, id: str) -> Stage:  # noqa: A002 - the public name is part of the API
+        """The stage with this id; KeyError if none."""
+        for s in self.stages:
+            if s.id == id:
+                return s
+        raise KeyError(id)
+
+    def cached(self, key: str, build: Callable[[Mapping], Any]) -> Any:
+        """Derived runtime structures, built once per mapping (the model is immutable)."""
+        cache: dict[str, Any] = self.__pydantic_private__["_cache"]  # type: ignore[index]
+        try:
+            return cache[key]
+        except KeyError:
+            value = cache[key] = build(self)
+            return value
+
+    def sfa_fields(self, obj: str) -> set[str]:
+        """Salesforce fields of ``obj`` that this mapping reads (conditions, fields, closed loop, dates)."""
+        out: set[str] = set()
+        for s in self.stages:
+            if s.sfa is not None and s.sfa.object == obj:
+                out |= s.sfa.fields
+            if s.entered_at and s.entered_at.sfa and s.entered_at.sfa.object == obj:
+                out.add(s.entered_at.sfa.field)
+        if obj in ("Lead", "Contact"):
+            out |= {f.sfa for f in self.fields if obj in f.sfa_objects and f.sync != "none"}
+            out.add(self.identity.sfa_field)
+        out |= {
+            c.from_.field for c in self.closed_loop if isinstance(c.from_, SfaRef) and c.from_.object == obj
+        }
+        return out
+
+    def ma_properties(self) -> set[str]:
+        """HubSpot contact properties that this mapping reads."""
+        out = {self.identity.ma_property, *self.identity.match_on}
+        for s in self.stages:
+            if s.ma is not None:
+                out |= s.ma.fields
+            if s.entered_at and s.entered_at.ma:
+                out.add(s.entered_at.ma)
+        out |= {f.ma for f in self.fields if f.sync != "none"}
+        return out

@@ -1,0 +1,194 @@
+"""The standard-stage engine: pure functions from both systems' fresh state to funnel stages.
+
+Rules (documented for admins in mappings/README.md):
+- Evidence tiers: HubSpot (0) < Salesforce Lead (1) < Contact (2) < Opportunity (3). A stage's tier
+  is the tier of the condition that held (the higher if both ``ma`` and ``sfa`` hold).
+- ``compute_stage``: the furthest success-path stage whose condition holds. A terminal detour
+  (lost, disqualified) that holds wins when its tier is >= that stage's tier (it is newer evidence;
+  e.g. a closed-lost opportunity beats a converted lead). A recycle detour wins over a terminal
+  detour that holds (recycling is what follows a loss) and over success stages of lower-or-equal tier.
+- ``decide_transition``: never moves backward on the success path. Moving forward yields every
+  skipped success stage up to and including the new one (reaching won implies having passed sal,
+  sql and opportunity); a first sighting fills from the start of the path. Entering a detour
+  yields just the detour. From a recycle detour, any success stage may be re-entered (yielding just
+  that stage). From a terminal detour only a recycle detour, a terminal detour anchored later, or a
+  success stage strictly after the detour's anchor moves on; the anchor is the first success stage
+  whose lowest evidence tier reaches the detour's tier (lost -> opportunity, disqualified -> sal).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping as AbcMapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sync.mapping.conditions import Predicate
+from sync.mapping.model import Mapping, Stage
+from sync.mapping.transforms import parse_datetime
+
+Record = AbcMapping[str, Any]
+TIERS = {None: 0, "Lead": 1, "Contact": 2, "Opportunity": 3}
+_ATTR = {"Lead": "lead", "Contact": "contact", "Opportunity": "opportunity"}
+
+
+@dataclass(frozen=True, slots=True)
+class PersonView:
+    """One person's fresh state in both systems (any part may be missing)."""
+
+    ma: Record | None = None
+    lead: Record | None = None
+    contact: Record | None = None
+    opportunity: Record | None = None  # the person's primary (most recent) opportunity
+
+    def record(self, sfa_object: str | None) -> Record | None:
+        """The HubSpot properties (``None``) or the named Salesforce object's fields."""
+        return self.ma if sfa_object is None else getattr(self, _ATTR[sfa_object])
+
+
+@dataclass(frozen=True, slots=True)
+class _CompiledStage:
+    id: str
+    ma: Predicate | None
+    sfa_attr: str | None
+    sfa: Predicate | None
+    sfa_tier: int
+    recycle: bool
+
+    def tier(self, view: PersonView) -> int:
+        """The evidence tier by which this stage holds, or -1 if it does not."""
+        if self.sfa is not None:
+            rec = getattr(view, self.sfa_attr)  # type: ignore[arg-type]
+            if rec is not None and self.sfa(rec):
+                return self.sfa_tier
+        if self.ma is not None and view.ma is not None and self.ma(view.ma):
+            return 0
+        return -1
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    furthest_first: tuple[_CompiledStage, ...]
+    terminal: tuple[_CompiledStage, ...]
+    recycle: tuple[_CompiledStage, ...]
+    path: tuple[str, ...]
+    index: dict[str, int]
+    anchor: dict[str, int]  # terminal detour -> success index it leaves from
+    recycle_ids: frozenset[str]
+
+
+def _compile_stage(s: Stage) -> _CompiledStage:
+    obj = s.sfa.object if s.sfa is not None else None
+    return _CompiledStage(
+        id=s.id,
+        ma=s.ma.test if s.ma is not None else None,
+        sfa_attr=_ATTR[obj] if obj else None,
+        sfa=s.sfa.test if s.sfa is not None else None,
+        sfa_tier=TIERS[obj],
+        recycle=s.recycle,
+    )
+
+
+def _tiers(s: Stage) -> list[int]:
+    return ([0] if s.ma is not None else []) + ([TIERS[s.sfa.object]] if s.sfa is not None else [])
+
+
+def _build(mapping: Mapping) -> _Plan:
+    success = [s for s in mapping.stages if not s.detour]
+    path = tuple(s.id for s in success)
+    anchor: dict[str, int] = {}
+    for d in mapping.stages:
+        if d.detour and not d.recycle:
+            tier = max(_tiers(d))
+            anchor[d.id] = next((i for i, s in enumerate(success) if min(_tiers(s)) >= tier), len(path) - 1)
+    return _Plan(
+        furthest_first=tuple(_compile_stage(s) for s in reversed(success)),
+        terminal=tuple(_compile_stage(s) for s in mapping.stages if s.detour and not s.recycle),
+        recycle=tuple(_compile_stage(s) for s in mapping.stages if s.recycle),
+        path=path,
+        index={sid: i for i, sid in enumerate(path)},
+        anchor=anchor,
+        recycle_ids=frozenset(s.id for s in mapping.stages if s.recycle),
+    )
+
+
+def _plan(mapping: Mapping) -> _Plan:
+    plan: _Plan = mapping.cached("stages.plan", _build)
+    return plan
+
+
+def _best(stages: tuple[_CompiledStage, ...], view: PersonView) -> tuple[str | None, int]:
+    best, best_tier = None, -1
+    for st in stages:
+        t = st.tier(view)
+        if t > best_tier:
+            best, best_tier = st.id, t
+    return best, best_tier
+
+
+def compute_stage(mapping: Mapping, view: PersonView) -> str | None:
+    """The person's standard stage from both systems' state, or None when no stage holds."""
+    plan = _plan(mapping)
+    success, success_tier = None, -1
+    for st in plan.furthest_first:
+        t = st.tier(view)
+        if t >= 0:
+            success, success_tier = st.id, t
+            break
+    recycled, recycle_tier = _best(plan.recycle, view) if plan.recycle else (None, -1)
+    terminal, terminal_tier = _best(plan.terminal, view) if plan.terminal else (None, -1)
+    if terminal is not None and terminal_tier >= success_tier:
+        return recycled or terminal
+    if recycled is not None and recycle_tier >= success_tier:
+        return recycled
+    return success
+
+
+def decide_transition(mapping: Mapping, current: str | None, computed: str | None) -> list[str]:
+    """The stages to enter, in order, moving from ``current`` to ``computed`` ([] for no change).
+
+    An unknown ``current`` (e.g. a stage since removed from the mapping) counts as a first sighting.
+    """
+    if computed is None or computed == current:
+        return []
+    plan = _plan(mapping)
+    index = plan.index
+    if (
+        current is not None
+        and current not in index
+        and current not in plan.anchor
+        and current not in plan.recycle_ids
+    ):
+        current = None
+    if computed not in index:
+        if computed not in plan.anchor and computed not in plan.recycle_ids:
+            raise ValueError(f"unknown stage {computed!r}")
+        if (
+            current in plan.anchor
+            and computed in plan.anchor
+            and plan.anchor[computed] <= plan.anchor[current]
+        ):
+            return []
+        return [computed]
+    target = index[computed]
+    if current is None:
+        return list(plan.path[: target + 1])
+    if current in index:
+        start = index[current]
+    elif current in plan.recycle_ids:
+        return [computed]
+    else:
+        start = plan.anchor[current]
+    return list(plan.path[start + 1 : target + 1]) if target > start else []
+
+
+def entered_at(mapping: Mapping, stage_id: str, view: PersonView) -> datetime | None:
+    """When the source system says the person entered this stage (aware UTC), if the mapping says where."""
+    spec = mapping.stage(stage_id).entered_at
+    if spec is None:
+        return None
+    if spec.ma is not None:
+        return parse_datetime(view.ma.get(spec.ma)) if view.ma is not None else None
+    assert spec.sfa is not None
+    rec = view.record(spec.sfa.object)
+    return parse_datetime(rec.get(spec.sfa.field)) if rec is not None else None
