@@ -12,7 +12,7 @@ import structlog
 
 _SECRET_KEYS = re.compile(r"(token|secret|password|session_id|authorization|api_key|private_key)", re.I)
 _BEARER = re.compile(r"(Bearer\s+)[A-Za-z0-9._!\-]+", re.I)
-_URL_PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@\s]+@")
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]+@")
 
 
 def redact_text(text: str) -> str:
