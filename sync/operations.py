@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
@@ -152,13 +152,14 @@ def sweep_inbox(min_age_seconds: float = 5.0) -> int:
     return len(ids)
 
 
-def detect_sla_breaches() -> int:
+def detect_sla_breaches(now: datetime | None = None) -> int:
     """Mark overdue SLA timers breached and apply their feedback."""
     rt = runtime()
     mapping, _ = rt.mappings.get()
     hooks = SlaHooks(mapping)
     with rt.store.session() as session:
-        breaches = hooks.detect(session, utcnow(), ConnectorFeedback(session, rt.hubspot, rt.salesforce))
+        feedback = ConnectorFeedback(session, rt.hubspot, rt.salesforce)
+        breaches = hooks.detect(session, now or utcnow(), feedback)
     return len(breaches)
 
 

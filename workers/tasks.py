@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sync import operations
+from workers import progress
 from workers.celery_app import app
 
 
@@ -20,13 +21,19 @@ def poll(system: str) -> int:
 @app.task(name="closedloop.sync_people", acks_late=True)
 def sync_people(common_ids: list[str], cause: str = "poll") -> dict[str, Any]:
     """Sync these people end to end."""
-    return operations.sync_people(common_ids, cause)
+    try:
+        return operations.sync_people(common_ids, cause)
+    finally:
+        progress.mark_done("sync_people", operations.runtime().settings.redis_url)
 
 
 @app.task(name="closedloop.process_inbox", acks_late=True)
 def process_inbox(event_ids: list[int]) -> dict[str, Any]:
     """Process stored webhook events."""
-    return operations.process_inbox(event_ids)
+    try:
+        return operations.process_inbox(event_ids)
+    finally:
+        progress.mark_done("process_inbox", operations.runtime().settings.redis_url)
 
 
 @app.task(name="closedloop.sweep_inbox", acks_late=True)

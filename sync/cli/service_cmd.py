@@ -155,3 +155,16 @@ def run(
         typer.echo(f"closedloop running: web on http://{host}:{port}, worker and beat in process", err=True)
         stop.wait()
     typer.echo("closedloop stopped", err=True)
+
+
+@app.command()
+def demo(
+    people: int = typer.Option(2000, "--people", help="HubSpot contacts to seed"),
+    seed: int = typer.Option(7, "--seed", help="Random seed (same seed, same story)"),
+    keep_running: bool = typer.Option(False, "--keep-running", help="Leave sandboxes and service up"),
+) -> None:
+    """The whole closed loop on the embedded default: sandboxes, SQLite, in-process Celery."""
+    from sync.demo import run_demo
+
+    configure_logging("console", "WARNING")
+    raise typer.Exit(run_demo(people=people, seed=seed, keep_running=keep_running))

@@ -1,0 +1,130 @@
+"""``closedloop demo``: the whole closed loop on the embedded default, in about a minute.
+
+Both sandboxes, a SQLite store and Celery with its in-memory broker run in this process. A seeded
+marketing population becomes MQLs in HubSpot, Closedloop hands them to Salesforce as Leads, the
+scripted sales team works them to outcomes, and Closedloop brings the outcomes and loss reasons
+back to HubSpot. The demo ends with the funnel report, some contacts' closed-loop properties, SLA
+compliance and the path of the HTML report.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from sync import operations
+from sync.funnel.report.html import render_html
+from sync.funnel.report.table import render_table
+from sync.reporting import funnel_report
+from sync.scenario import Scenario, ScenarioConfig
+
+CLOSED_LOOP_PROPERTIES = (
+    "closedloop_stage",
+    "closedloop_outcome",
+    "closedloop_sfa_status",
+    "closedloop_amount",
+    "closedloop_close_date",
+    "closedloop_loss_reason",
+)
+
+
+def run_demo(
+    people: int = 2000, seed: int = 7, keep_running: bool = False, workdir: Path = Path("var/demo")
+) -> int:
+    """Run the demo; returns a process exit code."""
+    console = Console()
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    console.rule("[bold]Closedloop demo")
+    console.print(
+        f"{people:,} marketing contacts in a HubSpot sandbox, a scripted sales team in a Salesforce sandbox,\n"
+        "Closedloop syncing both ways (SQLite store, Celery with an in-process broker)."
+    )
+    began = time.monotonic()
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
+        console=console,
+    ) as bar:
+        task = bar.add_task("simulating", total=None, info="starting sandboxes")
+
+        def progress(event: str, data: dict[str, Any]) -> None:
+            if event == "step":
+                info = (
+                    f"{data['now'][:10]}  contacts {data['seeded']:,}  leads {data['leads']:,}  "
+                    f"sales actions {data['actions']:,}"
+                )
+                bar.update(task, info=info)
+
+        scenario = Scenario(ScenarioConfig(workdir=workdir, people=people, seed=seed), progress)
+        scenario.start()
+        try:
+            scenario.run()
+            bar.update(task, info="done")
+        except BaseException:
+            scenario.stop()
+            raise
+    try:
+        assert scenario.runtime is not None and scenario.boxes is not None
+        now = scenario.clock.now()
+        breaches = operations.detect_sla_breaches(now=now)
+        mapping, _ = scenario.runtime.mappings.get()
+        report = funnel_report(scenario.runtime.store, mapping, now=now)
+        console.rule("[bold]Funnel (measured by Closedloop from the transition log)")
+        render_table(report, console)
+        _show_contacts(console, scenario)
+        truth = scenario.ground_truth()
+        console.print(
+            f"Ground truth from the sales team: {truth.outcome_counts()}; "
+            f"Closedloop recorded {len(truth.people):,} people; SLA breaches detected now: {breaches}."
+        )
+        html = workdir / "funnel-report.html"
+        html.write_text(render_html(report), encoding="utf-8")
+        calls = scenario.boxes.hubspot.counter.total() + scenario.boxes.salesforce.counter.total()
+        console.print(
+            f"\nHTML report: [bold]{html.resolve()}[/bold]\n"
+            f"Simulated {scenario.stats.steps} steps in {time.monotonic() - began:.0f}s wall time, "
+            f"{calls:,} API calls in all."
+        )
+        if keep_running:
+            _keep_running(console, scenario)
+    finally:
+        scenario.stop()
+    return 0
+
+
+def _show_contacts(console: Console, scenario: Scenario) -> None:
+    """A few HubSpot contacts as a marketer sees them: with their closed-loop properties."""
+    assert scenario.boxes is not None
+    shown: dict[str, dict[str, Any]] = {}
+    for contact in scenario.boxes.hubspot.contacts():
+        props = contact["properties"]
+        outcome = props.get("closedloop_outcome")
+        if outcome and outcome not in shown:
+            shown[outcome] = props
+    table = Table(title="HubSpot contacts with their closed-loop properties (what marketing sees)")
+    table.add_column("email")
+    for name in CLOSED_LOOP_PROPERTIES:
+        table.add_column(name.replace("closedloop_", ""))
+    for props in shown.values():
+        table.add_row(str(props.get("email")), *[str(props.get(n) or "") for n in CLOSED_LOOP_PROPERTIES])
+    console.print(table)
+
+
+def _keep_running(console: Console, scenario: Scenario) -> None:
+    assert scenario.boxes is not None
+    info = scenario.boxes.info()
+    console.print("\nSandboxes and the service keep running; press Ctrl-C to stop.")
+    for key, value in info.items():
+        console.print(f"  {key}: {value}")
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stop.wait()

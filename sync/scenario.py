@@ -1,0 +1,224 @@
+"""A whole closed loop on the sandboxes: seeded marketing population, scripted sales team, Closedloop.
+
+Used by ``closedloop demo``, the end-to-end tests and the benchmarks. Simulated time moves in
+steps; within a step every seeding and sales action happens at its own due time, then Closedloop
+polls and syncs until both systems are quiet. A step never holds two sales actions of one person,
+so every stage a person passes through is observed.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from sync import operations
+from sync.config import Settings
+from sync.runtime import Runtime
+from sync.sandbox.common import SimClock
+from sync.sandbox.ground_truth import GroundTruth
+from sync.sandbox.population import PopulationSeeder, advance_clock_to, generate_population
+from sync.sandbox.sales_team import SalesTeam
+from sync.sandbox.server import Sandboxes, start_sandboxes
+from sync.setup import run_setup
+from sync.store.db import upgrade
+
+Progress = Callable[[str, dict[str, Any]], None]
+DEFAULT_START = datetime(2026, 9, 1, 9, 0, tzinfo=UTC)
+
+
+@dataclass
+class ScenarioConfig:
+    """What to simulate and where Closedloop keeps its state."""
+
+    workdir: Path
+    people: int = 2000
+    seed: int = 7
+    locale: Literal["en", "ja", "mixed"] = "en"
+    span_days: int = 30
+    start: datetime = DEFAULT_START
+    max_step: timedelta = timedelta(hours=12)
+    database_url: str | None = None
+    redis_url: str | None = None
+    mappings: Path = Path("mappings")
+    embedded_worker: bool = True
+    worker_concurrency: int = 4
+    hubspot_window_limit: int = 190
+    extra_settings: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ScenarioStats:
+    """Figures of one run."""
+
+    steps: int = 0
+    sync_rounds: int = 0
+    tasks: int = 0
+    wall_seconds: float = 0.0
+
+
+class Scenario:
+    """Starts the sandboxes and Closedloop, drives simulated time, and reports the ground truth."""
+
+    def __init__(self, config: ScenarioConfig, progress: Progress | None = None) -> None:
+        self.config = config
+        self.progress = progress or (lambda _event, _data: None)
+        self.stats = ScenarioStats()
+        self.clock = SimClock(start=config.start, speed=0.0)
+        self.boxes: Sandboxes | None = None
+        self.runtime: Runtime | None = None
+        self._dispatched = 0
+        self._baseline = 0
+        self._worker_ctx: Any = None
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    def settings_env(self) -> dict[str, str]:
+        """Environment variables that point a Closedloop process at this scenario."""
+        assert self.boxes is not None
+        env = dict(self.boxes.env())
+        env["CLOSEDLOOP_DATABASE_URL"] = self.database_url
+        env["CLOSEDLOOP_MAPPINGS"] = str(self.config.mappings)
+        env["CLOSEDLOOP_RETRY_BASE_SECONDS"] = "0.05"
+        env["CLOSEDLOOP_RETRY_MAX_SECONDS"] = "1"
+        env["CLOSEDLOOP_POLL_OVERLAP"] = "0"
+        env["CLOSEDLOOP_HUBSPOT_WINDOW_LIMIT"] = str(self.config.hubspot_window_limit)
+        if self.config.redis_url:
+            env["CLOSEDLOOP_REDIS_URL"] = self.config.redis_url
+        for key, value in self.config.extra_settings.items():
+            env[f"CLOSEDLOOP_{key.upper()}"] = str(value)
+        return env
+
+    @property
+    def database_url(self) -> str:
+        return self.config.database_url or f"sqlite:///{self.config.workdir / 'closedloop.db'}"
+
+    def start(self) -> None:
+        """Start sandboxes, migrate the store, provision properties, seed the plan, start workers."""
+        cfg = self.config
+        cfg.workdir.mkdir(parents=True, exist_ok=True)
+        self.boxes = start_sandboxes(cfg.workdir / "sandbox", clock=self.clock)
+        env = self.settings_env()
+        for key, value in env.items():
+            os.environ[key] = value
+        settings = Settings()
+        upgrade(settings.database_url)
+        self.runtime = Runtime.from_settings(settings)
+        operations.configure(self.runtime)
+        from workers.celery_app import configure
+
+        celery_app = configure(settings)
+        mapping, _ = self.runtime.mappings.get()
+        run_setup(mapping, self.runtime.hubspot, self.runtime.salesforce)
+        self.contacts = contacts = generate_population(
+            cfg.people, seed=cfg.seed, locale=cfg.locale, start=cfg.start, span_days=cfg.span_days
+        )
+        self.seeder = PopulationSeeder(self.boxes.hubspot, contacts, self.clock)
+        self.team = SalesTeam(self.boxes.salesforce, self.boxes.hubspot, self.clock, seed=cfg.seed)
+        if cfg.embedded_worker:
+            from sync.embedded import embedded_worker
+
+            self._worker_ctx = embedded_worker(celery_app, concurrency=cfg.worker_concurrency, beat=False)
+            self._worker_ctx.__enter__()
+        self.progress("started", {"people": cfg.people, **self.boxes.info()})
+
+    def stop(self) -> None:
+        """Stop workers and sandboxes."""
+        if self._worker_ctx is not None:
+            self._worker_ctx.__exit__(None, None, None)
+            self._worker_ctx = None
+        operations.configure(None)
+        if self.runtime is not None:
+            self.runtime.store.dispose()
+        if self.boxes is not None:
+            self.boxes.stop()
+
+    # -- driving -----------------------------------------------------------------------------------
+
+    def run(self, until_quiet: bool = True) -> ScenarioStats:
+        """Drive simulated time until every seeding and sales action is done and the sync is quiet."""
+        began = time.monotonic()
+        while True:
+            next_seed, next_sale = self.seeder.next_due(), self.team.next_due()
+            pending = [t for t in (next_seed, next_sale) if t is not None]
+            if not pending:
+                # Leads created in the last sync round may still add sales plans.
+                self.sync_until_quiet()
+                self.team.discover()
+                if self.team.next_due() is None:
+                    break
+                continue
+            step_end = min(min(pending), self.clock.now()) + self.config.max_step
+            horizon = self.team.safe_horizon()
+            if horizon is not None and horizon < step_end:
+                step_end = max(horizon - timedelta(microseconds=1), min(pending))
+            self._run_actions_until(step_end)
+            self.stats.steps += 1
+            self.sync_until_quiet()
+            if self.stats.steps % 10 == 0:
+                self.progress(
+                    "step",
+                    {
+                        "now": self.clock.now().isoformat(),
+                        "seeded": len(self.seeder.ids),
+                        "leads": len(self.team.handed_over()),
+                        "actions": len(self.team.executed),
+                        "pending": self.team.pending() + self.seeder.pending(),
+                    },
+                )
+        self.stats.wall_seconds = time.monotonic() - began
+        return self.stats
+
+    def _run_actions_until(self, step_end: datetime) -> None:
+        while True:
+            dues = [t for t in (self.seeder.next_due(), self.team.next_due()) if t is not None and t <= step_end]
+            if not dues:
+                break
+            due = min(dues)
+            advance_clock_to(self.clock, due)
+            self.seeder.run_due(due)
+            self.team.run_due(due)
+        advance_clock_to(self.clock, step_end)
+
+    def sync_until_quiet(self, max_rounds: int = 10) -> None:
+        """Poll both systems and sync what changed, until a round finds nothing."""
+        for _ in range(max_rounds):
+            self.stats.sync_rounds += 1
+            batches = operations.poll("hubspot") + operations.poll("salesforce")
+            if not batches:
+                return
+            self.dispatch(batches)
+
+    def dispatch(self, batches: list[list[str]], timeout: float = 300.0) -> None:
+        """Send sync tasks to the workers and wait until they have all finished."""
+        from workers import progress
+        from workers.tasks import sync_people
+
+        redis_url = self.config.redis_url
+        start_count = progress.done_count("sync_people", redis_url) if not self._dispatched else None
+        if start_count is not None:
+            self._baseline = start_count
+        for batch in batches:
+            sync_people.delay(batch)
+        self._dispatched += len(batches)
+        self.stats.tasks += len(batches)
+        deadline = time.monotonic() + timeout
+        while progress.done_count("sync_people", redis_url) - self._baseline < self._dispatched:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"sync tasks did not finish within {timeout}s")
+            time.sleep(0.01)
+
+    def ground_truth(self) -> GroundTruth:
+        """What really happened, built from the population and the sales team only."""
+        return GroundTruth.build(
+            self.contacts,
+            self.seeder.ids,
+            self.team.executed,
+            self.team.handed_over(),
+            mql_times=self.seeder.mql_times(),
+            created_times=self.seeder.created_times(),
+        )
