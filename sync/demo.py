@@ -63,7 +63,8 @@ def run_demo(
                 )
                 bar.update(task, info=info)
 
-        scenario = Scenario(ScenarioConfig(workdir=workdir, people=people, seed=seed), progress)
+        config = ScenarioConfig(workdir=workdir, people=people, seed=seed, hubspot_search_per_second=50)
+        scenario = Scenario(config, progress)
         scenario.start()
         try:
             scenario.run()

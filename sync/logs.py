@@ -52,4 +52,4 @@ def configure_logging(fmt: str = "json", level: str = "INFO") -> None:
 
 def get_logger(name: str) -> Any:
     """A bound structlog logger carrying ``component=name``."""
-    return structlog.get_logger().bind(component=name)
+    return structlog.get_logger(component=name)

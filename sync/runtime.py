@@ -102,8 +102,21 @@ class Runtime:
             namespace="hubspot",
         )
         token = settings.hubspot_access_token.get_secret_value() if settings.hubspot_access_token else ""
+        # HubSpot allows a few searches per second; we keep one below it for the request's travel time.
+        search_limiter = WindowLimiter(
+            limit_store,
+            per_window=max(1, settings.hubspot_search_per_second - 1),
+            window_seconds=1,
+            per_day=settings.hubspot_daily_limit,
+            namespace="hubspot-search",
+        )
         hubspot = HubSpotConnector(
-            settings.hubspot_base_url, token, limiter, policy, on_call=_count_call("hubspot")
+            settings.hubspot_base_url,
+            token,
+            limiter,
+            policy,
+            on_call=_count_call("hubspot"),
+            search_limiter=search_limiter,
         )
         client = make_salesforce_client(settings, http_session)
         salesforce = SalesforceConnector(

@@ -6,7 +6,8 @@ Rules (documented for admins in mappings/README.md):
 - ``compute_stage``: the furthest success-path stage whose condition holds. A terminal detour
   (lost, disqualified) that holds wins when its tier is >= that stage's tier (it is newer evidence;
   e.g. a closed-lost opportunity beats a converted lead). A recycle detour wins over a terminal
-  detour that holds (recycling is what follows a loss) and over success stages of lower-or-equal tier.
+  detour that holds (recycling is what follows a loss) and over success stages of lower-or-equal tier,
+  and over any stage proven only by HubSpot or the Lead (a lead handed back before conversion).
 - ``decide_transition``: never moves backward on the success path. Moving forward yields every
   skipped success stage up to and including the new one (reaching won implies having passed sal,
   sql and opportunity); a first sighting fills from the start of the path. Entering a detour
@@ -29,6 +30,7 @@ from sync.mapping.transforms import parse_datetime
 
 Record = AbcMapping[str, Any]
 TIERS = {None: 0, "Lead": 1, "Contact": 2, "Opportunity": 3}
+RECYCLE_OVERRIDES_UP_TO = TIERS["Lead"]
 _ATTR = {"Lead": "lead", "Contact": "contact", "Opportunity": "opportunity"}
 
 
@@ -139,7 +141,9 @@ def compute_stage(mapping: Mapping, view: PersonView) -> str | None:
     terminal, terminal_tier = _best(plan.terminal, view) if plan.terminal else (None, -1)
     if terminal is not None and terminal_tier >= success_tier:
         return recycled or terminal
-    if recycled is not None and recycle_tier >= success_tier:
+    # Sales hands a lead back to marketing before it is converted, usually by a HubSpot lead status,
+    # while the Salesforce Lead stays open: a recycle beats evidence up to the Lead's tier.
+    if recycled is not None and (recycle_tier >= success_tier or success_tier <= RECYCLE_OVERRIDES_UP_TO):
         return recycled
     return success
 

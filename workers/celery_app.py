@@ -18,6 +18,12 @@ def beat_schedule(poll_interval: float) -> dict[str, dict[str, object]]:
     }
 
 
+def _transport_options(redis_url: str | None) -> dict[str, object]:
+    # The in-memory transport polls its queues; its default of one second would add a second to
+    # every hand-off in the embedded mode.
+    return {"visibility_timeout": 600} if redis_url else {"polling_interval": 0.01}
+
+
 def create_app(settings: Settings | None = None) -> Celery:
     """A configured Celery app; tasks are registered by importing ``workers.tasks``."""
     settings = settings or Settings()
@@ -32,7 +38,7 @@ def create_app(settings: Settings | None = None) -> Celery:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         broker_connection_retry_on_startup=True,
-        broker_transport_options={"visibility_timeout": 600},
+        broker_transport_options=_transport_options(settings.redis_url),
         worker_hijack_root_logger=False,
         beat_schedule=beat_schedule(settings.poll_interval),
         timezone="UTC",
@@ -46,5 +52,6 @@ app = create_app()
 def configure(settings: Settings) -> Celery:
     """Point the shared app at the broker and schedule of ``settings`` (before any task is sent)."""
     app.conf.broker_url = settings.redis_url or "memory://"
+    app.conf.broker_transport_options = _transport_options(settings.redis_url)
     app.conf.beat_schedule = beat_schedule(settings.poll_interval)
     return app

@@ -75,14 +75,19 @@ class HubSpotConnector:
         limiter: WindowLimiter,
         policy: RetryPolicy,
         on_call: Callable[[str, str], None] | None = None,
+        search_limiter: WindowLimiter | None = None,
     ) -> None:
         self._client = HubSpot(access_token=access_token, host=base_url.rstrip("/"))
         self._limiter = limiter
+        # Search has its own limit (5 requests/s per account) on top of the general window.
+        self._search_limiter = search_limiter
         self._policy = policy
         self._on_call = on_call
 
     def _call(self, endpoint: str, fn: Callable[[], T]) -> T:
         def attempt() -> T:
+            if endpoint == "search" and self._search_limiter is not None:
+                self._search_limiter.acquire()
             self._limiter.acquire()
             return fn()
 

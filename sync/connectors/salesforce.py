@@ -8,6 +8,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 import requests
+from requests.adapters import HTTPAdapter
 from simple_salesforce import Salesforce
 
 from sync.config import Settings
@@ -46,11 +47,26 @@ def soql_in(values: Sequence[str]) -> str:
     return "(" + ",".join(soql_quote(v) for v in values) + ")"
 
 
+class CABundleAdapter(HTTPAdapter):
+    """Verifies TLS against one CA bundle, whatever REQUESTS_CA_BUNDLE says in the environment.
+
+    requests lets that variable override ``Session.verify``; an explicit bundle must win.
+    """
+
+    def __init__(self, ca_bundle: str) -> None:
+        super().__init__()
+        self.ca_bundle = ca_bundle
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        kwargs["verify"] = self.ca_bundle
+        return super().send(request, **kwargs)
+
+
 def make_salesforce_client(settings: Settings, session: requests.Session | None = None) -> Salesforce:
     """A simple-salesforce client for whichever credentials the settings hold."""
     http = session or requests.Session()
     if settings.salesforce_ca_bundle is not None:
-        http.verify = str(settings.salesforce_ca_bundle)
+        http.mount("https://", CABundleAdapter(str(settings.salesforce_ca_bundle)))
     version = settings.salesforce_api_version
     mode = settings.salesforce_auth_mode
     if mode == "session":

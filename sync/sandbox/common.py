@@ -62,7 +62,9 @@ class SimClock:
 class FaultRule(BaseModel):
     """Injected failures for requests whose path matches ``path_regex``.
 
-    Rates are probabilities per request, checked in the order drop, 429, 5xx, slow.
+    Rates are probabilities per request, checked in the order drop, 429, 5xx, slow. A drop aborts
+    the TCP connection without a response when served by :class:`ServerThread` (the client sees a
+    connection error); elsewhere it falls back to raising :class:`DroppedConnection`.
     """
 
     path_regex: str = ".*"
@@ -124,6 +126,38 @@ class DroppedConnection(Exception):
     """Raised inside the app to make the server close the socket without answering."""
 
 
+DROP_EXTENSION = "closedloop.drop_connection"
+"""ASGI scope extension holding an ``async () -> None`` that aborts the client's TCP connection."""
+
+
+class ConnectionDropper:
+    """ASGI wrapper that lets the app abort the underlying TCP connection.
+
+    Starlette answers any exception escaping the app with a 500, so an app that wants the
+    client to see a dead socket calls ``scope["extensions"][DROP_EXTENSION]()`` instead.
+    The transport is reached through uvicorn's per-request cycle, which owns ``send``.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope.get("type") == "http":
+            cycle = getattr(send, "__self__", None)
+            transport = getattr(cycle, "transport", None)
+            if transport is not None:
+
+                async def drop() -> None:
+                    transport.abort()
+                    # Let connection_lost run so uvicorn marks the cycle disconnected and
+                    # silently discards whatever the app sends afterwards.
+                    for _ in range(3):
+                        await asyncio.sleep(0)
+
+                scope = {**scope, "extensions": {**(scope.get("extensions") or {}), DROP_EXTENSION: drop}}
+        await self.app(scope, receive, send)
+
+
 ErrorResponder = Callable[[int, str], Response]
 
 
@@ -152,7 +186,11 @@ def install_faults_and_counter(
             roll = rng.random()
             if roll < rule.rate_drop:
                 counter.add(request.method, endpoint, 0)
-                raise DroppedConnection(path)
+                drop = (request.scope.get("extensions") or {}).get(DROP_EXTENSION)
+                if drop is None:  # not served by ServerThread (e.g. an in-process test client)
+                    raise DroppedConnection(path)
+                await drop()
+                return Response(status_code=500)  # never reaches the client: the socket is gone
             roll -= rule.rate_drop
             if roll < rule.rate_429:
                 counter.add(request.method, endpoint, 429)
@@ -201,6 +239,7 @@ class ServerThread:
     """Run an ASGI app with uvicorn in a daemon thread on a real socket.
 
     Pass ``ssl_certfile``/``ssl_keyfile`` to serve TLS. ``url`` is ready once ``start`` returns.
+    The app is wrapped in :class:`ConnectionDropper`, so injected drops really cut the socket.
     """
 
     def __init__(
@@ -215,7 +254,7 @@ class ServerThread:
         self.port = port or free_port(host)
         self.tls = ssl_certfile is not None
         config = uvicorn.Config(
-            app,
+            ConnectionDropper(app),
             host=host,
             port=self.port,
             log_level="warning",

@@ -76,7 +76,7 @@ def start_sandboxes(
     """Start both sandboxes; the TLS material is written under ``workdir``."""
     clock = clock or SimClock()
     workdir.mkdir(parents=True, exist_ok=True)
-    tls = SandboxTLS(workdir)
+    tls = SandboxTLS.create(workdir)
     hubspot = HubSpotSandbox(clock=clock, **(hubspot_kwargs or {}))
     salesforce = SalesforceSandbox(clock=clock, **(salesforce_kwargs or {}))
     hs_server = ServerThread(hubspot.app, host=host, port=hubspot_port).start()

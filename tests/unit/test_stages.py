@@ -45,7 +45,8 @@ CONVERTED = {"Status": "Closed - Converted", "IsConverted": True, "Email": "a@b.
     # Recycling (a HubSpot lead status) beats HubSpot-only stages and follows a loss; not an active lead.
     (PersonView(ma={"email": "a@b.co", "hubspotscore": "90", "hs_lead_status": "BAD_TIMING"}), "recycled"),
     (PersonView(ma={"hs_lead_status": "BAD_TIMING"}, lead=CONVERTED, opportunity=LOST_OPP), "recycled"),
-    (PersonView(ma={"hs_lead_status": "BAD_TIMING"}, lead={"Status": "Working - Contacted"}), "sal"),
+    # handed back to marketing while the Lead is still open: recycled, not SAL
+    (PersonView(ma={"hs_lead_status": "BAD_TIMING"}, lead={"Status": "Working - Contacted"}), "recycled"),
 ])
 def test_compute_stage(view: PersonView, expected: str | None) -> None:
     assert compute_stage(MAPPING, view) == expected

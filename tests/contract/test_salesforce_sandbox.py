@@ -1,0 +1,467 @@
+"""The Salesforce sandbox driven by the real simple-salesforce client over real HTTPS (sandbox CA only)."""
+
+from __future__ import annotations
+
+import gc
+import threading
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from simple_salesforce import Salesforce
+from simple_salesforce.exceptions import (
+    SalesforceExpiredSession,
+    SalesforceGeneralError,
+    SalesforceMalformedRequest,
+    SalesforceRefusedRequest,
+    SalesforceResourceNotFound,
+)
+
+from sync.sandbox.common import FaultRule, ServerThread, SimClock
+from sync.sandbox.salesforce import SalesforceSandbox, SandboxTLS
+
+START = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+OM = "{http://soap.sforce.com/2005/09/outbound}"
+SF = "{urn:sobject.enterprise.soap.sforce.com}"
+XSI = "{http://www.w3.org/2001/XMLSchema-instance}"
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> SandboxTLS:
+    return SandboxTLS.create(tmp_path_factory.mktemp("tls"))
+
+
+def _serve(sandbox: SalesforceSandbox, tls: SandboxTLS) -> ServerThread:
+    server = ServerThread(sandbox.app, ssl_certfile=tls.cert_file, ssl_keyfile=tls.key_file).start()
+    sandbox.instance_url = server.url
+    return server
+
+
+def _client(
+    sandbox: SalesforceSandbox,
+    server: ServerThread,
+    tls: SandboxTLS,
+    session_id: str | None = None,
+    version: str = "59.0",
+) -> Salesforce:
+    http = requests.Session()
+    http.verify = tls.ca_file
+    # requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override session.verify unless trust_env is off.
+    http.trust_env = False
+    return Salesforce(
+        instance_url=server.url, session_id=session_id or sandbox.session_id, session=http, version=version
+    )
+
+
+@pytest.fixture(scope="module")
+def env(tls: SandboxTLS) -> Iterator[tuple[SalesforceSandbox, Salesforce]]:
+    sandbox = SalesforceSandbox(clock=SimClock(start=START))
+    server = _serve(sandbox, tls)
+    sf = _client(sandbox, server, tls)
+    try:
+        yield sandbox, sf
+    finally:
+        # Keep-alive connections still referenced by unread responses (204s) would stall the server's
+        # graceful shutdown: collect them, then close the pool.
+        gc.collect()
+        sf.session.close()
+        server.stop()
+
+
+def _content(exc: Exception) -> Any:
+    """The parsed error body simple-salesforce attached to ``exc``."""
+    return getattr(exc, "content")  # noqa: B009 - the attribute is untyped in simple-salesforce
+
+
+def _lead(n: int | str, **extra: Any) -> dict[str, Any]:
+    return {"LastName": f"Last{n}", "Company": "Acme", "Email": f"p{n}@example.com", **extra}
+
+
+def test_tls_is_required_and_only_the_sandbox_ca_is_trusted(tls: SandboxTLS, env: Any) -> None:
+    sandbox, sf = env
+    with pytest.raises(requests.exceptions.SSLError):
+        requests.get(sf.base_url + "limits/", timeout=5)  # system trust store does not know the sandbox CA
+    versions = requests.get(f"https://{sf.sf_instance}/services/data", verify=tls.ca_file, timeout=5).json()
+    assert {"50.0", "59.0"} <= {v["version"] for v in versions}
+
+
+def test_wrong_session_is_invalid_session_id(tls: SandboxTLS, env: Any) -> None:
+    sandbox, sf = env
+    bad = Salesforce(instance_url=f"https://{sf.sf_instance}", session_id="nope", session=sf.session)
+    with pytest.raises(SalesforceExpiredSession) as err:
+        bad.query("SELECT Id FROM Lead")
+    assert _content(err.value)[0]["errorCode"] == "INVALID_SESSION_ID"
+
+
+def test_crud_and_upsert_by_external_id(env: Any) -> None:
+    sandbox, sf = env
+    created = sf.Lead.create(_lead("crud", Closedloop_Id__c="CL-CRUD"))
+    assert created["success"] is True and len(created["id"]) == 18
+    record = sf.Lead.get(created["id"])
+    assert record["attributes"]["type"] == "Lead"
+    assert record["Status"] == "Open - Not Contacted"
+    assert record["CreatedDate"].endswith("+0000")
+    assert sf.Lead.update(created["id"], {"Title": "CTO"}) == 204
+    assert sf.Lead.get(created["id"], params={"fields": "Title"}) == {
+        "attributes": record["attributes"],
+        "Title": "CTO",
+    }
+    assert sf.Lead.upsert("Closedloop_Id__c/CL-CRUD", {"Title": "CEO"}) == 200
+    assert sandbox.get("Lead", created["id"])["Title"] == "CEO"
+    assert sf.Lead.upsert("Closedloop_Id__c/CL-NEW", _lead("new")) == 201
+    assert sf.Lead.get_by_custom_id("Closedloop_Id__c", "CL-NEW")["LastName"] == "Lastnew"
+    with pytest.raises(SalesforceResourceNotFound):
+        sf.Lead.upsert("Not_A_Field__c/x", _lead("x"))
+    assert sf.Lead.delete(created["id"]) == 204
+    with pytest.raises(SalesforceResourceNotFound) as err:
+        sf.Lead.get(created["id"])
+    assert _content(err.value)[0]["errorCode"] == "ENTITY_IS_DELETED"
+    assert sf.query_all(f"SELECT Id FROM Lead WHERE Id = '{created['id']}'")["totalSize"] == 0
+    deleted = sf.query_all(f"SELECT IsDeleted FROM Lead WHERE Id = '{created['id']}'", include_deleted=True)
+    assert deleted["records"][0]["IsDeleted"] is True
+
+
+def test_duplicate_external_id_is_rejected_case_insensitively(env: Any) -> None:
+    sandbox, sf = env
+    sf.Contact.create({"LastName": "Dup", "Closedloop_Id__c": "CL-DUP"})
+    with pytest.raises(SalesforceMalformedRequest) as err:
+        sf.Contact.create({"LastName": "Dup2", "Closedloop_Id__c": "cl-dup"})
+    assert _content(err.value)[0]["errorCode"] == "DUPLICATE_VALUE"
+
+
+@pytest.mark.parametrize(
+    ("fields", "code"),
+    [
+        ({"Company": "Acme"}, "REQUIRED_FIELD_MISSING"),
+        ({**_lead("u"), "Bogus__c": 1}, "INVALID_FIELD"),
+        ({**_lead("p"), "Status": "Nope"}, "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"),
+        ({**_lead("l"), "FirstName": "x" * 41}, "STRING_TOO_LONG"),
+        ({**_lead("c"), "IsConverted": True}, "INVALID_FIELD_FOR_INSERT_UPDATE"),
+    ],
+)
+def test_validation_errors(env: Any, fields: dict[str, Any], code: str) -> None:
+    _sandbox, sf = env
+    with pytest.raises(SalesforceMalformedRequest) as err:
+        sf.Lead.create(fields)
+    assert _content(err.value)[0]["errorCode"] == code
+
+
+def test_describe_reports_fields_and_picklists(env: Any) -> None:
+    _sandbox, sf = env
+    describe = sf.Opportunity.describe()
+    fields = {f["name"]: f for f in describe["fields"]}
+    assert fields["IsWon"]["updateable"] is False and fields["IsWon"]["createable"] is False
+    assert "Closed Won" in [p["value"] for p in fields["StageName"]["picklistValues"]]
+    lead_fields = {f["name"]: f for f in sf.Lead.describe()["fields"]}
+    ext = lead_fields["Closedloop_Id__c"]
+    assert ext["externalId"] is True and ext["unique"] is True
+    assert lead_fields["LastName"]["nillable"] is False and lead_fields["LastName"]["length"] == 80
+
+
+def test_query_paging_with_batch_size(env: Any) -> None:
+    sandbox, sf = env
+    for i in range(450):
+        sandbox.insert("Lead", _lead(f"page{i:03d}", Title="Pager"))
+    first = sf.query(
+        "SELECT Id, LastName FROM Lead WHERE Title = 'Pager' ORDER BY LastName",
+        headers={"Sforce-Query-Options": "batchSize=200"},
+    )
+    assert first["done"] is False and len(first["records"]) == 200 and first["totalSize"] == 450
+    assert "/query/" in first["nextRecordsUrl"]
+    everything = sf.query_all(
+        "SELECT Id, LastName FROM Lead WHERE Title = 'Pager' ORDER BY LastName",
+        headers={"Sforce-Query-Options": "batchSize=200"},
+    )
+    names = [r["LastName"] for r in everything["records"]]
+    assert len(names) == 450 and names == sorted(names) and len(set(names)) == 450
+    assert sf.query("SELECT COUNT() FROM Lead WHERE Title = 'Pager'")["totalSize"] == 450
+
+
+def test_query_errors_raise_malformed_request(env: Any) -> None:
+    _sandbox, sf = env
+    with pytest.raises(SalesforceMalformedRequest) as err:
+        sf.query("SELECT Id FROM Lead WHERE")
+    assert _content(err.value)[0]["errorCode"] == "MALFORMED_QUERY"
+    with pytest.raises(SalesforceMalformedRequest) as err:
+        sf.query("SELECT Nope__c FROM Lead")
+    assert _content(err.value)[0]["errorCode"] == "INVALID_FIELD"
+
+
+def test_convert_lead_and_converted_lead_is_read_only(env: Any) -> None:
+    sandbox, sf = env
+    lead_id = sf.Lead.create(_lead("conv", Closedloop_Id__c="CL-CONV"))["id"]
+    result = sandbox.convert_lead(lead_id, opportunity_name="Acme deal")
+    lead = sf.Lead.get(lead_id)
+    assert lead["IsConverted"] is True and lead["Status"] == "Closed - Converted"
+    assert lead["ConvertedContactId"] == result["contactId"]
+    assert lead["ConvertedOpportunityId"] == result["opportunityId"]
+    roles = sf.query(
+        "SELECT Contact.Closedloop_Id__c, Opportunity.StageName, IsPrimary FROM OpportunityContactRole "
+        f"WHERE OpportunityId = '{result['opportunityId']}'"
+    )["records"]
+    assert roles[0]["Contact"]["Closedloop_Id__c"] == "CL-CONV"
+    assert roles[0]["Opportunity"]["StageName"] == "Prospecting" and roles[0]["IsPrimary"] is True
+    with pytest.raises(SalesforceMalformedRequest) as err:
+        sf.Lead.update(lead_id, {"Title": "x"})
+    assert _content(err.value)[0]["errorCode"] == "CANNOT_UPDATE_CONVERTED_LEAD"
+
+
+def test_history_rows_and_opportunity_semantics(env: Any) -> None:
+    sandbox, sf = env
+    lead_id = sf.Lead.create(_lead("hist"))["id"]
+    sf.Lead.update(lead_id, {"Status": "Working - Contacted"})
+    rows = sf.query(
+        f"SELECT Field, OldValue, NewValue FROM LeadHistory WHERE LeadId = '{lead_id}' ORDER BY CreatedDate"
+    )["records"]
+    assert [(r["Field"], r["OldValue"], r["NewValue"]) for r in rows] == [
+        ("created", None, None),
+        ("Status", "Open - Not Contacted", "Working - Contacted"),
+    ]
+    opp = sf.Opportunity.create(
+        {"Name": "Deal", "StageName": "Prospecting", "CloseDate": "2026-12-31", "Amount": 1000}
+    )["id"]
+    sf.Opportunity.update(opp, {"StageName": "Closed Lost", "Loss_Reason__c": "Price"})
+    got = sf.Opportunity.get(opp)
+    assert (got["IsClosed"], got["IsWon"], got["Probability"]) == (True, False, 0.0)
+    stages = sf.query(
+        f"SELECT StageName FROM OpportunityHistory WHERE OpportunityId = '{opp}' ORDER BY CreatedDate"
+    )["records"]
+    assert [s["StageName"] for s in stages] == ["Prospecting", "Closed Lost"]
+    with pytest.raises(SalesforceMalformedRequest) as err:
+        sf.Opportunity.update(opp, {"IsWon": True})
+    assert _content(err.value)[0]["errorCode"] == "INVALID_FIELD_FOR_INSERT_UPDATE"
+
+
+def test_collections_create_update_upsert_delete(env: Any) -> None:
+    sandbox, sf = env
+    records = [
+        {"attributes": {"type": "Lead"}, **_lead(f"col{i}", Closedloop_Id__c=f"CL-COL-{i}")}
+        for i in range(200)
+    ]
+    results = sf.restful("composite/sobjects", method="POST", json={"allOrNone": False, "records": records})
+    assert len(results) == 200 and all(r["success"] for r in results)
+    with pytest.raises(SalesforceMalformedRequest) as err:
+        sf.restful("composite/sobjects", method="POST", json={"records": records + records[:1]})
+    assert _content(err.value)[0]["errorCode"] == "EXCEEDED_ID_LIMIT"
+    updates = [{"attributes": {"type": "Lead"}, "id": r["id"], "Title": "Bulk"} for r in results[:3]]
+    updates.append({"attributes": {"type": "Lead"}, "id": results[3]["id"], "Status": "Bogus"})
+    out = sf.restful("composite/sobjects", method="PATCH", json={"allOrNone": False, "records": updates})
+    assert [r["success"] for r in out] == [True, True, True, False]
+    assert out[3]["errors"][0]["statusCode"] == "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"
+    assert out[3]["errors"][0]["fields"] == ["Status"]
+    upserts = [
+        {"attributes": {"type": "Lead"}, "Closedloop_Id__c": "CL-COL-0", "Title": "Up"},
+        {"attributes": {"type": "Lead"}, "Closedloop_Id__c": "CL-COL-NEW", **_lead("colnew")},
+    ]
+    out = sf.restful(
+        "composite/sobjects/Lead/Closedloop_Id__c",
+        method="PATCH",
+        json={"allOrNone": True, "records": upserts},
+    )
+    assert [(r["success"], r["created"]) for r in out] == [(True, False), (True, True)]
+    ids = ",".join(r["id"] for r in results[:2])
+    got = sf.restful("composite/sobjects/Lead", params={"ids": ids, "fields": "Title,Closedloop_Id__c"})
+    assert [g["Title"] for g in got] == ["Up", "Bulk"]
+    deleted = sf.restful("composite/sobjects", method="DELETE", params={"ids": ids})
+    assert all(d["success"] for d in deleted)
+    assert sandbox.get("Lead", results[0]["id"]) is None
+
+
+def test_collections_all_or_none_rolls_back(env: Any) -> None:
+    sandbox, sf = env
+    before = sandbox.count("SELECT COUNT() FROM Lead")
+    records = [
+        {"attributes": {"type": "Lead"}, **_lead("aon1")},
+        {"attributes": {"type": "Lead"}, "Company": "NoLastName"},
+        {"attributes": {"type": "Lead"}, **_lead("aon3")},
+    ]
+    out = sf.restful("composite/sobjects", method="POST", json={"allOrNone": True, "records": records})
+    assert [r["success"] for r in out] == [False, False, False]
+    assert out[1]["errors"][0]["statusCode"] == "REQUIRED_FIELD_MISSING"
+    assert out[0]["errors"][0]["statusCode"] == "ALL_OR_NONE_OPERATION_ROLLED_BACK"
+    assert sandbox.count("SELECT COUNT() FROM Lead") == before
+
+
+def test_composite_references_limits_and_all_or_none(env: Any) -> None:
+    sandbox, sf = env
+    body = {
+        "allOrNone": True,
+        "compositeRequest": [
+            {
+                "method": "POST",
+                "url": "/services/data/v59.0/sobjects/Account",
+                "referenceId": "acct",
+                "body": {"Name": "Globex"},
+            },
+            {
+                "method": "POST",
+                "url": "/services/data/v59.0/sobjects/Contact",
+                "referenceId": "ct",
+                "body": {"LastName": "Scorpio", "AccountId": "@{acct.id}"},
+            },
+            {
+                "method": "GET",
+                "url": "/services/data/v59.0/sobjects/Contact/@{ct.id}?fields=AccountId",
+                "referenceId": "read",
+            },
+        ],
+    }
+    out = sf.restful("composite", method="POST", json=body)["compositeResponse"]
+    assert [o["httpStatusCode"] for o in out] == [201, 201, 200]
+    assert out[2]["body"]["AccountId"] == out[0]["body"]["id"]
+    accounts = sandbox.count("SELECT COUNT() FROM Account")
+    failing = {
+        "allOrNone": True,
+        "compositeRequest": [
+            {
+                "method": "POST",
+                "url": "/services/data/v59.0/sobjects/Account",
+                "referenceId": "a",
+                "body": {"Name": "X"},
+            },
+            {
+                "method": "POST",
+                "url": "/services/data/v59.0/sobjects/Account",
+                "referenceId": "b",
+                "body": {},
+            },
+        ],
+    }
+    out = sf.restful("composite", method="POST", json=failing)["compositeResponse"]
+    assert out[0]["body"][0]["errorCode"] == "PROCESSING_HALTED"
+    assert out[1]["body"][0]["errorCode"] == "REQUIRED_FIELD_MISSING"
+    assert sandbox.count("SELECT COUNT() FROM Account") == accounts
+    too_many = {
+        "compositeRequest": [
+            {"method": "GET", "url": "/services/data/v59.0/limits", "referenceId": f"r{i}"} for i in range(26)
+        ]
+    }
+    with pytest.raises(SalesforceMalformedRequest):
+        sf.restful("composite", method="POST", json=too_many)
+
+
+def test_limits_header_and_request_limit_exceeded(tls: SandboxTLS) -> None:
+    sandbox = SalesforceSandbox(clock=SimClock(start=START), daily_api_limit=3)
+    server = _serve(sandbox, tls)
+    try:
+        sf = _client(sandbox, server, tls)
+        limits = sf.limits()
+        assert limits["DailyApiRequests"] == {"Max": 3, "Remaining": 2}
+        sf.query("SELECT Id FROM Lead")
+        assert sf.api_usage["api-usage"].used == 2 and sf.api_usage["api-usage"].total == 3
+        sf.query("SELECT Id FROM Lead")
+        with pytest.raises(SalesforceRefusedRequest) as err:
+            sf.query("SELECT Id FROM Lead")
+        assert _content(err.value)[0]["errorCode"] == "REQUEST_LIMIT_EXCEEDED"
+        sf.session.close()
+    finally:
+        server.stop()
+
+
+def test_injected_faults_reach_the_client(env: Any) -> None:
+    sandbox, sf = env
+    sandbox.faults.rules = [FaultRule(path_regex="/query", rate_5xx=1.0)]
+    try:
+        with pytest.raises(SalesforceGeneralError) as err:
+            sf.query("SELECT Id FROM Lead")
+        assert err.value.status in (500, 502, 503)
+        assert _content(err.value)[0]["errorCode"] in ("UNKNOWN_EXCEPTION", "SERVER_UNAVAILABLE")
+    finally:
+        sandbox.faults.rules = []
+    assert sandbox.counter.total("/services/data/v59.0/query") >= 1
+
+
+def test_unable_to_lock_row_on_collection_updates(env: Any) -> None:
+    sandbox, sf = env
+    lead = sf.Lead.create(_lead("lock"))["id"]
+    sandbox.lock_row_rate = 1.0
+    try:
+        out = sf.restful(
+            "composite/sobjects",
+            method="PATCH",
+            json={"records": [{"attributes": {"type": "Lead"}, "id": lead, "Title": "x"}]},
+        )
+    finally:
+        sandbox.lock_row_rate = 0.0
+    assert out[0]["errors"][0]["statusCode"] == "UNABLE_TO_LOCK_ROW"
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    bodies: list[bytes] = []
+    headers_seen: list[dict[str, str]] = []
+    refuse_first = 2
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server API
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).bodies.append(body)
+        type(self).headers_seen.append(dict(self.headers))
+        if len(type(self).bodies) <= type(self).refuse_first:
+            self.send_response(500)
+            self.end_headers()
+            return
+        ack = (
+            b'<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope '
+            b'xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body>'
+            b'<notificationsResponse xmlns="http://soap.sforce.com/2005/09/outbound"><Ack>true</Ack>'
+            b"</notificationsResponse></soapenv:Body></soapenv:Envelope>"
+        )
+        self.send_response(200)
+        self.send_header("Content-Type", "text/xml")
+        self.send_header("Content-Length", str(len(ack)))
+        self.end_headers()
+        self.wfile.write(ack)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_outbound_message_delivered_retried_until_ack(env: Any) -> None:
+    sandbox, sf = env
+    receiver = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    thread = threading.Thread(target=receiver.serve_forever, daemon=True)
+    thread.start()
+    try:
+        sandbox.configure_outbound(
+            f"http://127.0.0.1:{receiver.server_address[1]}/om",
+            objects=["Lead"],
+            fields={"Lead": ["Email", "Status", "Closedloop_Id__c", "Phone"]},
+            retry_base_seconds=0.05,
+        )
+        sandbox.start_outbound_delivery()
+        lead_id = sf.Lead.create(_lead("om", Closedloop_Id__c="CL-OM"))["id"]
+        deadline = time.monotonic() + 10
+        while sandbox.outbound.pending() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert sandbox.outbound.pending() == 0
+        assert len(_Receiver.bodies) == 3  # two refusals, then the ACKed attempt
+        assert _Receiver.headers_seen[-1]["Content-Type"].startswith("text/xml")
+        assert _Receiver.headers_seen[-1]["SOAPAction"] == '""'
+        root = ET.fromstring(_Receiver.bodies[-1])
+        notifications = root.find(f".//{OM}notifications")
+        assert notifications is not None
+        assert notifications.findtext(f"{OM}OrganizationId") == sandbox.org_id
+        assert notifications.find(f"{OM}SessionId").get(f"{XSI}nil") == "true"  # type: ignore[union-attr]
+        assert notifications.findtext(f"{OM}EnterpriseUrl", "").startswith(sandbox.instance_url)
+        items = notifications.findall(f"{OM}Notification")
+        assert len(items) == 1
+        sobject = items[0].find(f"{OM}sObject")
+        assert sobject is not None and sobject.get(f"{XSI}type") == "sf:Lead"
+        assert sobject.findtext(f"{SF}Id") == lead_id
+        assert sobject.findtext(f"{SF}Closedloop_Id__c") == "CL-OM"
+        assert sobject.find(f"{SF}Phone").get(f"{XSI}nil") == "true"  # type: ignore[union-attr]
+    finally:
+        sandbox.stop_outbound_delivery()
+        sandbox.configure_outbound(None)
+        receiver.shutdown()
+
+
+def test_tls_files_exist(tls: SandboxTLS) -> None:
+    assert all(
+        Path(p).read_text().startswith("-----BEGIN") for p in (tls.ca_file, tls.cert_file, tls.key_file)
+    )
