@@ -49,7 +49,9 @@ class Settings(BaseSettings):
     hubspot_signature_version: Literal["v1", "v2", "v3"] = "v3"
     hubspot_window_limit: int = Field(default=190, gt=0, description="calls per 10 s window")
     hubspot_daily_limit: int = Field(default=500_000, gt=0)
-    hubspot_search_per_second: int = Field(default=5, gt=0, description="HubSpot's search requests per second")
+    hubspot_search_per_second: int = Field(
+        default=5, gt=0, description="HubSpot's search requests per second"
+    )
 
     salesforce_instance_url: str | None = None
     salesforce_session_id: SecretStr | None = None

@@ -50,7 +50,10 @@ def run_demo(
     )
     began = time.monotonic()
     with Progress(
-        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
         console=console,
     ) as bar:
         task = bar.add_task("simulating", total=None, info="starting sandboxes")

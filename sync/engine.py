@@ -172,9 +172,7 @@ class Engine:
             return explicit
         stage = self.mapping.stage(stage_id)
         if stage.sfa is not None:
-            record = {"Lead": state.lead, "Contact": state.contact, "Opportunity": state.opportunity}.get(
-                stage.sfa.object
-            )
+            record = state.record(stage.sfa.object)
             if record is not None:
                 return parse_timestamp(record.get("LastModifiedDate"))
         if stage.ma is not None:
@@ -197,10 +195,7 @@ class Engine:
         stage = self.mapping.stage(stage_id)
         source_system, source_record = "hubspot", state.hubspot_id
         if stage.sfa is not None:
-            rec = {"Lead": state.lead, "Contact": state.contact, "Opportunity": state.opportunity}.get(
-                stage.sfa.object
-            )
-            source_system, source_record = "salesforce", (rec or {}).get("Id")
+            source_system, source_record = "salesforce", (state.record(stage.sfa.object) or {}).get("Id")
         reason = None
         if stage.detour:
             reason = opp.get("Loss_Reason__c") if stage.sfa and stage.sfa.object == "Opportunity" else None

@@ -68,6 +68,12 @@ class PersonState:
             return None
         return max(self.opportunities, key=lambda o: str(o.get("CreatedDate") or ""))
 
+    def record(self, sobject: str | None) -> dict[str, Any] | None:
+        """The person's Lead, Contact or primary Opportunity."""
+        return {"Lead": self.lead, "Contact": self.contact, "Opportunity": self.opportunity}.get(
+            sobject or ""
+        )
+
     def view(self) -> PersonView:
         """The read-only view the stage engine and mapping evaluate."""
         return PersonView(ma=self.ma, lead=self.lead, contact=self.contact, opportunity=self.opportunity)

@@ -199,7 +199,9 @@ class Scenario:
 
     def _run_actions_until(self, step_end: datetime) -> None:
         while True:
-            dues = [t for t in (self.seeder.next_due(), self.team.next_due()) if t is not None and t <= step_end]
+            dues = [
+                t for t in (self.seeder.next_due(), self.team.next_due()) if t is not None and t <= step_end
+            ]
             if not dues:
                 break
             due = min(dues)

@@ -14,7 +14,9 @@ app = typer.Typer(
 config_app = typer.Typer(help="Settings: validate and show.", no_args_is_help=True)
 db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
 mappings_app = typer.Typer(help="Mapping files: lint, schema, preview.", no_args_is_help=True)
-sandbox_app = typer.Typer(help="HubSpot and Salesforce sandboxes for trying and testing.", no_args_is_help=True)
+sandbox_app = typer.Typer(
+    help="HubSpot and Salesforce sandboxes for trying and testing.", no_args_is_help=True
+)
 funnel_app = typer.Typer(help="Funnel report and KPI planning.", no_args_is_help=True)
 errors_app = typer.Typer(help="Recorded sync errors.", invoke_without_command=True)
 

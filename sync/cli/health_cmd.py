@@ -36,7 +36,9 @@ def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
     with store.session() as session:
         cursors = list(session.execute(select(Cursor).order_by(Cursor.stream)).scalars())
         pending = session.scalar(select(func.count()).where(InboxEvent.status == "pending")) or 0
-        oldest = session.scalar(select(func.min(InboxEvent.received_at)).where(InboxEvent.status == "pending"))
+        oldest = session.scalar(
+            select(func.min(InboxEvent.received_at)).where(InboxEvent.status == "pending")
+        )
         open_errors = session.scalar(select(func.count()).where(SyncError.status == "open")) or 0
     queue_depth = None
     if settings.redis_url:
@@ -58,7 +60,10 @@ def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
         "queue_depth": queue_depth,
         "open_errors": open_errors,
         "budget": {
-            "hubspot": {"window_limit_per_10s": settings.hubspot_window_limit, "daily_cap": settings.hubspot_daily_limit},
+            "hubspot": {
+                "window_limit_per_10s": settings.hubspot_window_limit,
+                "daily_cap": settings.hubspot_daily_limit,
+            },
             "salesforce": {"share_of_daily_allocation": settings.salesforce_api_share},
         },
     }
@@ -127,7 +132,11 @@ def dismiss(
     store = _store()
     with store.session() as session:
         query = update(SyncError).where(SyncError.status == "open")
-        query = query.where(SyncError.id == error_id) if error_id is not None else query.where(SyncError.category == category)
+        query = (
+            query.where(SyncError.id == error_id)
+            if error_id is not None
+            else query.where(SyncError.category == category)
+        )
         count = session.execute(query.values(status="dismissed")).rowcount  # type: ignore[attr-defined]
     typer.echo(f"dismissed {count} error(s)")
 

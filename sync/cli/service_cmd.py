@@ -42,7 +42,9 @@ def setup(dry_run: bool = typer.Option(False, "--dry-run", help="Only print what
 
 
 @app.command("sync")
-def sync_once(once: bool = typer.Option(True, "--once/--loop", help="One polling cycle, in the foreground")) -> None:
+def sync_once(
+    once: bool = typer.Option(True, "--once/--loop", help="One polling cycle, in the foreground"),
+) -> None:
     """Poll both systems and sync what changed, in the foreground (useful for admins)."""
     import time
 
@@ -65,10 +67,9 @@ def sync_once(once: bool = typer.Option(True, "--once/--loop", help="One polling
 def _serve_web(settings: Settings, host: str, port: int, in_thread: bool) -> threading.Thread | None:
     import uvicorn
 
+    from sync.operations import runtime
     from sync.web.app import create_app
     from workers.tasks import process_inbox
-
-    from sync.operations import runtime
 
     rt = runtime()
 
@@ -117,7 +118,9 @@ def worker(concurrency: int = typer.Option(4, help="Worker threads/processes")) 
     """Run a Celery worker (needs CLOSEDLOOP_REDIS_URL)."""
     settings = _settings()
     if not settings.redis_url:
-        raise typer.BadParameter("a separate worker needs CLOSEDLOOP_REDIS_URL; use `closedloop run` embedded")
+        raise typer.BadParameter(
+            "a separate worker needs CLOSEDLOOP_REDIS_URL; use `closedloop run` embedded"
+        )
     from workers.celery_app import app as celery_app
 
     celery_app.worker_main(["worker", f"--concurrency={concurrency}", "--loglevel=INFO", "--without-gossip"])

@@ -39,7 +39,10 @@ class Verdict:
     def summary(self, examples: int = 3) -> str:
         if self.ok:
             return f"all {self.checked_people} people match the ground truth"
-        lines = [f"{kind}: {len(items)} (e.g. {'; '.join(items[:examples])})" for kind, items in self.mismatches.items()]
+        lines = [
+            f"{kind}: {len(items)} (e.g. {'; '.join(items[:examples])})"
+            for kind, items in self.mismatches.items()
+        ]
         return "\n".join(lines)
 
 
@@ -51,7 +54,11 @@ def _number(value: Any) -> Decimal | None:
 
 
 def verify(
-    truth: GroundTruth, store: Store, hubspot: HubSpotSandbox, salesforce: SalesforceSandbox, check_times: bool = True
+    truth: GroundTruth,
+    store: Store,
+    hubspot: HubSpotSandbox,
+    salesforce: SalesforceSandbox,
+    check_times: bool = True,
 ) -> Verdict:
     """Check stages, transition paths, closed-loop properties and the absence of duplicates."""
     verdict = Verdict()
@@ -71,7 +78,11 @@ def verify(
             verdict.add("duplicate_hubspot_contact", f"{email} x{len(contacts)}")
 
     with store.session() as session:
-        owners = dict(session.execute(select(MatchKey.key_value, MatchKey.common_id).where(MatchKey.key_type == "email")).all())
+        owners = dict(
+            session.execute(
+                select(MatchKey.key_value, MatchKey.common_id).where(MatchKey.key_type == "email")
+            ).all()
+        )
         people = {p.common_id: p for p in session.execute(select(Person)).scalars()}
         paths: dict[str, list[tuple[str, Any]]] = {}
         rows = session.execute(
@@ -79,15 +90,16 @@ def verify(
                 Transition.occurred_at, Transition.id
             )
         )
-        for cid, stage, when in rows:
-            paths.setdefault(cid, []).append((stage, when))
+        for owner, stage, when in rows:
+            paths.setdefault(owner, []).append((stage, when))
 
     for person in truth.people:
         verdict.checked_people += 1
-        cid = owners.get(person.email)
-        if cid is None or cid not in people:
+        found = owners.get(person.email)
+        if found is None or found not in people:
             verdict.add("unknown_person", person.email)
             continue
+        cid = found
         if people[cid].stage != person.stage:
             verdict.add("final_stage", f"{person.email}: {people[cid].stage} != {person.stage}")
         got = paths.get(cid, [])
@@ -96,7 +108,10 @@ def verify(
         elif check_times:
             for (stage, at), (_s, expected) in zip(got, person.path, strict=True):
                 if abs((at - expected).total_seconds()) > 1.0:
-                    verdict.add("transition_time", f"{person.email} {stage}: {at.isoformat()} != {expected.isoformat()}")
+                    verdict.add(
+                        "transition_time",
+                        f"{person.email} {stage}: {at.isoformat()} != {expected.isoformat()}",
+                    )
         if person.mql_at is not None and leads.get(person.email, 0) != 1:
             verdict.add("handover", f"{person.email}: {leads.get(person.email, 0)} Salesforce leads")
         if person.mql_at is None and leads.get(person.email, 0):
@@ -115,12 +130,18 @@ def _check_contact(verdict: Verdict, person: Any, contacts: list[dict[str, Any]]
     if props.get("closedloop_stage") != person.stage:
         verdict.add("closedloop_stage", f"{person.email}: {props.get('closedloop_stage')} != {person.stage}")
     if props.get("closedloop_outcome") != person.outcome:
-        verdict.add("closedloop_outcome", f"{person.email}: {props.get('closedloop_outcome')} != {person.outcome}")
+        verdict.add(
+            "closedloop_outcome", f"{person.email}: {props.get('closedloop_outcome')} != {person.outcome}"
+        )
     if (props.get("closedloop_loss_reason") or None) != person.loss_reason:
-        verdict.add("loss_reason", f"{person.email}: {props.get('closedloop_loss_reason')} != {person.loss_reason}")
+        verdict.add(
+            "loss_reason", f"{person.email}: {props.get('closedloop_loss_reason')} != {person.loss_reason}"
+        )
     if person.amount is not None and _number(props.get("closedloop_amount")) != Decimal(person.amount):
         verdict.add("amount", f"{person.email}: {props.get('closedloop_amount')} != {person.amount}")
     if person.close_date and props.get("closedloop_close_date") != person.close_date:
         got = parse_timestamp(props.get("closedloop_close_date"))
         if got is None or got.date().isoformat() != person.close_date:
-            verdict.add("close_date", f"{person.email}: {props.get('closedloop_close_date')} != {person.close_date}")
+            verdict.add(
+                "close_date", f"{person.email}: {props.get('closedloop_close_date')} != {person.close_date}"
+            )

@@ -38,7 +38,9 @@ def _decide(
         ("none", "Acme", "Old", {}, {}),
     ],
 )
-def test_direction_rules(rule: str, ma: Any, sfa: Any, expect_ma: dict[str, Any], expect_sfa: dict[str, Any]) -> None:
+def test_direction_rules(
+    rule: str, ma: Any, sfa: Any, expect_ma: dict[str, Any], expect_sfa: dict[str, Any]
+) -> None:
     assert _decide(rule, ma, sfa) == (expect_ma, expect_sfa)
 
 

@@ -24,60 +24,73 @@ LOST_OPP = {"IsClosed": True, "IsWon": False, "StageName": "Closed Lost"}
 CONVERTED = {"Status": "Closed - Converted", "IsConverted": True, "Email": "a@b.co"}
 
 
-@pytest.mark.parametrize(("view", "expected"), [
-    (PersonView(), None),
-    (PersonView(ma={"email": ""}), None),
-    (PersonView(ma={"email": "a@b.co", "hubspotscore": "10"}), "lead"),
-    (PersonView(lead={"Email": "a@b.co", "Status": "Open - Not Contacted"}), "lead"),
-    (PersonView(ma={"email": "a@b.co", "hubspotscore": "50"}), "mql"),
-    (PersonView(ma={"email": "a@b.co", "lifecyclestage": "marketingqualifiedlead"}), "mql"),
-    (PersonView(ma={"hubspotscore": "90"}, lead={"Status": "Working - Contacted", "IsConverted": False}),
-     "sal"),
-    (PersonView(ma={"hubspotscore": "90"}, lead=CONVERTED), "sql"),
-    (PersonView(lead=CONVERTED, opportunity={**OPEN_OPP, "StageName": "Prospecting"}), "sql"),
-    (PersonView(lead=CONVERTED, opportunity=OPEN_OPP), "opportunity"),
-    (PersonView(lead=CONVERTED, opportunity=WON_OPP), "won"),
-    # Terminal detours win on the same or a newer object.
-    (PersonView(lead=CONVERTED, opportunity=LOST_OPP), "lost"),
-    (PersonView(ma={"hubspotscore": "90"}, lead={"Status": "Closed - Not Converted"}), "disqualified"),
-    # ...but not over newer evidence: a disqualified old lead, then a won opportunity.
-    (PersonView(lead={"Status": "Closed - Not Converted"}, opportunity=WON_OPP), "won"),
-    # Recycling (a HubSpot lead status) beats HubSpot-only stages and follows a loss; not an active lead.
-    (PersonView(ma={"email": "a@b.co", "hubspotscore": "90", "hs_lead_status": "BAD_TIMING"}), "recycled"),
-    (PersonView(ma={"hs_lead_status": "BAD_TIMING"}, lead=CONVERTED, opportunity=LOST_OPP), "recycled"),
-    # handed back to marketing while the Lead is still open: recycled, not SAL
-    (PersonView(ma={"hs_lead_status": "BAD_TIMING"}, lead={"Status": "Working - Contacted"}), "recycled"),
-])
+@pytest.mark.parametrize(
+    ("view", "expected"),
+    [
+        (PersonView(), None),
+        (PersonView(ma={"email": ""}), None),
+        (PersonView(ma={"email": "a@b.co", "hubspotscore": "10"}), "lead"),
+        (PersonView(lead={"Email": "a@b.co", "Status": "Open - Not Contacted"}), "lead"),
+        (PersonView(ma={"email": "a@b.co", "hubspotscore": "50"}), "mql"),
+        (PersonView(ma={"email": "a@b.co", "lifecyclestage": "marketingqualifiedlead"}), "mql"),
+        (
+            PersonView(
+                ma={"hubspotscore": "90"}, lead={"Status": "Working - Contacted", "IsConverted": False}
+            ),
+            "sal",
+        ),
+        (PersonView(ma={"hubspotscore": "90"}, lead=CONVERTED), "sql"),
+        (PersonView(lead=CONVERTED, opportunity={**OPEN_OPP, "StageName": "Prospecting"}), "sql"),
+        (PersonView(lead=CONVERTED, opportunity=OPEN_OPP), "opportunity"),
+        (PersonView(lead=CONVERTED, opportunity=WON_OPP), "won"),
+        # Terminal detours win on the same or a newer object.
+        (PersonView(lead=CONVERTED, opportunity=LOST_OPP), "lost"),
+        (PersonView(ma={"hubspotscore": "90"}, lead={"Status": "Closed - Not Converted"}), "disqualified"),
+        # ...but not over newer evidence: a disqualified old lead, then a won opportunity.
+        (PersonView(lead={"Status": "Closed - Not Converted"}, opportunity=WON_OPP), "won"),
+        # Recycling (a HubSpot lead status) beats HubSpot-only stages and follows a loss; not an active lead.
+        (
+            PersonView(ma={"email": "a@b.co", "hubspotscore": "90", "hs_lead_status": "BAD_TIMING"}),
+            "recycled",
+        ),
+        (PersonView(ma={"hs_lead_status": "BAD_TIMING"}, lead=CONVERTED, opportunity=LOST_OPP), "recycled"),
+        # handed back to marketing while the Lead is still open: recycled, not SAL
+        (PersonView(ma={"hs_lead_status": "BAD_TIMING"}, lead={"Status": "Working - Contacted"}), "recycled"),
+    ],
+)
 def test_compute_stage(view: PersonView, expected: str | None) -> None:
     assert compute_stage(MAPPING, view) == expected
 
 
-@pytest.mark.parametrize(("current", "computed", "expected"), [
-    (None, None, []),
-    ("mql", "mql", []),
-    ("mql", None, []),
-    (None, "lead", ["lead"]),
-    (None, "sql", ["lead", "mql", "sal", "sql"]),
-    ("mql", "won", ["sal", "sql", "opportunity", "won"]),
-    ("mql", "sal", ["sal"]),
-    ("sql", "mql", []),                         # never backward
-    ("won", "opportunity", []),
-    ("opportunity", "lost", ["lost"]),
-    (None, "lost", ["lost"]),
-    ("lost", "won", ["won"]),                   # a later opportunity was won
-    ("lost", "opportunity", []),                # not strictly after the detour's anchor
-    ("lost", "sql", []),
-    ("lost", "recycled", ["recycled"]),
-    ("lost", "disqualified", []),               # anchored earlier
-    ("disqualified", "lost", ["lost"]),         # anchored later
-    ("disqualified", "sal", []),
-    ("disqualified", "opportunity", ["sql", "opportunity"]),
-    ("recycled", "mql", ["mql"]),               # re-entry to any success stage
-    ("recycled", "lead", ["lead"]),
-    ("recycled", "lost", ["lost"]),
-    ("won", "recycled", ["recycled"]),
-    ("retired_stage", "sal", ["lead", "mql", "sal"]),  # unknown current counts as a first sighting
-])
+@pytest.mark.parametrize(
+    ("current", "computed", "expected"),
+    [
+        (None, None, []),
+        ("mql", "mql", []),
+        ("mql", None, []),
+        (None, "lead", ["lead"]),
+        (None, "sql", ["lead", "mql", "sal", "sql"]),
+        ("mql", "won", ["sal", "sql", "opportunity", "won"]),
+        ("mql", "sal", ["sal"]),
+        ("sql", "mql", []),  # never backward
+        ("won", "opportunity", []),
+        ("opportunity", "lost", ["lost"]),
+        (None, "lost", ["lost"]),
+        ("lost", "won", ["won"]),  # a later opportunity was won
+        ("lost", "opportunity", []),  # not strictly after the detour's anchor
+        ("lost", "sql", []),
+        ("lost", "recycled", ["recycled"]),
+        ("lost", "disqualified", []),  # anchored earlier
+        ("disqualified", "lost", ["lost"]),  # anchored later
+        ("disqualified", "sal", []),
+        ("disqualified", "opportunity", ["sql", "opportunity"]),
+        ("recycled", "mql", ["mql"]),  # re-entry to any success stage
+        ("recycled", "lead", ["lead"]),
+        ("recycled", "lost", ["lost"]),
+        ("won", "recycled", ["recycled"]),
+        ("retired_stage", "sal", ["lead", "mql", "sal"]),  # unknown current counts as a first sighting
+    ],
+)
 def test_decide_transition(current: str | None, computed: str | None, expected: list[str]) -> None:
     assert decide_transition(MAPPING, current, computed) == expected
 
@@ -97,14 +110,16 @@ def test_entered_at() -> None:
         "    sfa: {object: Opportunity, field: IsWon, eq: true}\n    entered_at: {sfa: Opportunity.CloseDate}\n",
     )
     dated = parse_mapping_text(text, "dated.yaml")
-    view = PersonView(ma={"hs_lifecyclestage_marketingqualifiedlead_date": "1714521600000"},
-                      lead={"ConvertedDate": "2024-05-03"},
-                      opportunity={"CloseDate": "2024-06-30"})
+    view = PersonView(
+        ma={"hs_lifecyclestage_marketingqualifiedlead_date": "1714521600000"},
+        lead={"ConvertedDate": "2024-05-03"},
+        opportunity={"CloseDate": "2024-06-30"},
+    )
     assert entered_at(dated, "mql", view) == datetime(2024, 5, 1, tzinfo=UTC)
     assert entered_at(dated, "sql", view) == datetime(2024, 5, 3, tzinfo=UTC)
     assert entered_at(dated, "won", view) == datetime(2024, 6, 30, tzinfo=UTC)
     assert entered_at(MAPPING, "won", view) is None  # the default mapping observes the change instead
-    assert entered_at(MAPPING, "sal", view) is None           # no entered_at in the mapping
+    assert entered_at(MAPPING, "sal", view) is None  # no entered_at in the mapping
     assert entered_at(MAPPING, "lead", PersonView()) is None  # no HubSpot record
 
 
@@ -181,8 +196,11 @@ def test_no_stage_entered_twice_in_a_row_and_terminal_exits_are_legal(seq: list[
     for before, after in zip(history, history[1:], strict=False):
         assert before != after
         if before in TERMINAL:
-            ok = after in RECYCLE or (after in PATH and PATH.index(after) > _anchor(MAPPING, before)) or (
-                after in TERMINAL and _anchor(MAPPING, after) > _anchor(MAPPING, before))
+            ok = (
+                after in RECYCLE
+                or (after in PATH and PATH.index(after) > _anchor(MAPPING, before))
+                or (after in TERMINAL and _anchor(MAPPING, after) > _anchor(MAPPING, before))
+            )
             assert ok, (before, after)
 
 

@@ -22,46 +22,52 @@ def run(specs: list[object], value: object) -> object:
     return value if fn is None else fn(value)
 
 
-@pytest.mark.parametrize(("specs", "value", "expected"), [
-    (["trim"], "  a b  ", "a b"),
-    (["lower"], "ÄbC", "äbc"),
-    (["upper"], "abc", "ABC"),
-    (["nfkc"], "ＡＢＣ１２３", "ABC123"),
-    (["nfkc", "trim", "lower"], "　Ｔａｒｏ@Example.COM ", "taro@example.com"),
-    ([{"truncate": 3}], "abcdef", "abc"),
-    ([{"truncate": 10}], "abc", "abc"),
-    (["trim", {"truncate": 2}], "  xyz", "xy"),
-    ([{"date": "%Y-%m-%d"}], "1714521600000", "2024-05-01"),
-    ([{"date": "%Y-%m-%d"}], 1714521600000, "2024-05-01"),
-    ([{"date": "%Y-%m-%d %H:%M"}], "2024-05-01T10:30:00.000+0000", "2024-05-01 10:30"),
-    ([{"date": "%d/%m/%Y"}], "2024-05-01", "01/05/2024"),
-    ([{"date": "%Y"}], "not a date", "not a date"),
-    ([{"number": {"decimals": 2}}], "1234.5678", 1234.57),
-    ([{"number": {"decimals": 0}}], "41.6", 42),
-    ([{"number": None}], "12", 12),
-    ([{"number": {}}], "12.5", 12.5),
-    ([{"number": {"decimals": 1}}], "n/a", "n/a"),
-    (["trim", "lower"], None, None),
-    (["upper"], 12, 12),
-    ([], " keep ", " keep "),
-])
+@pytest.mark.parametrize(
+    ("specs", "value", "expected"),
+    [
+        (["trim"], "  a b  ", "a b"),
+        (["lower"], "ÄbC", "äbc"),
+        (["upper"], "abc", "ABC"),
+        (["nfkc"], "ＡＢＣ１２３", "ABC123"),
+        (["nfkc", "trim", "lower"], "　Ｔａｒｏ@Example.COM ", "taro@example.com"),
+        ([{"truncate": 3}], "abcdef", "abc"),
+        ([{"truncate": 10}], "abc", "abc"),
+        (["trim", {"truncate": 2}], "  xyz", "xy"),
+        ([{"date": "%Y-%m-%d"}], "1714521600000", "2024-05-01"),
+        ([{"date": "%Y-%m-%d"}], 1714521600000, "2024-05-01"),
+        ([{"date": "%Y-%m-%d %H:%M"}], "2024-05-01T10:30:00.000+0000", "2024-05-01 10:30"),
+        ([{"date": "%d/%m/%Y"}], "2024-05-01", "01/05/2024"),
+        ([{"date": "%Y"}], "not a date", "not a date"),
+        ([{"number": {"decimals": 2}}], "1234.5678", 1234.57),
+        ([{"number": {"decimals": 0}}], "41.6", 42),
+        ([{"number": None}], "12", 12),
+        ([{"number": {}}], "12.5", 12.5),
+        ([{"number": {"decimals": 1}}], "n/a", "n/a"),
+        (["trim", "lower"], None, None),
+        (["upper"], 12, 12),
+        ([], " keep ", " keep "),
+    ],
+)
 def test_transforms(specs: list[object], value: object, expected: object) -> None:
     assert run(specs, value) == expected
 
 
-@pytest.mark.parametrize(("spec", "fragment"), [
-    ("lowr", "did you mean 'lower'"),
-    ("truncate", "needs a parameter"),
-    ({"truncate": 0}, "positive whole number"),
-    ({"truncate": "5"}, "positive whole number"),
-    ({"trim": True}, "takes no parameter"),
-    ({"date": ""}, "strftime format"),
-    ({"number": {"decimal": 2}}, "{decimals: N}"),
-    ({"number": {"decimals": -1}}, ">= 0"),
-    ({"truncate": 3, "trim": None}, "one-key mapping"),
-    ({"frobnicate": 1}, "unknown transform 'frobnicate'"),
-    (42, "one-key mapping"),
-])
+@pytest.mark.parametrize(
+    ("spec", "fragment"),
+    [
+        ("lowr", "did you mean 'lower'"),
+        ("truncate", "needs a parameter"),
+        ({"truncate": 0}, "positive whole number"),
+        ({"truncate": "5"}, "positive whole number"),
+        ({"trim": True}, "takes no parameter"),
+        ({"date": ""}, "strftime format"),
+        ({"number": {"decimal": 2}}, "{decimals: N}"),
+        ({"number": {"decimals": -1}}, ">= 0"),
+        ({"truncate": 3, "trim": None}, "one-key mapping"),
+        ({"frobnicate": 1}, "unknown transform 'frobnicate'"),
+        (42, "one-key mapping"),
+    ],
+)
 def test_bad_transform_specs(spec: object, fragment: str) -> None:
     with pytest.raises(TransformError) as info:
         compile_transform(spec)
@@ -85,11 +91,20 @@ def test_parse_datetime_variants() -> None:
     assert parse_datetime("") is None and parse_datetime("soon") is None and parse_datetime(None) is None
 
 
-@pytest.mark.parametrize(("text", "amount", "unit"), [
-    ("24h", 24, "hours"), ("90m", 90, "minutes"), ("90 minutes", 90, "minutes"), ("2d", 2, "days"),
-    ("1 day", 1, "days"), ("3bd", 3, "business_days"), ("3 business days", 3, "business_days"),
-    ("5 Business Days", 5, "business_days"), ("2 hours", 2, "hours"),
-])
+@pytest.mark.parametrize(
+    ("text", "amount", "unit"),
+    [
+        ("24h", 24, "hours"),
+        ("90m", 90, "minutes"),
+        ("90 minutes", 90, "minutes"),
+        ("2d", 2, "days"),
+        ("1 day", 1, "days"),
+        ("3bd", 3, "business_days"),
+        ("3 business days", 3, "business_days"),
+        ("5 Business Days", 5, "business_days"),
+        ("2 hours", 2, "hours"),
+    ],
+)
 def test_parse_duration(text: str, amount: int, unit: str) -> None:
     d = parse_duration(text)
     assert (d.amount, d.unit) == (amount, unit)
