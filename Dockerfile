@@ -14,13 +14,14 @@ ENV PATH=/opt/closedloop/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     CLOSEDLOOP_MAPPINGS=/app/mappings \
     CLOSEDLOOP_LOG_FORMAT=json
-RUN groupadd --system closedloop && useradd --system --gid closedloop --home-dir /app closedloop
+RUN groupadd --system --gid 10001 closedloop \
+    && useradd --system --uid 10001 --gid closedloop --home-dir /app closedloop
 WORKDIR /app
 COPY --from=build /opt/closedloop /opt/closedloop
 COPY mappings ./mappings
 COPY config ./config
 RUN mkdir -p /app/var && chown -R closedloop:closedloop /app/var
-USER closedloop
+USER 10001:10001
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4).status == 200 else 1)"]

@@ -24,6 +24,7 @@ from sync import operations
 from sync.funnel.report.html import render_html
 from sync.funnel.report.table import render_table
 from sync.reporting import funnel_report
+from sync.sandbox.verify import verify
 from sync.scenario import Scenario, ScenarioConfig
 
 CLOSED_LOOP_PROPERTIES = (
@@ -81,13 +82,18 @@ def run_demo(
         breaches = operations.detect_sla_breaches(now=now)
         mapping, _ = scenario.runtime.mappings.get()
         report = funnel_report(scenario.runtime.store, mapping, now=now)
-        console.rule("[bold]Funnel (measured by Closedloop from the transition log)")
+        console.print("\n[bold]The funnel, measured by Closedloop from its transition log[/bold]")
         render_table(report, console)
         _show_contacts(console, scenario)
         truth = scenario.ground_truth()
+        verdict = verify(truth, scenario.runtime.store, scenario.boxes.hubspot, scenario.boxes.salesforce)
+        outcomes = ", ".join(f"{count:,} {name}" for name, count in sorted(truth.outcome_counts().items()))
+        console.print(f"\nWhat the sales team really did (ground truth): {outcomes}.")
         console.print(
-            f"Ground truth from the sales team: {truth.outcome_counts()}; "
-            f"Closedloop recorded {len(truth.people):,} people; SLA breaches detected now: {breaches}."
+            "Closedloop's stages, transition times and HubSpot properties vs that ground truth: "
+            + ("[green]" if verdict.ok else "[red]")
+            + verdict.summary()
+            + f"[/]\nSLA breaches detected at the end: {breaches:,}."
         )
         html = workdir / "funnel-report.html"
         html.write_text(render_html(report), encoding="utf-8")
@@ -101,7 +107,7 @@ def run_demo(
             _keep_running(console, scenario)
     finally:
         scenario.stop()
-    return 0
+    return 0 if verdict.ok else 1
 
 
 def _show_contacts(console: Console, scenario: Scenario) -> None:

@@ -251,7 +251,9 @@ class Engine:
         if target is None and state.ma is not None and self._past_handover(person.stage):
             if state.lead is None:  # handover: create the Lead, keyed by the common ID (never duplicated)
                 create_as = self.mapping.handover.create_as
-                fields = project(self.mapping, "ma", state.ma, sfa_object=create_as)
+                # Every mapped property counts, so defaults fill required fields HubSpot left out.
+                source = {fm.ma: None for fm in self.mapping.fields} | dict(state.ma)
+                fields = project(self.mapping, "ma", source, sfa_object=create_as)
                 fields[ext] = cid
                 plan.sfa_upserts.setdefault(create_as, {})[cid] = fields
                 plan.owners[("sfa_create", cid)] = cid

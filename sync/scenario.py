@@ -44,7 +44,7 @@ class ScenarioConfig:
     max_step: timedelta = timedelta(hours=12)
     database_url: str | None = None
     redis_url: str | None = None
-    mappings: Path = Path("mappings")
+    mappings: Path | None = None  # default: CLOSEDLOOP_MAPPINGS, else ./mappings
     embedded_worker: bool = True
     worker_concurrency: int = 4
     hubspot_window_limit: int = 190
@@ -85,7 +85,9 @@ class Scenario:
         assert self.boxes is not None
         env = dict(self.boxes.env())
         env["CLOSEDLOOP_DATABASE_URL"] = self.database_url
-        env["CLOSEDLOOP_MAPPINGS"] = str(self.config.mappings)
+        env["CLOSEDLOOP_MAPPINGS"] = str(
+            self.config.mappings or os.environ.get("CLOSEDLOOP_MAPPINGS") or Path("mappings").resolve()
+        )
         env["CLOSEDLOOP_RETRY_BASE_SECONDS"] = "0.05"
         env["CLOSEDLOOP_RETRY_MAX_SECONDS"] = "1"
         env["CLOSEDLOOP_POLL_OVERLAP"] = "0"
@@ -214,10 +216,14 @@ class Scenario:
         """Poll both systems and sync what changed, until a round finds nothing."""
         for _ in range(max_rounds):
             self.stats.sync_rounds += 1
-            batches = operations.poll("hubspot") + operations.poll("salesforce")
-            if not batches:
+            found = operations.poll("hubspot") + operations.poll("salesforce")
+            # A person changed on both sides is synced once, in full batches (not once per system).
+            ids = list(dict.fromkeys(cid for batch in found for cid in batch))
+            if not ids:
                 return
-            self.dispatch(batches)
+            assert self.runtime is not None
+            size = self.runtime.settings.batch_size
+            self.dispatch([ids[i : i + size] for i in range(0, len(ids), size)])
 
     def dispatch(self, batches: list[list[str]], timeout: float = 300.0) -> None:
         """Send sync tasks to the workers and wait until they have all finished."""
@@ -232,11 +238,41 @@ class Scenario:
             sync_people.delay(batch)
         self._dispatched += len(batches)
         self.stats.tasks += len(batches)
+        self._wait_until_done(redis_url, timeout)
+
+    def _wait_until_done(self, redis_url: str | None, timeout: float, grace: float = 3.0) -> None:
+        """Wait until every sent task has finished and the broker holds none, queued or unacknowledged.
+
+        Counts alone are not enough with a real broker: a SIGKILLed worker's task is redelivered
+        (counted twice if it had finished), a task that failed to count while Redis was down never
+        counts. So the broker being empty decides; the count only ends the wait early, and an empty
+        broker that stays empty for ``grace`` seconds ends it too. Redis outages are waited out.
+        """
+        import redis
+
+        from workers import progress
+
         deadline = time.monotonic() + timeout
-        while progress.done_count("sync_people", redis_url) - self._baseline < self._dispatched:
+        quiet_since: float | None = None
+        while True:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"sync tasks did not finish within {timeout}s")
-            time.sleep(0.01)
+            try:
+                counted = progress.done_count("sync_people", redis_url) - self._baseline >= self._dispatched
+                quiet = _broker_empty(redis_url)
+            except redis.exceptions.RedisError:  # the broker is restarting: wait it out
+                quiet_since = None
+                time.sleep(0.2)
+                continue
+            if not redis_url and counted:
+                return
+            if quiet:
+                quiet_since = quiet_since or time.monotonic()
+                if counted or time.monotonic() - quiet_since >= grace:
+                    return
+            else:
+                quiet_since = None
+            time.sleep(0.02)
 
     def ground_truth(self) -> GroundTruth:
         """What really happened, built from the population and the sales team only."""
@@ -248,3 +284,18 @@ class Scenario:
             mql_times=self.seeder.mql_times(),
             created_times=self.seeder.created_times(),
         )
+
+
+def _broker_empty(redis_url: str | None) -> bool:
+    """True when the Redis broker holds no queued and no unacknowledged (in-flight) message."""
+    if not redis_url:
+        return True
+    import redis
+
+    client = redis.Redis.from_url(redis_url, socket_timeout=5)
+    try:
+        if client.hlen("unacked"):
+            return False
+        return not any(client.llen(key) for key in client.scan_iter(match="celery*", _type="list"))
+    finally:
+        client.close()

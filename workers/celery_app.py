@@ -6,6 +6,8 @@ from celery import Celery
 
 from sync.config import Settings
 
+EMBEDDED_BROKER = "memory://localhost//"  # in-process transport; naming the host keeps kombu quiet
+
 
 def beat_schedule(poll_interval: float) -> dict[str, dict[str, object]]:
     """Polling of both systems (the safety net), inbox sweep, SLA detection and error replay."""
@@ -18,16 +20,16 @@ def beat_schedule(poll_interval: float) -> dict[str, dict[str, object]]:
     }
 
 
-def _transport_options(redis_url: str | None) -> dict[str, object]:
+def _transport_options(redis_url: str | None, visibility_timeout: float = 600.0) -> dict[str, object]:
     # The in-memory transport polls its queues; its default of one second would add a second to
     # every hand-off in the embedded mode.
-    return {"visibility_timeout": 600} if redis_url else {"polling_interval": 0.01}
+    return {"visibility_timeout": visibility_timeout} if redis_url else {"polling_interval": 0.01}
 
 
 def create_app(settings: Settings | None = None) -> Celery:
     """A configured Celery app; tasks are registered by importing ``workers.tasks``."""
     settings = settings or Settings()
-    broker = settings.redis_url or "memory://"
+    broker = settings.redis_url or EMBEDDED_BROKER
     app = Celery("closedloop", broker=broker, include=["workers.tasks"])
     app.conf.update(
         task_serializer="json",
@@ -38,7 +40,7 @@ def create_app(settings: Settings | None = None) -> Celery:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         broker_connection_retry_on_startup=True,
-        broker_transport_options=_transport_options(settings.redis_url),
+        broker_transport_options=_transport_options(settings.redis_url, settings.broker_visibility_timeout),
         worker_hijack_root_logger=False,
         beat_schedule=beat_schedule(settings.poll_interval),
         timezone="UTC",
@@ -51,7 +53,9 @@ app = create_app()
 
 def configure(settings: Settings) -> Celery:
     """Point the shared app at the broker and schedule of ``settings`` (before any task is sent)."""
-    app.conf.broker_url = settings.redis_url or "memory://"
-    app.conf.broker_transport_options = _transport_options(settings.redis_url)
+    app.conf.broker_url = settings.redis_url or EMBEDDED_BROKER
+    app.conf.broker_transport_options = _transport_options(
+        settings.redis_url, settings.broker_visibility_timeout
+    )
     app.conf.beat_schedule = beat_schedule(settings.poll_interval)
     return app
