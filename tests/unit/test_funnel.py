@@ -288,6 +288,7 @@ def test_velocity(world: World) -> None:
     assert [(v.from_stage, v.to_stage) for v in report.velocity] == [
         ("mql", "sal"),
         ("sal", "sql"),
+        ("mql", "sql"),
         ("sql", "won"),
         ("mql", "won"),
     ]
