@@ -479,6 +479,16 @@ class Engine:
                 )
             )
         metrics.errors_total.labels(category=category).inc()
+        log.warning(
+            "record_rejected",
+            common_id=common_id,
+            system=system,
+            object=obj,
+            record_id=record_id,
+            category=category,
+            code=code,
+            error=message[:300],
+        )
 
     # -- store helpers -----------------------------------------------------------------------------
 

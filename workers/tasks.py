@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
+
+from structlog.contextvars import bound_contextvars
 
 from sync import operations
 from workers import progress
@@ -22,7 +25,8 @@ def poll(system: str) -> int:
 def sync_people(common_ids: list[str], cause: str = "poll") -> dict[str, Any]:
     """Sync these people end to end."""
     try:
-        return operations.sync_people(common_ids, cause)
+        with bound_contextvars(run_id=uuid.uuid4().hex[:12], task="sync_people", people=len(common_ids)):
+            return operations.sync_people(common_ids, cause)
     finally:
         progress.mark_done("sync_people", operations.runtime().settings.redis_url)
 
@@ -31,7 +35,8 @@ def sync_people(common_ids: list[str], cause: str = "poll") -> dict[str, Any]:
 def process_inbox(event_ids: list[int]) -> dict[str, Any]:
     """Process stored webhook events."""
     try:
-        return operations.process_inbox(event_ids)
+        with bound_contextvars(run_id=uuid.uuid4().hex[:12], task="process_inbox", events=len(event_ids)):
+            return operations.process_inbox(event_ids)
     finally:
         progress.mark_done("process_inbox", operations.runtime().settings.redis_url)
 
