@@ -36,6 +36,7 @@ T = TypeVar("T")
 BATCH_LIMIT = 100  # HubSpot CRM v3 batch endpoints take at most 100 inputs.
 SEARCH_PAGE = 200  # search returns at most 200 per page ...
 SEARCH_CAP = 10_000  # ... and at most 10,000 results per query.
+LIST_PAGE = 100  # the list API (GET /crm/v3/objects/contacts) returns at most 100 per page.
 REQUEST_TIMEOUT = 30.0
 
 
@@ -147,6 +148,43 @@ class HubSpotConnector:
             if seen < SEARCH_CAP or newest is None or newest == lower:
                 return
             lower = newest
+
+    def list_page(
+        self, after: str | None, properties: Sequence[str], limit: int = LIST_PAGE
+    ) -> tuple[list[HubSpotContact], str | None]:
+        """One page of ALL live contacts in ID order (the list API has no 10,000 cap) and the next token."""
+        page = self._call(
+            "list",
+            partial(
+                self._client.crm.contacts.basic_api.get_page,
+                limit=min(limit, LIST_PAGE),
+                after=after,
+                properties=list(properties),
+                archived=False,
+                _request_timeout=REQUEST_TIMEOUT,
+            ),
+        )
+        nxt = page.paging.next.after if page.paging and page.paging.next else None
+        return [_contact(obj) for obj in page.results or []], nxt
+
+    def summary(self) -> tuple[int, datetime | None]:
+        """How many live contacts the portal holds and the newest modification time (one search call)."""
+        request = PublicObjectSearchRequest(
+            filter_groups=[],
+            sorts=[{"propertyName": "lastmodifieddate", "direction": "DESCENDING"}],
+            properties=["lastmodifieddate"],
+            limit=1,
+        )
+        page = self._call(
+            "search",
+            partial(
+                self._client.crm.contacts.search_api.do_search,
+                public_object_search_request=request,
+                _request_timeout=REQUEST_TIMEOUT,
+            ),
+        )
+        newest = _contact(page.results[0]).updated_at if page.results else None
+        return int(page.total or 0), newest
 
     def read(self, ids: Sequence[str], properties: Sequence[str]) -> dict[str, HubSpotContact]:
         """Contacts by HubSpot ID (missing or archived IDs are simply absent)."""

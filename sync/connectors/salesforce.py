@@ -145,6 +145,12 @@ class SalesforceConnector:
                 "query", partial(self._sf.query_more, nxt, identifier_is_url=True, timeout=REQUEST_TIMEOUT)
             )
 
+    def count(self, sobject: str, where: str = "") -> int:
+        """``SELECT COUNT() FROM sobject [WHERE ...]`` (one call; for progress display)."""
+        soql = f"SELECT COUNT() FROM {sobject}" + (f" WHERE {where}" if where else "")
+        page = self._call("query", lambda: self._sf.query(soql, timeout=REQUEST_TIMEOUT))
+        return int(page.get("totalSize", 0))
+
     def changed_since(
         self, sobject: str, fields: Sequence[str], since: datetime | None
     ) -> Iterator[dict[str, Any]]:
