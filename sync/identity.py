@@ -9,13 +9,18 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import false, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from ulid import ULID
 
 from sync.store.models import MatchKey, Person, RecordLink, Transition
 from sync.timeutil import utcnow
+
+_RESOLVE_ATTEMPTS = 3
 
 
 def normalise_email(value: object) -> str | None:
@@ -59,7 +64,27 @@ class IdentityMap:
         self.session = session
 
     def resolve_batch(self, candidates: Sequence[Candidate]) -> list[str]:
-        """The common ID of every candidate, minting and linking as needed (one query per kind)."""
+        """The common ID of every candidate, minting and linking as needed (one query per kind).
+
+        Webhook tasks run in parallel: another transaction may link the same record (e.g. the engine
+        that just created a Lead) between our read and our insert. On PostgreSQL the insert then fails
+        on the unique key once that transaction commits; we roll back to a savepoint and resolve again,
+        now seeing its links. SQLite has one writer at a time: taking the write lock before reading
+        serialises resolutions instead (a savepoint there would hold a stale read snapshot).
+        """
+        if self.session.get_bind().dialect.name == "sqlite":
+            self.session.execute(update(Person).where(false()).values(common_id=Person.common_id))
+            return self._resolve_once(candidates)
+        for attempt in range(_RESOLVE_ATTEMPTS):
+            try:
+                with self.session.begin_nested():
+                    return self._resolve_once(candidates)
+            except IntegrityError:
+                if attempt == _RESOLVE_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _resolve_once(self, candidates: Sequence[Candidate]) -> list[str]:
         refs = {r for c in candidates for r in c.records}
         by_record = self._linked(refs)
         key_pairs = {(k, v) for c in candidates for k, v in c.keys.items() if v}
@@ -175,7 +200,27 @@ class IdentityMap:
         return out
 
     def link(self, common_id: str, ref: RecordRef) -> None:
-        """Attach one more record to a person (no-op when already linked to them)."""
+        """Attach one more record to a person (no-op when already linked to them).
+
+        An upsert where the backend has one: a webhook task may link the same new record at the same
+        moment (it carries our common ID), and a plain insert would then fail this whole sync.
+        """
+        dialect = self.session.get_bind().dialect.name
+        if dialect in ("postgresql", "sqlite"):
+            module: Any = postgresql if dialect == "postgresql" else sqlite
+            stmt = module.insert(RecordLink).values(
+                common_id=common_id,
+                system=ref.system,
+                object_type=ref.object_type,
+                record_id=ref.record_id,
+                created_at=utcnow(),
+            )
+            self.session.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["system", "object_type", "record_id"], set_={"common_id": common_id}
+                )
+            )
+            return
         existing = self.session.execute(
             select(RecordLink).where(
                 RecordLink.system == ref.system,

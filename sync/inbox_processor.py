@@ -101,10 +101,16 @@ class InboxProcessor:
                 salesforce.setdefault(obj, []).append({"Id": record_id, **payload})
         ids: list[str] = []
         if hubspot_ids:
-            props = ["email", self.poller.ma_prop, "lastmodifieddate"]
-            contacts = list(self.poller.hubspot.read(list(dict.fromkeys(hubspot_ids)), props).values())
-            with self.store.session() as session:
-                ids += self.poller.resolve_hubspot(session, contacts)
+            # A contact already linked resolves by its record ID; reading it first would spend one
+            # call of HubSpot's 10-second budget per event (the engine reads it fresh anyway).
+            known = self._linked_hubspot(list(dict.fromkeys(hubspot_ids)))
+            ids += list(known.values())
+            unknown = [h for h in dict.fromkeys(hubspot_ids) if h not in known]
+            if unknown:
+                props = ["email", self.poller.ma_prop, "lastmodifieddate"]
+                contacts = list(self.poller.hubspot.read(unknown, props).values())
+                with self.store.session() as session:
+                    ids += self.poller.resolve_hubspot(session, contacts)
         if merges:
             ids += self._merge(merges)
         if deletions:
@@ -114,6 +120,21 @@ class InboxProcessor:
             with self.store.session() as session:
                 ids += self.poller.resolve_salesforce(session, changed)
         return list(dict.fromkeys(ids))
+
+    def _linked_hubspot(self, hubspot_ids: list[str]) -> dict[str, str]:
+        """HubSpot contact ID → common ID, for contacts already linked to a person not merged away."""
+        with self.store.session() as session:
+            rows = session.execute(
+                select(RecordLink.record_id, RecordLink.common_id, Person.merged_into)
+                .join(Person, Person.common_id == RecordLink.common_id)
+                .where(
+                    RecordLink.system == "hubspot",
+                    RecordLink.object_type == "contact",
+                    RecordLink.record_id.in_(hubspot_ids),
+                )
+            ).all()
+        # A link to a merged-away person is left to the full resolution, which follows the merge.
+        return {str(rid): str(cid) for rid, cid, merged in rows if not merged}
 
     def _salesforce_records(
         self, by_object: dict[str, list[dict[str, Any]]]

@@ -263,6 +263,7 @@ class ServerThread:
             ssl_keyfile=ssl_keyfile,
             lifespan="off",
             timeout_keep_alive=30,
+            timeout_graceful_shutdown=1,  # idle keep-alive clients must not hold a test for seconds
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name=f"sandbox:{self.port}", daemon=True)
