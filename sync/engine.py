@@ -6,7 +6,9 @@ so retries, duplicated events and out-of-order deliveries change nothing.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -53,6 +55,8 @@ LIFECYCLE_FOR_STAGE = {
 CAMPAIGN_PROPERTY = "hs_analytics_source_data_1"
 SOURCE_PROPERTY = "hs_analytics_source"
 SCORE_PROPERTY = "hubspotscore"
+
+_SQLITE_SERIAL = threading.Lock()
 
 TransitionHook = Callable[[Session, str, str, datetime], None]
 
@@ -107,6 +111,8 @@ class Engine:
         path = mapping.success_path()
         self._handover_index = path.index(mapping.handover.at) if mapping.handover.at in path else 0
         self._path = path
+        # SQLite has no row locks: in the embedded mode batches are serialised in-process instead.
+        self._serialise = store.engine.dialect.name == "sqlite"
 
     # -- entry point -------------------------------------------------------------------------------
 
@@ -116,7 +122,7 @@ class Engine:
         ids = sorted(set(common_ids))
         if not ids:
             return result
-        with self.store.session() as session:
+        with _SQLITE_SERIAL if self._serialise else nullcontext(), self.store.session() as session:
             people = self._lock_people(session, ids)
             ids = [cid for cid in ids if cid in people]
             identity = IdentityMap(session)

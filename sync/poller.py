@@ -52,8 +52,9 @@ class Poller:
         stream = "hubspot:contacts"
         with self.store.session() as session:
             cursor = _cursor(session, stream)
-            since = cursor.watermark - self.overlap if cursor.watermark else None
+            since = _lower_bound(cursor, self.overlap)
             seen: dict[str, str] = dict(cursor.state.get("seen", {}))
+        started = utcnow()
         fresh: list[HubSpotContact] = []
         newest = None
         for page in self.hubspot.changed_since(since, ["email", self.ma_prop, "lastmodifieddate"]):
@@ -67,7 +68,7 @@ class Poller:
                     newest = contact.updated_at
         with self.store.session() as session:
             ids = self.resolve_hubspot(session, fresh)
-            _advance(session, stream, newest, seen, self.overlap)
+            _advance(session, stream, newest, seen, self.overlap, started)
         return ids
 
     def resolve_hubspot(self, session: Session, contacts: Sequence[HubSpotContact]) -> list[str]:
@@ -88,13 +89,14 @@ class Poller:
     def poll_salesforce(self) -> list[str]:
         """Common IDs of people whose Lead, Contact, Opportunity or contact role changed."""
         changed: dict[str, list[dict[str, Any]]] = {}
-        cursors: dict[str, tuple[datetime | None, dict[str, str]]] = {}
+        cursors: dict[str, tuple[datetime | None, dict[str, str], datetime]] = {}
         for sobject in SALESFORCE_STREAMS:
             stream = f"salesforce:{sobject}"
             with self.store.session() as session:
                 cursor = _cursor(session, stream)
-                since = cursor.watermark - self.overlap if cursor.watermark else None
+                since = _lower_bound(cursor, self.overlap)
                 seen: dict[str, str] = dict(cursor.state.get("seen", {}))
+            started = utcnow()
             newest: datetime | None = None
             rows: list[dict[str, Any]] = []
             for rec in self.salesforce.changed_since(sobject, self._poll_fields(sobject), since):
@@ -107,11 +109,11 @@ class Poller:
                 if when and (newest is None or when > newest):
                     newest = when
             changed[sobject] = rows
-            cursors[stream] = (newest, seen)
+            cursors[stream] = (newest, seen, started)
         with self.store.session() as session:
             ids = self.resolve_salesforce(session, changed)
-            for stream, (newest, seen) in cursors.items():
-                _advance(session, stream, newest, seen, self.overlap)
+            for stream, (newest, seen, started) in cursors.items():
+                _advance(session, stream, newest, seen, self.overlap, started)
         return ids
 
     def _poll_fields(self, sobject: str) -> list[str]:
@@ -179,18 +181,45 @@ def _cursor(session: Session, stream: str) -> Cursor:
     return cursor
 
 
+def _lower_bound(cursor: Cursor, overlap: timedelta) -> datetime | None:
+    """Where the next read starts: a margin behind the watermark until that margin has settled."""
+    if cursor.watermark is None:
+        return None
+    return cursor.watermark if cursor.state.get("settled") else cursor.watermark - overlap
+
+
 def _advance(
-    session: Session, stream: str, newest: datetime | None, seen: dict[str, str], overlap: timedelta
+    session: Session,
+    stream: str,
+    newest: datetime | None,
+    seen: dict[str, str],
+    overlap: timedelta,
+    started: datetime | None = None,
 ) -> None:
-    """Move the watermark forward and forget seen records that fell out of the overlap window."""
+    """Move the watermark forward and forget seen records that fell out of the overlap window.
+
+    The margin re-read behind the watermark guards against skew and late commits, which last at
+    most ``overlap``. Once a read has started ``overlap`` after the watermark last moved (elapsed
+    time on our clock: no skew against the source's), every record at or before the watermark was
+    visible to it, so later reads start at the watermark: an idle cycle is then one call per object
+    instead of re-reading every record of the last burst.
+    """
     cursor = _cursor(session, stream)
+    previous = dict(cursor.state or {})
+    moved_at = parse_timestamp(previous.get("moved_at"))
+    settled = bool(previous.get("settled"))
     if newest is not None and (cursor.watermark is None or newest > cursor.watermark):
         cursor.watermark = newest
+        moved_at, settled = utcnow(), False
+    elif moved_at is None:  # a watermark set elsewhere (backfill, older state): start its margin now
+        moved_at = started or utcnow()
+    elif started is not None and started - moved_at >= overlap:
+        settled = True
     if cursor.watermark is not None:
         floor = cursor.watermark - overlap
         seen = {rid: stamp for rid, stamp in seen.items() if (parse_timestamp(stamp) or floor) >= floor}
     now = utcnow()
-    cursor.state = {"seen": seen}
+    cursor.state = {"seen": seen, "moved_at": moved_at.isoformat() if moved_at else None, "settled": settled}
     cursor.last_success_at = now
     cursor.updated_at = now
     if cursor.watermark is not None:
