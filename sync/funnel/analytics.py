@@ -43,7 +43,13 @@ NO_VALUE = "(none)"
 NO_REASON = "(not recorded)"
 Pair = tuple[str, str]
 DEFAULT_CONVERSIONS: tuple[Pair, ...] = (("mql", "sal"), ("mql", "sql"), ("sql", "won"), ("mql", "won"))
-DEFAULT_VELOCITY: tuple[Pair, ...] = (("mql", "sal"), ("sal", "sql"), ("mql", "sql"), ("sql", "won"), ("mql", "won"))
+DEFAULT_VELOCITY: tuple[Pair, ...] = (
+    ("mql", "sal"),
+    ("sal", "sql"),
+    ("mql", "sql"),
+    ("sql", "won"),
+    ("mql", "won"),
+)
 DEFAULT_SCORE_BANDS: tuple[float, ...] = (50, 60, 70, 80, 90)
 PERSON_COLUMNS = ("campaign", "source", "owner")
 
