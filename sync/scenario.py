@@ -77,6 +77,7 @@ class Scenario:
         self._dispatched = 0
         self._baseline = 0
         self._worker_ctx: Any = None
+        self._saved_env: dict[str, str | None] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -116,6 +117,7 @@ class Scenario:
             },
         )
         env = self.settings_env()
+        self._saved_env = {key: os.environ.get(key) for key in env}
         for key, value in env.items():
             os.environ[key] = value
         settings = Settings()
@@ -145,6 +147,12 @@ class Scenario:
             self._worker_ctx.__exit__(None, None, None)
             self._worker_ctx = None
         operations.configure(None)
+        for key, value in self._saved_env.items():  # the next scenario starts clean
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        self._saved_env = {}
         if self.runtime is not None:
             self.runtime.store.dispose()
         if self.boxes is not None:

@@ -23,7 +23,15 @@ def beat_schedule(poll_interval: float) -> dict[str, dict[str, object]]:
 def _transport_options(redis_url: str | None, visibility_timeout: float = 600.0) -> dict[str, object]:
     # The in-memory transport polls its queues; its default of one second would add a second to
     # every hand-off in the embedded mode.
-    return {"visibility_timeout": visibility_timeout} if redis_url else {"polling_interval": 0.01}
+    if not redis_url:
+        return {"polling_interval": 0.01}
+    # kombu sweeps for unacknowledged tasks of dead workers every interval x throttle seconds (100 s
+    # by default); the sweep must run well within the visibility timeout or redelivery lags far behind.
+    return {
+        "visibility_timeout": visibility_timeout,
+        "unacked_restore_interval": max(1.0, min(10.0, visibility_timeout / 5)),
+        "unacked_restore_throttle": 1,
+    }
 
 
 def create_app(settings: Settings | None = None) -> Celery:
@@ -53,6 +61,9 @@ app = create_app()
 
 def configure(settings: Settings) -> Celery:
     """Point the shared app at the broker and schedule of ``settings`` (before any task is sent)."""
+    # Celery caches its producer pool per app and never looks at broker_url again: reset it, as Celery
+    # itself does after a fork, so tasks go to the broker configured now.
+    app._after_fork()
     app.conf.broker_url = settings.redis_url or EMBEDDED_BROKER
     app.conf.broker_transport_options = _transport_options(
         settings.redis_url, settings.broker_visibility_timeout

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from sqlalchemy.exc import InterfaceError, OperationalError
 from structlog.contextvars import bound_contextvars
 
 from sync import operations
@@ -21,7 +22,18 @@ def poll(system: str) -> int:
     return sum(len(b) for b in batches)
 
 
-@app.task(name="closedloop.sync_people", acks_late=True)
+# A lost database connection (restart, failover) fails the whole task before anything is recorded: the
+# task goes back to the queue, with backoff, instead of being acknowledged and lost.
+DB_RETRY = {
+    "autoretry_for": (OperationalError, InterfaceError),
+    "retry_backoff": 1,
+    "retry_backoff_max": 60,
+    "retry_jitter": True,
+    "max_retries": 12,
+}
+
+
+@app.task(name="closedloop.sync_people", acks_late=True, **DB_RETRY)
 def sync_people(common_ids: list[str], cause: str = "poll") -> dict[str, Any]:
     """Sync these people end to end."""
     try:
@@ -31,7 +43,7 @@ def sync_people(common_ids: list[str], cause: str = "poll") -> dict[str, Any]:
         progress.mark_done("sync_people", operations.runtime().settings.redis_url)
 
 
-@app.task(name="closedloop.process_inbox", acks_late=True)
+@app.task(name="closedloop.process_inbox", acks_late=True, **DB_RETRY)
 def process_inbox(event_ids: list[int]) -> dict[str, Any]:
     """Process stored webhook events."""
     try:

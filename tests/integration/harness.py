@@ -16,7 +16,9 @@ ROOT = Path(__file__).parents[2]
 class WorkerProcess:
     """``celery worker`` in its own process, configured only through the environment."""
 
-    def __init__(self, env: Mapping[str, str], name: str, concurrency: int = 4, log_dir: Path | None = None) -> None:
+    def __init__(
+        self, env: Mapping[str, str], name: str, concurrency: int = 4, log_dir: Path | None = None
+    ) -> None:
         self.env = {**os.environ, **env, "CLOSEDLOOP_LOG_FORMAT": "json", "CLOSEDLOOP_LOG_LEVEL": "WARNING"}
         self.name = name
         self.concurrency = concurrency
