@@ -257,7 +257,7 @@ class ServerThread:
             ConnectionDropper(app),
             host=host,
             port=self.port,
-            log_level="warning",
+            log_level="critical",  # shutdown notices of idle keep-alive clients are noise here
             access_log=False,
             ssl_certfile=ssl_certfile,
             ssl_keyfile=ssl_keyfile,
