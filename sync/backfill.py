@@ -237,11 +237,10 @@ class Backfill:
             chosen = [c for c in contacts if since is None or c.updated_at is None or c.updated_at >= since]
             with self.store.session() as session:
                 candidates = [
-                    Candidate(
-                        records=[RecordRef("hubspot", "contact", c.id)],
-                        common_id=c.properties.get(self.ma_prop) or None,
-                        keys=_keys(normalise_email(c.properties.get("email"))),
-                        email=normalise_email(c.properties.get("email")),
+                    Candidate.of(
+                        [RecordRef("hubspot", "contact", c.id)],
+                        c.properties.get(self.ma_prop),
+                        c.properties.get("email"),
                     )
                     for c in chosen
                 ]
@@ -294,14 +293,13 @@ class Backfill:
         self.progress("done", {"stream": stream})
 
     def _sf_candidate(self, sobject: str, rec: dict[str, Any]) -> Candidate:
-        email = normalise_email(rec.get(self.email_field))
         refs = [RecordRef("salesforce", sobject, str(rec["Id"]))]
         if sobject == "Lead":
             if rec.get("ConvertedContactId"):
                 refs.append(RecordRef("salesforce", "Contact", str(rec["ConvertedContactId"])))
             if rec.get("ConvertedOpportunityId"):
                 refs.append(RecordRef("salesforce", "Opportunity", str(rec["ConvertedOpportunityId"])))
-        return Candidate(records=refs, common_id=rec.get(self.ext) or None, keys=_keys(email), email=email)
+        return Candidate.of(refs, rec.get(self.ext), rec.get(self.email_field))
 
     def _link_roles(self, session: Session, roles: Sequence[dict[str, Any]]) -> None:
         """An Opportunity belongs to the person of its (first) contact role's Contact."""
@@ -505,10 +503,6 @@ class Backfill:
 
 def _live() -> tuple[Any, ...]:
     return (Person.merged_into.is_(None), Person.deleted_at.is_(None))
-
-
-def _keys(email: str | None) -> dict[str, str]:
-    return {"email": email} if email else {}
 
 
 def _chunked(records: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:

@@ -30,22 +30,14 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from sync.connectors.hubspot import LIFECYCLE_ORDER
 from sync.mapping import Mapping
 from sync.stages import PersonView, compute_stage, decide_transition
 from sync.timeutil import parse_timestamp
 
 Record = AbcMapping[str, Any]
-# HubSpot's default lifecycle stages, in pipeline order (ties on one timestamp go to the later one).
-LIFECYCLE_STAGES = (
-    "subscriber",
-    "lead",
-    "marketingqualifiedlead",
-    "salesqualifiedlead",
-    "opportunity",
-    "customer",
-    "evangelist",
-    "other",
-)
+# HubSpot's default lifecycle stages in pipeline order (ties on one timestamp go to the later one).
+LIFECYCLE_STAGES = (*LIFECYCLE_ORDER, "other")
 HISTORY_MA_PROPERTIES = ("createdate", "lastmodifieddate", "lifecyclestage") + tuple(
     f"hs_lifecyclestage_{s}_date" for s in LIFECYCLE_STAGES
 )

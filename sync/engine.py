@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from sync import metrics
 from sync.connectors.errors import ConnectorError, RecordError
-from sync.connectors.hubspot import HubSpotConnector
+from sync.connectors.hubspot import LIFECYCLE_ORDER, HubSpotConnector
 from sync.connectors.salesforce import SalesforceConnector
 from sync.fieldsync import MA, SFA, FieldDecision, canonical, decide_fields, same, value_hash
 from sync.identity import IdentityMap, RecordRef, normalise_email
@@ -35,16 +35,6 @@ from sync.timeutil import parse_timestamp, utcnow
 
 log = get_logger(__name__)
 
-# HubSpot's lifecycle stages in order; Closedloop only ever moves a contact forward along them.
-LIFECYCLE_ORDER = [
-    "subscriber",
-    "lead",
-    "marketingqualifiedlead",
-    "salesqualifiedlead",
-    "opportunity",
-    "customer",
-    "evangelist",
-]
 LIFECYCLE_FOR_STAGE = {
     "lead": "lead",
     "mql": "marketingqualifiedlead",

@@ -56,6 +56,17 @@ class Candidate:
     keys: dict[str, str] = field(default_factory=dict)
     email: str | None = None
 
+    @classmethod
+    def of(cls, records: list[RecordRef], common_id: object = None, email: object = None) -> Candidate:
+        """A candidate from a record's common ID and raw email (normalised into the email match key)."""
+        key = normalise_email(email)
+        return cls(
+            records=records,
+            common_id=str(common_id) if common_id else None,
+            keys={"email": key} if key else {},
+            email=key,
+        )
+
 
 class IdentityMap:
     """Resolves and links common IDs inside one database session."""

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from sync import metrics
 from sync.connectors.hubspot import HubSpotConnector, HubSpotContact
 from sync.connectors.salesforce import SalesforceConnector
-from sync.identity import Candidate, IdentityMap, RecordRef, normalise_email
+from sync.identity import Candidate, IdentityMap, RecordRef
 from sync.mapping import Mapping
 from sync.store.db import Store
 from sync.store.models import Cursor
@@ -74,11 +74,10 @@ class Poller:
     def resolve_hubspot(self, session: Session, contacts: Sequence[HubSpotContact]) -> list[str]:
         """Common IDs for HubSpot contacts (minting new ones for new people)."""
         candidates = [
-            Candidate(
-                records=[RecordRef("hubspot", "contact", c.id)],
-                common_id=c.properties.get(self.ma_prop) or None,
-                keys=_keys(normalise_email(c.properties.get("email"))),
-                email=normalise_email(c.properties.get("email")),
+            Candidate.of(
+                [RecordRef("hubspot", "contact", c.id)],
+                c.properties.get(self.ma_prop),
+                c.properties.get("email"),
             )
             for c in contacts
         ]
@@ -128,15 +127,8 @@ class Poller:
         candidates: list[Candidate] = []
         for sobject in ("Lead", "Contact"):
             for rec in changed.get(sobject, []):
-                email = normalise_email(rec.get(self.email_field))
-                candidates.append(
-                    Candidate(
-                        records=[RecordRef("salesforce", sobject, rec["Id"])],
-                        common_id=rec.get(self.ext) or None,
-                        keys=_keys(email),
-                        email=email,
-                    )
-                )
+                refs = [RecordRef("salesforce", sobject, rec["Id"])]
+                candidates.append(Candidate.of(refs, rec.get(self.ext), rec.get(self.email_field)))
         ids = IdentityMap(session).resolve_batch(candidates)
         opp_ids = [r["Id"] for r in changed.get("Opportunity", [])]
         contact_ids = {
@@ -152,11 +144,8 @@ class Poller:
                 "Contact", [self.ext, self.email_field], "Id", list(contact_ids)
             )
             more = [
-                Candidate(
-                    records=[RecordRef("salesforce", "Contact", c["Id"])],
-                    common_id=c.get(self.ext) or None,
-                    keys=_keys(normalise_email(c.get(self.email_field))),
-                    email=normalise_email(c.get(self.email_field)),
+                Candidate.of(
+                    [RecordRef("salesforce", "Contact", c["Id"])], c.get(self.ext), c.get(self.email_field)
                 )
                 for c in contacts
             ]
@@ -164,8 +153,10 @@ class Poller:
         return _unique(ids)
 
 
-def _keys(email: str | None) -> dict[str, str]:
-    return {"email": email} if email else {}
+def hubspot_candidate(contact: HubSpotContact, id_property: str) -> Candidate:
+    """What a HubSpot contact says about its person: record ID, common ID, email."""
+    ref = RecordRef("hubspot", "contact", contact.id)
+    return Candidate.of([ref], contact.properties.get(id_property), contact.properties.get("email"))
 
 
 def _unique(ids: Iterable[str]) -> list[str]:

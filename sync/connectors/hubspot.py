@@ -38,6 +38,16 @@ SEARCH_PAGE = 200  # search returns at most 200 per page ...
 SEARCH_CAP = 10_000  # ... and at most 10,000 results per query.
 LIST_PAGE = 100  # the list API (GET /crm/v3/objects/contacts) returns at most 100 per page.
 REQUEST_TIMEOUT = 30.0
+# HubSpot's default lifecycle stages in order; Closedloop only ever moves a contact forward along them.
+LIFECYCLE_ORDER = (
+    "subscriber",
+    "lead",
+    "marketingqualifiedlead",
+    "salesqualifiedlead",
+    "opportunity",
+    "customer",
+    "evangelist",
+)
 
 
 @dataclass(frozen=True)
