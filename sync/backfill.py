@@ -60,7 +60,7 @@ from sync.identity import Candidate, IdentityMap, RecordRef, normalise_email
 from sync.logs import get_logger
 from sync.mapping import Mapping
 from sync.people import PersonState, StateReader
-from sync.poller import SALESFORCE_STREAMS
+from sync.poller import SALESFORCE_STREAMS, hubspot_candidate
 from sync.store.db import Store
 from sync.store.models import Cursor, Person, RecordLink, SyncError, Transition
 from sync.timeutil import parse_timestamp, to_sf_datetime, utcnow
@@ -236,14 +236,7 @@ class Backfill:
             contacts, nxt = self.hubspot.list_page(after, props, limit=self.options.batch_size)
             chosen = [c for c in contacts if since is None or c.updated_at is None or c.updated_at >= since]
             with self.store.session() as session:
-                candidates = [
-                    Candidate.of(
-                        [RecordRef("hubspot", "contact", c.id)],
-                        c.properties.get(self.ma_prop),
-                        c.properties.get("email"),
-                    )
-                    for c in chosen
-                ]
+                candidates = [hubspot_candidate(c, self.ma_prop) for c in chosen]
                 IdentityMap(session).resolve_batch(candidates)
                 count += len(contacts)
                 self._save(session, HUBSPOT_STREAM, {"after": nxt, "count": count, "done": nxt is None})

@@ -73,14 +73,7 @@ class Poller:
 
     def resolve_hubspot(self, session: Session, contacts: Sequence[HubSpotContact]) -> list[str]:
         """Common IDs for HubSpot contacts (minting new ones for new people)."""
-        candidates = [
-            Candidate.of(
-                [RecordRef("hubspot", "contact", c.id)],
-                c.properties.get(self.ma_prop),
-                c.properties.get("email"),
-            )
-            for c in contacts
-        ]
+        candidates = [hubspot_candidate(c, self.ma_prop) for c in contacts]
         return _unique(IdentityMap(session).resolve_batch(candidates))
 
     # -- Salesforce --------------------------------------------------------------------------------

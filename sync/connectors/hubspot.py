@@ -108,6 +108,16 @@ class HubSpotConnector:
 
         return call_with_retries(attempt, classify_hubspot, self._policy, f"hubspot {endpoint}", record)
 
+    def _search(self, request: PublicObjectSearchRequest) -> Any:
+        return self._call(
+            "search",
+            partial(
+                self._client.crm.contacts.search_api.do_search,
+                public_object_search_request=request,
+                _request_timeout=REQUEST_TIMEOUT,
+            ),
+        )
+
     # -- reads -------------------------------------------------------------------------------------
 
     def changed_since(
@@ -138,20 +148,13 @@ class HubSpotConnector:
                     limit=SEARCH_PAGE,
                     after=after,
                 )
-                page = self._call(
-                    "search",
-                    partial(
-                        self._client.crm.contacts.search_api.do_search,
-                        public_object_search_request=request,
-                        _request_timeout=REQUEST_TIMEOUT,
-                    ),
-                )
+                page = self._search(request)
                 contacts = [_contact(obj) for obj in page.results or []]
                 if contacts:
                     newest = contacts[-1].updated_at or newest
                     yield contacts
                 seen += len(contacts)
-                nxt = page.paging.next.after if page.paging and page.paging.next else None
+                nxt = _next_after(page)
                 if not nxt or seen >= SEARCH_CAP:
                     break
                 after = nxt
@@ -174,7 +177,7 @@ class HubSpotConnector:
                 _request_timeout=REQUEST_TIMEOUT,
             ),
         )
-        nxt = page.paging.next.after if page.paging and page.paging.next else None
+        nxt = _next_after(page)
         return [_contact(obj) for obj in page.results or []], nxt
 
     def summary(self) -> tuple[int, datetime | None]:
@@ -185,14 +188,7 @@ class HubSpotConnector:
             properties=["lastmodifieddate"],
             limit=1,
         )
-        page = self._call(
-            "search",
-            partial(
-                self._client.crm.contacts.search_api.do_search,
-                public_object_search_request=request,
-                _request_timeout=REQUEST_TIMEOUT,
-            ),
-        )
+        page = self._search(request)
         newest = _contact(page.results[0]).updated_at if page.results else None
         return int(page.total or 0), newest
 
@@ -314,6 +310,11 @@ class HubSpotConnector:
             "properties",
             lambda: self._client.crm.properties.core_api.create(object_type="contacts", property_create=body),
         )
+
+
+def _next_after(page: Any) -> str | None:
+    """The paging token of the next page, if any."""
+    return page.paging.next.after if page.paging and page.paging.next else None
 
 
 def _contact(obj: Any) -> HubSpotContact:
