@@ -62,7 +62,8 @@ from sync.mapping import Mapping
 from sync.people import PersonState, StateReader
 from sync.poller import SALESFORCE_STREAMS, hubspot_candidate
 from sync.store.db import Store
-from sync.store.models import Cursor, Person, RecordLink, SyncError, Transition
+from sync.store.errors import record_error
+from sync.store.models import Cursor, Person, RecordLink, Transition
 from sync.timeutil import parse_timestamp, to_sf_datetime, utcnow
 
 log = get_logger(__name__)
@@ -437,21 +438,14 @@ class Backfill:
 
     def _bad_history(self, session: Session, common_id: str, exc: Exception) -> None:
         """Record a history that could not be replayed; the engine still gives the person a stage."""
-        now = utcnow()
         log.warning("backfill_history_skipped", common_id=common_id, error=type(exc).__name__)
-        session.add(
-            SyncError(
-                common_id=common_id,
-                system="closedloop",
-                operation="backfill",
-                category="bad_history",
-                message=f"history not replayed: {type(exc).__name__}: {str(exc)[:200]}",
-                payload={},
-                status="open",
-                attempts=1,
-                created_at=now,
-                last_attempt_at=now,
-            )
+        record_error(
+            session,
+            system="closedloop",
+            operation="backfill",
+            category="bad_history",
+            message=f"history not replayed: {type(exc).__name__}: {str(exc)[:200]}",
+            common_id=common_id,
         )
 
     def _rows(

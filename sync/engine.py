@@ -30,7 +30,8 @@ from sync.mapping.project import closed_loop_values, project
 from sync.people import PersonState, StateReader
 from sync.stages import compute_stage, decide_transition, entered_at
 from sync.store.db import Store
-from sync.store.models import FieldState, Person, SyncError, Transition
+from sync.store.errors import record_error
+from sync.store.models import FieldState, Person, Transition
 from sync.timeutil import parse_timestamp, utcnow
 
 log = get_logger(__name__)
@@ -441,39 +442,17 @@ class Engine:
         common_id: str,
         record_id: str | None,
     ) -> None:
-        now = utcnow()
-        existing = session.execute(
-            select(SyncError).where(
-                SyncError.common_id == common_id,
-                SyncError.system == system,
-                SyncError.operation == operation,
-                SyncError.status == "open",
-            )
-        ).scalar_one_or_none()
-        if existing is not None:
-            existing.attempts += 1
-            existing.last_attempt_at = now
-            existing.message = message
-            existing.code = code
-            existing.category = category
-        else:
-            session.add(
-                SyncError(
-                    common_id=common_id or None,
-                    system=system,
-                    object_type=obj,
-                    record_id=record_id,
-                    operation=operation,
-                    category=category,
-                    code=code,
-                    message=message,
-                    payload={},
-                    status="open",
-                    attempts=1,
-                    created_at=now,
-                    last_attempt_at=now,
-                )
-            )
+        record_error(
+            session,
+            system=system,
+            operation=operation,
+            category=category,
+            message=message,
+            common_id=common_id or None,
+            code=code,
+            object_type=obj,
+            record_id=record_id,
+        )
         metrics.errors_total.labels(category=category).inc()
         log.warning(
             "record_rejected",

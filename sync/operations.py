@@ -13,6 +13,7 @@ from sync.connectors.errors import ConnectorError
 from sync.logs import get_logger
 from sync.runtime import Runtime
 from sync.sla_hooks import ConnectorFeedback, SlaHooks
+from sync.store.errors import record_error
 from sync.store.models import InboxEvent, SyncError
 from sync.timeutil import utcnow
 
@@ -77,36 +78,16 @@ def sync_people(common_ids: list[str], cause: str = "poll") -> dict[str, Any]:
 
 
 def _record_batch_failure(common_ids: list[str], exc: ConnectorError) -> None:
-    rt = runtime()
-    now = utcnow()
-    with rt.store.session() as session:
+    with runtime().store.session() as session:
         for cid in common_ids:
-            existing = session.execute(
-                select(SyncError).where(
-                    SyncError.common_id == cid, SyncError.operation == "sync", SyncError.status == "open"
-                )
-            ).scalar_one_or_none()
-            if existing is not None:
-                existing.attempts += 1
-                existing.last_attempt_at = now
-                existing.message = exc.message
-                continue
-            session.add(
-                SyncError(
-                    common_id=cid,
-                    system=exc.system,
-                    object_type=None,
-                    record_id=None,
-                    operation="sync",
-                    category="transient" if exc.transient else exc.category,
-                    code=exc.code,
-                    message=exc.message,
-                    payload={},
-                    status="open",
-                    attempts=1,
-                    created_at=now,
-                    last_attempt_at=now,
-                )
+            record_error(
+                session,
+                system=exc.system,
+                operation="sync",
+                category="transient" if exc.transient else exc.category,
+                message=exc.message,
+                common_id=cid,
+                code=exc.code,
             )
     log.error("sync_batch_failed", people=len(common_ids), error=exc.message[:300])
 
