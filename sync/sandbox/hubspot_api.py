@@ -154,13 +154,9 @@ def build_app(sandbox: HubSpotSandbox) -> FastAPI:
         archived = _bool_param(request, "archived")
         props, hist = _list_param(request, "properties"), _list_param(request, "propertiesWithHistory")
         with lock:
-            chosen = sorted(
-                (c for c in store.contacts.values() if c.archived == archived and int(c.id) > after),
-                key=lambda c: int(c.id),
-            )
-            page = chosen[:limit]
+            page, more = store.page(after, limit, archived)
             body: dict[str, Any] = {"results": [store.render(c, props, hist) for c in page]}
-            if len(chosen) > limit:
+            if more:
                 nxt = page[-1].id
                 body["paging"] = {
                     "next": {"after": nxt, "link": f"{request.base_url}{CONTACTS[1:]}?after={nxt}"}

@@ -6,8 +6,10 @@ every call. Each write returns the :class:`ChangeEvent` list the webhook queue c
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import islice
 from typing import Any
 
 from sync.sandbox.common import SimClock
@@ -92,6 +94,7 @@ class ContactStore:
         self.redirects: dict[str, str] = {}  # merged-away id -> surviving id
         self._unique: dict[str, dict[str, str]] = {"email": {}}
         self._next_id = 1001
+        self._ids: list[int] = []  # every id ever created, ascending (ids are issued in order)
 
     # ----- properties -------------------------------------------------------------------------
 
@@ -128,6 +131,22 @@ class ContactStore:
         if contact is None:
             raise not_found()
         return contact
+
+    def page(self, after: int, limit: int, archived: bool) -> tuple[list[Contact], bool]:
+        """Up to ``limit`` contacts with an id above ``after``, in id order, and whether more follow.
+
+        A bisect over the ordered ids keeps each page's cost independent of the portal's size, so a
+        backfill of a million contacts is limited by the client, not by this sandbox.
+        """
+        found: list[Contact] = []
+        for cid in islice(self._ids, bisect_right(self._ids, after), None):
+            contact = self.contacts[str(cid)]
+            if contact.archived != archived:
+                continue
+            if len(found) == limit:
+                return found, True
+            found.append(contact)
+        return found, False
 
     def live(self) -> list[Contact]:
         """Non-archived contacts in id order."""
@@ -183,6 +202,7 @@ class ContactStore:
         now = self.clock.now()
         cid = str(self._next_id)
         self._next_id += 1
+        self._ids.append(int(cid))
         contact = Contact(id=cid, created_at=now, updated_at=now)
         self.contacts[cid] = contact
         events = [ChangeEvent("creation", cid, now, source)]
