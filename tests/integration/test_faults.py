@@ -1,82 +1,43 @@
 """Fault injection: the closed loop must reach the ground truth through API faults and infrastructure crashes.
 
-One scenario runs with separate worker processes, a private Redis (so it can be restarted without
-touching the shared one) and PostgreSQL, while both sandboxes answer 10% of calls with 429s, 5xx,
-dropped connections and slow responses, and Salesforce refuses row locks. During the run a worker
-is SIGKILLed mid-batch (a replacement starts), Redis is killed and restarted, and every PostgreSQL
-connection of the store is terminated (what clients see of a database restart). After the recovery
+One scenario runs with separate worker processes, a private Redis and a private PostgreSQL cluster
+(so they can be crashed without touching the shared services), while both sandboxes answer 10% of
+calls with 429s, 5xx, dropped connections and slow responses, and Salesforce refuses row locks.
+During the run a worker is SIGKILLed mid-batch (a replacement starts), Redis is SIGKILLed and
+restarted, and PostgreSQL is stopped in immediate mode (no checkpoint; it replays its WAL on the
+way back up) and restarted. After the recovery
 the beat would do (replay of transient errors, inbox sweep), both systems and the transition log
 must equal the ground truth, with no duplicate record anywhere.
 """
 
 from __future__ import annotations
 
-import signal
-import subprocess
+import shutil
+import tempfile
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 import redis
 from celery import Celery
 from sqlalchemy import func, select
 
 from sync import operations
-from sync.sandbox.common import CallCounter, FaultRule, free_port
+from sync.sandbox.common import CallCounter, FaultRule
 from sync.sandbox.verify import verify
 from sync.scenario import Scenario, ScenarioConfig
+from sync.store.db import upgrade
 from sync.store.models import InboxEvent, Person, SyncError
-from tests.conftest import FULL_PROFILE, PG_ADMIN_URL
+from tests.conftest import FULL_PROFILE
 from tests.integration.harness import WorkerProcess
+from tests.integration.servers import PrivatePostgres, PrivateRedis
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(7200 if FULL_PROFILE else 300)]
 
 PEOPLE = 5000 if FULL_PROFILE else 100
-
-
-class PrivateRedis:
-    """A redis-server of this test alone, with an fsync'ed append-only file so queued tasks survive a crash."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self.port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.restarts = 0
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> PrivateRedis:
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        cmd = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
-        cmd += ["--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.workdir)]
-        log = (self.workdir / "redis.log").open("ab")
-        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                redis.Redis.from_url(self.url, socket_connect_timeout=0.5).ping()
-                return self
-            except redis.exceptions.ConnectionError:
-                if time.monotonic() > deadline or self.proc.poll() is not None:
-                    raise RuntimeError("private redis-server did not start") from None
-                time.sleep(0.05)
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(timeout=10)
-
-    def crash_and_restart(self) -> None:
-        self.kill()
-        time.sleep(0.5)  # clients see refused connections for a moment
-        self.start()
-        self.restarts += 1
 
 
 @pytest.fixture
@@ -88,15 +49,18 @@ def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
         server.kill()
 
 
-def terminate_connections(database_url: str) -> int:
-    """End every server-side connection to the store's database, as a PostgreSQL restart would."""
-    name = database_url.rsplit("/", 1)[1]
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        rows = conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
-            (name,),
-        ).fetchall()
-    return sum(1 for (ok,) in rows if ok)
+@pytest.fixture
+def private_postgres() -> Iterator[PrivatePostgres]:
+    """A migrated PostgreSQL cluster of this test alone, in /tmp so its server user can reach it."""
+    workdir = Path(tempfile.mkdtemp(prefix="closedloop-pg-"))
+    server = PrivatePostgres(workdir)
+    try:
+        server.init()
+        upgrade(server.url)
+        yield server
+    finally:
+        server.stop(mode="immediate")
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 class Supervisor:
@@ -223,14 +187,14 @@ def _open_errors(scenario: Scenario) -> Counter[str]:
 
 
 def test_faults_and_crashes_end_in_ground_truth(
-    tmp_path: Path, pg_url: str, private_redis: PrivateRedis
+    tmp_path: Path, private_postgres: PrivatePostgres, private_redis: PrivateRedis
 ) -> None:
     config = ScenarioConfig(
         workdir=tmp_path,
         people=PEOPLE,
         seed=21,
         span_days=30 if FULL_PROFILE else 10,
-        database_url=pg_url,
+        database_url=private_postgres.url,
         redis_url=private_redis.url,
         embedded_worker=False,
         hubspot_search_per_second=50,
@@ -252,7 +216,7 @@ def test_faults_and_crashes_end_in_ground_truth(
         private_redis.crash_and_restart()
 
     def restart_postgres() -> None:
-        assert terminate_connections(pg_url) > 0
+        private_postgres.crash_and_restart()
 
     scenario.schedule = {8: kill_worker, 16: restart_redis, 24: restart_postgres}
     faults = FaultRule(rate_429=0.03, rate_5xx=0.03, rate_drop=0.02, rate_slow=0.02, slow_seconds=0.4)
