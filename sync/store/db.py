@@ -38,7 +38,14 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    # No server-side prepared statements: psycopg would prepare a query after five runs and PostgreSQL
+    # could then keep a generic plan made while the tables were nearly empty (a sequential scan of
+    # transitions, an index scan on match_keys' key type alone), which a growing backfill pays for on
+    # every batch. Unprepared statements are planned with their real values each time; they also
+    # work behind PgBouncer in transaction mode.
+    return create_engine(
+        url, pool_pre_ping=True, pool_size=10, max_overflow=20, connect_args={"prepare_threshold": None}
+    )
 
 
 def alembic_config(url: str) -> Config:
