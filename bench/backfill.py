@@ -255,9 +255,7 @@ def report(
         print(
             f"   EXTRAPOLATION to 1,000,000 contacts (linear, NOT measured): ~{cpu * scale / 60:.0f} min of our CPU, "
             f">= {per_contact * 1_000_000 / 19 / 60:.0f} min of HubSpot quota at 190 calls/10 s (without --sync), "
-            "RSS at the level above (every page is committed and dropped). The size measured is limited by "
-            "the sandbox, not the backfill: its list endpoint sorts every contact for each page, so its "
-            "wall time grows with the square of the portal size."
+            "RSS at the level above (every page is committed and dropped)."
         )
 
 
