@@ -63,7 +63,7 @@ from sync.people import PersonState, StateReader
 from sync.poller import SALESFORCE_STREAMS, hubspot_candidate
 from sync.store.db import Store
 from sync.store.errors import record_error
-from sync.store.models import Cursor, Person, RecordLink, Transition
+from sync.store.models import Cursor, FieldState, MatchKey, Person, RecordLink, Transition
 from sync.timeutil import parse_timestamp, to_sf_datetime, utcnow
 
 log = get_logger(__name__)
@@ -78,6 +78,9 @@ STREAMS = (
     PEOPLE_STREAM,
 )
 SCORE_PROPERTY = "hubspotscore"
+# Tables a backfill fills in bulk, and the record count at which their statistics are first refreshed.
+FILLED_TABLES = tuple(model.__tablename__ for model in (Person, RecordLink, MatchKey, Transition, FieldState))
+FIRST_STATISTICS_REFRESH = 1_000
 
 Progress = Callable[[str, dict[str, Any]], None]
 Checkpoint = Callable[[str, int], None]
@@ -137,6 +140,8 @@ class Backfill:
         self.flags = StageFlags()
         self.stats = BackfillStats()
         self._commits = 0
+        self._written = 0
+        self._next_statistics = FIRST_STATISTICS_REFRESH
 
     # -- entry point -------------------------------------------------------------------------------
 
@@ -185,6 +190,13 @@ class Backfill:
 
     def _committed(self, stream: str, records: int) -> None:
         self._commits += 1
+        self._written += records
+        if self._written >= self._next_statistics:
+            # Doubling keeps the statistics within a factor of two of the tables' size for a
+            # logarithmic number of ANALYZE runs (ten for a million records).
+            self._next_statistics *= 2
+            if self.store.refresh_statistics(FILLED_TABLES):
+                log.info("statistics_refreshed", records=self._written)
         self.stats.records[stream] = self.stats.records.get(stream, 0) + records
         self.progress("advance", {"stream": stream, "n": records})
         self.checkpoint(stream, self._commits)

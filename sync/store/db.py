@@ -8,7 +8,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -86,6 +86,20 @@ class Store:
             raise
         finally:
             session.close()
+
+    def refresh_statistics(self, tables: tuple[str, ...]) -> bool:
+        """Re-sample PostgreSQL's planner statistics of ``tables``; returns whether it did.
+
+        A bulk load outgrows the statistics faster than autovacuum re-samples them (or never, where
+        autovacuum is off), and plans made for a near-empty table then scan the whole table per
+        query. SQLite plans with its indexes without statistics, so nothing is done there.
+        """
+        if self.engine.dialect.name != "postgresql":
+            return False
+        preparer = self.engine.dialect.identifier_preparer
+        with self.engine.begin() as conn:
+            conn.execute(text(f"ANALYZE {', '.join(preparer.quote(t) for t in tables)}"))
+        return True
 
     def upgrade(self) -> None:
         """Migrate this store's database to the newest schema."""
