@@ -610,7 +610,7 @@ def _date_range(name: str, n: int, now: datetime) -> tuple[date, date]:
     raise SoqlError("MALFORMED_QUERY", f"unsupported date literal {name}")
 
 
-def _norm(value: Any, ftype: str) -> Any:
+def comparable(value: Any, ftype: str) -> Any:
     """Comparable form: case-folded text, 15-char ids (18-char ids compare equal to their 15-char form)."""
     if isinstance(value, str):
         if ftype in ("id", "reference"):
@@ -660,7 +660,7 @@ class Evaluator:
         if lit.kind == "dateliteral":
             start, end = self._range(lit, ftype)
             return {"<": raw < start, "<=": raw < end, ">": raw >= end, ">=": raw >= start}[cond.op]
-        left, right = _norm(raw, ftype), _norm(self._lit_value(lit), ftype)
+        left, right = comparable(raw, ftype), comparable(self._lit_value(lit), ftype)
         return {"<": left < right, "<=": left <= right, ">": left > right, ">=": left >= right}[cond.op]
 
     def _equal(self, raw: Any, lit: Literal, ftype: str) -> bool:
@@ -671,7 +671,7 @@ class Evaluator:
         if lit.kind == "dateliteral":
             start, end = self._range(lit, ftype)
             return bool(start <= raw < end)
-        return bool(_norm(raw, ftype) == _norm(self._lit_value(lit), ftype))
+        return bool(comparable(raw, ftype) == comparable(self._lit_value(lit), ftype))
 
     @staticmethod
     def _lit_value(lit: Literal) -> Any:
@@ -698,7 +698,7 @@ class Evaluator:
                 value = self.resolve(rec, ref)
                 if value is None:
                     return (nr, None)
-                return (1 - nr, _norm(value, ft))
+                return (1 - nr, comparable(value, ft))
 
             out.sort(key=key, reverse=item.descending)
         return out

@@ -18,6 +18,7 @@ from typing import Any
 
 from sync.sandbox.common import SimClock
 from sync.sandbox.salesforce import ids
+from sync.sandbox.salesforce.lookup import EqualityLookups
 from sync.sandbox.salesforce.schema import (
     API_USER_ID,
     LEAD_TRACKED,
@@ -112,6 +113,7 @@ class Store:
         self._journal: list[tuple[str, str, dict[str, Any] | None]] = []
         self._pending: list[Change] = []
         self.listeners: list[Callable[[list[Change]], None]] = []
+        self.lookups = EqualityLookups()
 
     # ------------------------------------------------------------------------------ lookup helpers
 
@@ -177,6 +179,7 @@ class Store:
         while len(self._journal) > journal_len:
             sobject, rid, old = self._journal.pop()
             current = self.tables[sobject].get(rid)
+            self.lookups.changed(sobject)
             self._index(sobject, current, remove=True)
             if old is None:
                 self.tables[sobject].pop(rid, None)
@@ -189,6 +192,7 @@ class Store:
         rid = record["Id"]
         old = self.tables[sobject].get(rid)
         self._journal.append((sobject, rid, old))
+        self.lookups.changed(sobject)
         self._index(sobject, old, remove=True)
         self.tables[sobject][rid] = record
         self._index(sobject, record, remove=False)
@@ -618,7 +622,7 @@ class Store:
             evaluator = Evaluator(self._resolve, self.clock.now())
             rows = [
                 r
-                for r in self.tables[obj.name].values()
+                for r in self.lookups.candidates(obj.name, self.tables[obj.name], parsed.where)
                 if (include_deleted or not r["IsDeleted"]) and evaluator.matches(parsed.where, r)
             ]
             if parsed.order:
