@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import partial
 from typing import Any, TypeVar
 
 from hubspot import HubSpot
@@ -25,6 +25,7 @@ from hubspot.crm.properties import PropertyCreate, PropertyGroupCreate
 from sync.connectors.errors import (
     RecordError,
     RetryPolicy,
+    TransientError,
     call_with_retries,
     classify_hubspot,
 )
@@ -108,14 +109,31 @@ class HubSpotConnector:
 
         return call_with_retries(attempt, classify_hubspot, self._policy, f"hubspot {endpoint}", record)
 
-    def _search(self, request: PublicObjectSearchRequest) -> Any:
-        return self._call(
-            "search",
-            partial(
-                self._client.crm.contacts.search_api.do_search,
-                public_object_search_request=request,
-                _request_timeout=REQUEST_TIMEOUT,
-            ),
+    def _call_json(self, endpoint: str, fn: Callable[..., Any], **kwargs: Any) -> dict[str, Any]:
+        """Call ``fn`` of hubspot-api-client and decode its JSON body ourselves.
+
+        The client's model deserialisation parses every createdAt/updatedAt with dateutil, which
+        cost more CPU than the rest of a sync; we need only ids, properties and updatedAt.
+        Errors (non-2xx) are still raised by the client as ApiException.
+        """
+
+        def raw() -> dict[str, Any]:
+            response = fn(**kwargs, _preload_content=False, _request_timeout=REQUEST_TIMEOUT)
+            try:
+                body = response.data
+            finally:
+                response.release_conn()
+            try:
+                decoded = json.loads(body) if body else {}
+            except ValueError as exc:  # a 2xx that is not JSON: a proxy cut it short; try again
+                raise TransientError("hubspot", "response body is not JSON", category="network") from exc
+            return decoded if isinstance(decoded, dict) else {}
+
+        return self._call(endpoint, raw)
+
+    def _search(self, request: PublicObjectSearchRequest) -> dict[str, Any]:
+        return self._call_json(
+            "search", self._client.crm.contacts.search_api.do_search, public_object_search_request=request
         )
 
     # -- reads -------------------------------------------------------------------------------------
@@ -149,7 +167,7 @@ class HubSpotConnector:
                     after=after,
                 )
                 page = self._search(request)
-                contacts = [_contact(obj) for obj in page.results or []]
+                contacts = [_contact(obj) for obj in page.get("results") or []]
                 if contacts:
                     newest = contacts[-1].updated_at or newest
                     yield contacts
@@ -166,19 +184,15 @@ class HubSpotConnector:
         self, after: str | None, properties: Sequence[str], limit: int = LIST_PAGE
     ) -> tuple[list[HubSpotContact], str | None]:
         """One page of ALL live contacts in ID order (the list API has no 10,000 cap) and the next token."""
-        page = self._call(
+        page = self._call_json(
             "list",
-            partial(
-                self._client.crm.contacts.basic_api.get_page,
-                limit=min(limit, LIST_PAGE),
-                after=after,
-                properties=list(properties),
-                archived=False,
-                _request_timeout=REQUEST_TIMEOUT,
-            ),
+            self._client.crm.contacts.basic_api.get_page,
+            limit=min(limit, LIST_PAGE),
+            after=after,
+            properties=list(properties),
+            archived=False,
         )
-        nxt = _next_after(page)
-        return [_contact(obj) for obj in page.results or []], nxt
+        return [_contact(obj) for obj in page.get("results") or []], _next_after(page)
 
     def summary(self) -> tuple[int, datetime | None]:
         """How many live contacts the portal holds and the newest modification time (one search call)."""
@@ -189,8 +203,9 @@ class HubSpotConnector:
             limit=1,
         )
         page = self._search(request)
-        newest = _contact(page.results[0]).updated_at if page.results else None
-        return int(page.total or 0), newest
+        results = page.get("results") or []
+        newest = _contact(results[0]).updated_at if results else None
+        return int(page.get("total") or 0), newest
 
     def read(self, ids: Sequence[str], properties: Sequence[str]) -> dict[str, HubSpotContact]:
         """Contacts by HubSpot ID (missing or archived IDs are simply absent)."""
@@ -201,16 +216,13 @@ class HubSpotConnector:
                 properties=list(properties),
                 properties_with_history=[],
             )
-            result = self._call(
+            result = self._call_json(
                 "batch/read",
-                partial(
-                    self._client.crm.contacts.batch_api.read,
-                    batch_read_input_simple_public_object_id=body,
-                    archived=False,
-                    _request_timeout=REQUEST_TIMEOUT,
-                ),
+                self._client.crm.contacts.batch_api.read,
+                batch_read_input_simple_public_object_id=body,
+                archived=False,
             )
-            for obj in result.results or []:
+            for obj in result.get("results") or []:
                 contact = _contact(obj)
                 found[contact.id] = contact
         return found
@@ -227,13 +239,10 @@ class HubSpotConnector:
                     SimplePublicObjectBatchInput(id=cid, properties=_strings(props)) for cid, props in chunk
                 ]
             )
-            result = self._call(
+            result = self._call_json(
                 "batch/update",
-                partial(
-                    self._client.crm.contacts.batch_api.update,
-                    batch_input_simple_public_object_batch_input=body,
-                    _request_timeout=REQUEST_TIMEOUT,
-                ),
+                self._client.crm.contacts.batch_api.update,
+                batch_input_simple_public_object_batch_input=body,
             )
             errors.extend(_batch_errors(result))
         return errors
@@ -256,18 +265,15 @@ class HubSpotConnector:
                     for key, props in chunk
                 ]
             )
-            result = self._call(
+            result = self._call_json(
                 "batch/upsert",
-                partial(
-                    self._client.crm.contacts.batch_api.upsert,
-                    batch_input_simple_public_object_batch_input_upsert=body,
-                    _request_timeout=REQUEST_TIMEOUT,
-                ),
+                self._client.crm.contacts.batch_api.upsert,
+                batch_input_simple_public_object_batch_input_upsert=body,
             )
-            for obj in result.results or []:
-                value = (obj.properties or {}).get(id_property)
+            for obj in result.get("results") or []:
+                value = (obj.get("properties") or {}).get(id_property)
                 if value:
-                    ids[str(value)] = str(obj.id)
+                    ids[str(value)] = str(obj["id"])
             errors.extend(_batch_errors(result))
         return ids, errors
 
@@ -312,15 +318,16 @@ class HubSpotConnector:
         )
 
 
-def _next_after(page: Any) -> str | None:
+def _next_after(page: dict[str, Any]) -> str | None:
     """The paging token of the next page, if any."""
-    return page.paging.next.after if page.paging and page.paging.next else None
+    after = ((page.get("paging") or {}).get("next") or {}).get("after")
+    return str(after) if after else None
 
 
-def _contact(obj: Any) -> HubSpotContact:
-    props = dict(obj.properties or {})
-    updated = getattr(obj, "updated_at", None) or parse_timestamp(props.get("lastmodifieddate"))
-    return HubSpotContact(id=str(obj.id), properties=props, updated_at=parse_timestamp(updated))
+def _contact(obj: dict[str, Any]) -> HubSpotContact:
+    props = dict(obj.get("properties") or {})
+    updated = parse_timestamp(obj.get("updatedAt")) or parse_timestamp(props.get("lastmodifieddate"))
+    return HubSpotContact(id=str(obj["id"]), properties=props, updated_at=updated)
 
 
 def _strings(props: dict[str, Any]) -> dict[str, str]:
@@ -336,15 +343,16 @@ def _strings(props: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-def _batch_errors(result: Any) -> list[RecordError]:
+def _batch_errors(result: dict[str, Any]) -> list[RecordError]:
     """Per-input failures of a 207 multi-status batch response."""
     errors: list[RecordError] = []
-    for err in getattr(result, "errors", None) or []:
-        context = getattr(err, "context", None) or {}
+    for err in result.get("errors") or []:
+        context = err.get("context") or {}
         keys = [v for values in context.values() for v in (values or [])] or ["?"]
-        category = "validation" if getattr(err, "category", "") == "VALIDATION_ERROR" else "rejected"
+        code = str(err.get("category", ""))
+        category = "validation" if code == "VALIDATION_ERROR" else "rejected"
         for key in keys:
             errors.append(
-                RecordError(key=str(key), code=str(err.category), message=str(err.message), category=category)
+                RecordError(key=str(key), code=code, message=str(err.get("message", "")), category=category)
             )
     return errors
