@@ -140,8 +140,10 @@ class Backfill:
         self.flags = StageFlags()
         self.stats = BackfillStats()
         self._commits = 0
-        self._written = 0
-        self._next_statistics = FIRST_STATISTICS_REFRESH
+        # Records written per stream in this run, and the count at which each stream next refreshes
+        # statistics: each phase fills other tables (links and keys, then transitions).
+        self._written: dict[str, int] = {}
+        self._next_statistics: dict[str, int] = {}
 
     # -- entry point -------------------------------------------------------------------------------
 
@@ -190,13 +192,13 @@ class Backfill:
 
     def _committed(self, stream: str, records: int) -> None:
         self._commits += 1
-        self._written += records
-        if self._written >= self._next_statistics:
+        written = self._written[stream] = self._written.get(stream, 0) + records
+        if written >= self._next_statistics.get(stream, FIRST_STATISTICS_REFRESH):
             # Doubling keeps the statistics within a factor of two of the tables' size for a
-            # logarithmic number of ANALYZE runs (ten for a million records).
-            self._next_statistics *= 2
+            # logarithmic number of ANALYZE runs (ten per phase for a million records).
+            self._next_statistics[stream] = 2 * written
             if self.store.refresh_statistics(FILLED_TABLES):
-                log.info("statistics_refreshed", records=self._written)
+                log.info("statistics_refreshed", stream=stream, records=written)
         self.stats.records[stream] = self.stats.records.get(stream, 0) + records
         self.progress("advance", {"stream": stream, "n": records})
         self.checkpoint(stream, self._commits)
