@@ -16,11 +16,11 @@ demo: $(STAMP)
 	$(BIN)/closedloop demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check sync workers tests bench
-	$(BIN)/ruff format --check sync workers tests bench
+	$(BIN)/ruff check sync workers sandboxes tests bench
+	$(BIN)/ruff format --check sync workers sandboxes tests bench
 
 typecheck: $(STAMP)
-	$(BIN)/mypy sync workers
+	$(BIN)/mypy sync workers sandboxes
 
 test: lint typecheck
 	$(BIN)/pytest -q -p no:cacheprovider

@@ -41,8 +41,8 @@ PG_ADMIN_URL = os.environ.get("CLOSEDLOOP_TEST_PG", "postgresql://postgres@127.0
 
 def serve(conn: Connection, workdir: str, contacts: int, lead_every: int) -> None:
     """Start both sandboxes, seed them, send their settings, serve until told to stop."""
-    from sync.sandbox.common import SimClock
-    from sync.sandbox.server import start_sandboxes
+    from sandboxes.common import SimClock
+    from sandboxes.server import start_sandboxes
 
     clock = SimClock(start=datetime(2025, 1, 6, 9, 0, tzinfo=UTC), speed=0.0)
     boxes = start_sandboxes(Path(workdir), clock=clock, hubspot_kwargs={"window_limit": RAISED_WINDOW})

@@ -31,12 +31,12 @@ from hubspot.crm.contacts.exceptions import ApiException  # noqa: E402
 
 from bench.common import calls_total, print_machine, print_table, running_closedloop  # noqa: E402
 from bench.sync_calls import seed_mqls  # noqa: E402
+from sandboxes.population import advance_clock_to  # noqa: E402
+from sandboxes.scenario import Scenario  # noqa: E402
 from sync.connectors.ratelimit import WindowLimiter, make_storage  # noqa: E402
 from sync.connectors.salesforce import make_salesforce_client  # noqa: E402
 from sync.logs import configure_logging  # noqa: E402
 from sync.mapping.project import project  # noqa: E402
-from sync.sandbox.population import advance_clock_to  # noqa: E402
-from sync.scenario import Scenario  # noqa: E402
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Helpers shared by the benchmarks: machine description, tables, a running Closedloop on sandboxes.
 
 Benchmarks print figures; they are not tests. Every figure of API calls comes from the sandboxes'
-own :class:`~sync.sandbox.common.CallCounter`; records handed to the connectors are tallied by
+own :class:`~sandboxes.common.CallCounter`; records handed to the connectors are tallied by
 :class:`WriteTally`, which wraps the runtime's connector write methods without changing them.
 """
 
@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sandboxes.common import CallCounter
+from sandboxes.scenario import Scenario, ScenarioConfig
 from sync.runtime import Runtime
-from sync.sandbox.common import CallCounter
-from sync.scenario import Scenario, ScenarioConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 HUBSPOT_BATCH_MAX = 100

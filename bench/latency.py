@@ -24,10 +24,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from sandboxes.population import generate_population
+from sandboxes.realtime import RealtimeLink, webhook_properties
+from sandboxes.scenario import Scenario, ScenarioConfig
 from sync.logs import configure_logging
-from sync.realtime import RealtimeLink, webhook_properties
-from sync.sandbox.population import generate_population
-from sync.scenario import Scenario, ScenarioConfig
 
 SECRET = "bench-webhook-secret"
 STATUSES = ("Working - Contacted", "Open - Not Contacted")

@@ -33,11 +33,11 @@ from bench.common import (  # noqa: E402
     running_closedloop,
     write_calls,
 )
+from sandboxes.population import advance_clock_to, generate_population  # noqa: E402
+from sandboxes.scenario import Scenario  # noqa: E402
 from sync import operations  # noqa: E402
 from sync.logs import configure_logging  # noqa: E402
 from sync.poller import SALESFORCE_STREAMS  # noqa: E402
-from sync.sandbox.population import advance_clock_to, generate_population  # noqa: E402
-from sync.scenario import Scenario  # noqa: E402
 
 # The poller re-reads this margin behind its watermark until that much time has passed since the
 # watermark last moved (then it settles). The shipped default is 120 s; a short margin keeps the

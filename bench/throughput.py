@@ -33,10 +33,10 @@ from bench.common import (  # noqa: E402
     running_closedloop,
 )
 from bench.sync_calls import seed_mqls, work_leads  # noqa: E402
+from sandboxes.common import CallCounter  # noqa: E402
+from sandboxes.population import advance_clock_to  # noqa: E402
+from sandboxes.scenario import Scenario  # noqa: E402
 from sync.logs import configure_logging  # noqa: E402
-from sync.sandbox.common import CallCounter  # noqa: E402
-from sync.sandbox.population import advance_clock_to  # noqa: E402
-from sync.scenario import Scenario  # noqa: E402
 
 WINDOW_CALLS = 190
 WINDOW_SECONDS = 10

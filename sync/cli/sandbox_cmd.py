@@ -20,7 +20,7 @@ def serve(
     workdir: Path = typer.Option(Path("var/sandbox"), help="Where the TLS CA and certificate are written"),
 ) -> None:
     """Serve both sandboxes; the first stdout line is JSON with their URLs and credentials."""
-    from sync.sandbox.server import start_sandboxes
+    from sandboxes.server import start_sandboxes
 
     boxes = start_sandboxes(workdir, host=host, hubspot_port=hubspot_port, salesforce_port=salesforce_port)
     stop = threading.Event()

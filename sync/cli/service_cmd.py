@@ -167,7 +167,7 @@ def demo(
     keep_running: bool = typer.Option(False, "--keep-running", help="Leave sandboxes and service up"),
 ) -> None:
     """The whole closed loop on the embedded default: sandboxes, SQLite, in-process Celery."""
-    from sync.demo import run_demo
+    from sandboxes.demo import run_demo
 
     configure_logging("console", "ERROR")  # the demo shows its own progress; breaches are in the report
     raise typer.Exit(run_demo(people=people, seed=seed, keep_running=keep_running))

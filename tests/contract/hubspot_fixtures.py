@@ -12,8 +12,8 @@ from typing import Any
 
 import hubspot
 
-from sync.sandbox.common import ServerThread
-from sync.sandbox.hubspot import HubSpotSandbox
+from sandboxes.common import ServerThread
+from sandboxes.hubspot import HubSpotSandbox
 
 
 def hubspot_client(url: str, token: str) -> hubspot.HubSpot:

@@ -31,7 +31,7 @@ from hubspot.crm.properties import PropertyCreate, PropertyGroupCreate, Property
 from hubspot.crm.properties.exceptions import ApiException as PropertiesApiException
 from hubspot.utils.signature import Signature
 
-from sync.sandbox.common import SimClock
+from sandboxes.common import SimClock
 from sync.timeutil import parse_timestamp, to_epoch_ms
 from tests.contract.hubspot_fixtures import HubSpotEnv, WebhookReceiver, hubspot_client, start_hubspot
 

@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 
+from sandboxes.common import SimClock
+from sandboxes.ground_truth import GroundTruth
+from sandboxes.hubspot import HubSpotSandbox
+from sandboxes.population import PopulationSeeder, advance_clock_to, generate_population
+from sandboxes.sales_team import SalesTeam
+from sandboxes.salesforce import SalesforceSandbox
 from sync.identity import normalise_email
-from sync.sandbox.common import SimClock
-from sync.sandbox.ground_truth import GroundTruth
-from sync.sandbox.hubspot import HubSpotSandbox
-from sync.sandbox.population import PopulationSeeder, advance_clock_to, generate_population
-from sync.sandbox.sales_team import SalesTeam
-from sync.sandbox.salesforce import SalesforceSandbox
 from sync.timeutil import parse_timestamp
 
 START = datetime(2026, 10, 1, tzinfo=UTC)

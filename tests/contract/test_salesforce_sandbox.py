@@ -23,8 +23,8 @@ from simple_salesforce.exceptions import (
     SalesforceResourceNotFound,
 )
 
-from sync.sandbox.common import FaultRule, ServerThread, SimClock
-from sync.sandbox.salesforce import SalesforceSandbox, SandboxTLS
+from sandboxes.common import FaultRule, ServerThread, SimClock
+from sandboxes.salesforce import SalesforceSandbox, SandboxTLS
 
 START = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 OM = "{http://soap.sforce.com/2005/09/outbound}"

@@ -17,7 +17,7 @@ from pathlib import Path
 import psycopg
 import redis
 
-from sync.sandbox.common import free_port
+from sandboxes.common import free_port
 
 
 class PrivateRedis:

@@ -20,13 +20,13 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import select, text
 
+from sandboxes.common import SimClock
+from sandboxes.server import Sandboxes, start_sandboxes
 from sync import backfill as backfill_module
 from sync.backfill import STREAMS, Backfill, BackfillOptions
 from sync.config import Settings
 from sync.identity import mint_common_id
 from sync.runtime import Runtime
-from sync.sandbox.common import SimClock
-from sync.sandbox.server import Sandboxes, start_sandboxes
 from sync.setup import run_setup
 from sync.store.db import Store, upgrade
 from sync.store.models import Cursor, MatchKey, Person, RecordLink, Transition

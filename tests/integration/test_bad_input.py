@@ -26,10 +26,10 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from sync.sandbox.common import ServerThread
-from sync.sandbox.hubspot_webhooks import sign_v3
-from sync.sandbox.verify import verify
-from sync.scenario import Scenario, ScenarioConfig
+from sandboxes.common import ServerThread
+from sandboxes.hubspot_webhooks import sign_v3
+from sandboxes.scenario import Scenario, ScenarioConfig
+from sandboxes.verify import verify
 from sync.store.models import InboxEvent, SyncError
 from sync.web.app import create_app
 from tests.conftest import FULL_PROFILE

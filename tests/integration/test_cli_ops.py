@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from sandboxes.server import Sandboxes, start_sandboxes
 from sync import operations
-from sync.sandbox.server import Sandboxes, start_sandboxes
 from sync.store.db import Store, upgrade
 from sync.store.models import SyncError
 from sync.timeutil import utcnow

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from sandboxes.ground_truth import GroundTruth
+from sandboxes.scenario import Scenario, ScenarioConfig
+from sandboxes.verify import verify
 from sync import operations
 from sync.reporting import funnel_report
-from sync.sandbox.ground_truth import GroundTruth
-from sync.sandbox.verify import verify
-from sync.scenario import Scenario, ScenarioConfig
 from tests.conftest import FULL_PROFILE
 from tests.integration.harness import WorkerProcess
 

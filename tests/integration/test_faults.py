@@ -25,10 +25,10 @@ import redis
 from celery import Celery
 from sqlalchemy import func, select
 
+from sandboxes.common import CallCounter, FaultRule
+from sandboxes.scenario import Scenario, ScenarioConfig
+from sandboxes.verify import verify
 from sync import operations
-from sync.sandbox.common import CallCounter, FaultRule
-from sync.sandbox.verify import verify
-from sync.scenario import Scenario, ScenarioConfig
 from sync.store.db import upgrade
 from sync.store.models import InboxEvent, Person, SyncError
 from tests.conftest import FULL_PROFILE

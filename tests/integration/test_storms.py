@@ -24,11 +24,11 @@ import requests
 from fastapi import FastAPI, Request, Response
 from sqlalchemy import func, select
 
+from sandboxes.common import ServerThread, free_port
+from sandboxes.hubspot_webhooks import sign_v3
+from sandboxes.scenario import Scenario, ScenarioConfig
+from sandboxes.verify import verify
 from sync import operations
-from sync.sandbox.common import ServerThread, free_port
-from sync.sandbox.hubspot_webhooks import sign_v3
-from sync.sandbox.verify import verify
-from sync.scenario import Scenario, ScenarioConfig
 from sync.store.models import InboxEvent
 from tests.conftest import FULL_PROFILE
 from tests.integration.harness import ROOT, WorkerProcess

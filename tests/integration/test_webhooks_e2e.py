@@ -22,12 +22,12 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from sandboxes.population import PlannedContact, generate_population
+from sandboxes.realtime import RealtimeLink, inbox_counts, redeliver, rekey, webhook_properties
+from sandboxes.scenario import Scenario, ScenarioConfig
+from sandboxes.server import Sandboxes
 from sync.identity import Candidate, IdentityMap, RecordRef
-from sync.realtime import RealtimeLink, inbox_counts, redeliver, rekey, webhook_properties
 from sync.runtime import Runtime
-from sync.sandbox.population import PlannedContact, generate_population
-from sync.sandbox.server import Sandboxes
-from sync.scenario import Scenario, ScenarioConfig
 from sync.store.db import Store
 from sync.store.models import Base, Cursor, InboxEvent, RecordLink, Transition
 from sync.web.app import HUBSPOT_PATH

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bench.common import WriteTally, format_table, write_calls
+from sandboxes.common import CallCounter
 from sync.poller import _advance, _cursor, _lower_bound
-from sync.sandbox.common import CallCounter
 from sync.store.db import Store
 
 

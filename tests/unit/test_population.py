@@ -18,11 +18,11 @@ from typing import Any
 
 import pytest
 
+from sandboxes.common import SimClock
+from sandboxes.ground_truth import GroundTruth
+from sandboxes.population import CAMPAIGNS, PopulationSeeder, generate_population, seed_hubspot
+from sandboxes.sales_team import SalesTeam, TeamRates
 from sync.identity import normalise_email as sync_normalise_email
-from sync.sandbox.common import SimClock
-from sync.sandbox.ground_truth import GroundTruth
-from sync.sandbox.population import CAMPAIGNS, PopulationSeeder, generate_population, seed_hubspot
-from sync.sandbox.sales_team import SalesTeam, TeamRates
 
 START = datetime(2026, 10, 1, tzinfo=UTC)
 LEAD_STATUSES = {

@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from sync.sandbox.common import SimClock
-from sync.sandbox.salesforce import SalesforceSandbox
-from sync.sandbox.salesforce.soql import Literal, SoqlError, StringValue, parse, tokenize
+from sandboxes.common import SimClock
+from sandboxes.salesforce import SalesforceSandbox
+from sandboxes.salesforce.soql import Literal, SoqlError, StringValue, parse, tokenize
 
 START = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 

@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sync.sandbox.common import SimClock
-from sync.sandbox.salesforce import SalesforceSandbox
-from sync.sandbox.salesforce.lookup import EqualityLookups
-from sync.sandbox.salesforce.soql import parse
+from sandboxes.common import SimClock
+from sandboxes.salesforce import SalesforceSandbox
+from sandboxes.salesforce.lookup import EqualityLookups
+from sandboxes.salesforce.soql import parse
 
 NAMES = ["Sato", "sato", "SATO", "Suzuki", "O'Brien", "Ng"]
 insert = st.tuples(st.just("insert"), st.sampled_from(NAMES), st.integers(0, 3))

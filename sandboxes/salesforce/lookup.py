@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sync.sandbox.salesforce.soql import Compare, Cond, Literal, Logical, StringValue, comparable
+from sandboxes.salesforce.soql import Compare, Cond, Literal, Logical, StringValue, comparable
 
 _Index = dict[Any, list[tuple[int, str]]]  # comparable value -> (position in table, record id)
 

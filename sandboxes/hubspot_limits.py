@@ -13,8 +13,8 @@ from collections import deque
 from collections.abc import Callable
 from datetime import date
 
-from sync.sandbox.common import SimClock
-from sync.sandbox.hubspot_errors import rate_limit_error
+from sandboxes.common import SimClock
+from sandboxes.hubspot_errors import rate_limit_error
 
 
 class RateLimiter:

@@ -16,9 +16,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from sync.sandbox.common import CallCounter, FaultPlan, SimClock, install_faults_and_counter
-from sync.sandbox.salesforce.rest import ApiResponse, RestApi
-from sync.sandbox.salesforce.rest import Request as RestRequest
+from sandboxes.common import CallCounter, FaultPlan, SimClock, install_faults_and_counter
+from sandboxes.salesforce.rest import ApiResponse, RestApi
+from sandboxes.salesforce.rest import Request as RestRequest
 
 MIN_VERSION, MAX_VERSION = 50, 66
 _VERSION_RE = re.compile(r"^(\d+)\.0$")

@@ -14,13 +14,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from sync.sandbox.hubspot_errors import HubSpotError, not_found
-from sync.sandbox.hubspot_props import FIELD_TYPES, PropertyDef, iso_ms, validate_name
-from sync.sandbox.hubspot_search import search
-from sync.sandbox.hubspot_store import Contact, Source
+from sandboxes.hubspot_errors import HubSpotError, not_found
+from sandboxes.hubspot_props import FIELD_TYPES, PropertyDef, iso_ms, validate_name
+from sandboxes.hubspot_search import search
+from sandboxes.hubspot_store import Contact, Source
 
 if TYPE_CHECKING:
-    from sync.sandbox.hubspot import HubSpotSandbox
+    from sandboxes.hubspot import HubSpotSandbox
 
 CONTACTS = "/crm/v3/objects/contacts"
 PROPERTIES = "/crm/v3/properties/contacts"

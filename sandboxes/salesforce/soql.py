@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sync.sandbox.salesforce.schema import FieldDef, ObjectDef
+from sandboxes.salesforce.schema import FieldDef, ObjectDef
 
 MAX_OFFSET = 2000  # "The maximum offset is 2,000 rows" (SOQL reference, OFFSET).
 

@@ -11,9 +11,9 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from sync.sandbox.hubspot_errors import HubSpotError
-from sync.sandbox.hubspot_props import PropertyDef
-from sync.sandbox.hubspot_store import Contact, ContactStore
+from sandboxes.hubspot_errors import HubSpotError
+from sandboxes.hubspot_props import PropertyDef
+from sandboxes.hubspot_store import Contact, ContactStore
 from sync.timeutil import parse_timestamp, to_epoch_ms
 
 MAX_LIMIT = 200

@@ -18,11 +18,11 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from sandboxes.common import ServerThread
+from sandboxes.hubspot_webhooks import sign_v1, sign_v3
+from sandboxes.server import Sandboxes
 from sync.config import Settings
 from sync.mapping import Mapping
-from sync.sandbox.common import ServerThread
-from sync.sandbox.hubspot_webhooks import sign_v1, sign_v3
-from sync.sandbox.server import Sandboxes
 from sync.store.db import Store
 from sync.store.models import InboxEvent
 from sync.web.app import HUBSPOT_PATH, SALESFORCE_PATH, Enqueue, create_app

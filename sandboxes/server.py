@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sync.sandbox.common import ServerThread, SimClock
-from sync.sandbox.hubspot import HubSpotSandbox
-from sync.sandbox.salesforce import SalesforceSandbox
-from sync.sandbox.salesforce.tls import SandboxTLS
+from sandboxes.common import ServerThread, SimClock
+from sandboxes.hubspot import HubSpotSandbox
+from sandboxes.salesforce import SalesforceSandbox
+from sandboxes.salesforce.tls import SandboxTLS
 
 
 @dataclass

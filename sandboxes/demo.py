@@ -20,12 +20,12 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from sandboxes.scenario import Scenario, ScenarioConfig
+from sandboxes.verify import verify
 from sync import operations
 from sync.funnel.report.html import render_html
 from sync.funnel.report.table import render_table
 from sync.reporting import funnel_report
-from sync.sandbox.verify import verify
-from sync.scenario import Scenario, ScenarioConfig
 
 CLOSED_LOOP_PROPERTIES = (
     "closedloop_stage",

@@ -14,8 +14,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sync.sandbox.population import PlannedContact
-from sync.sandbox.sales_team import ExecutedAction, HandedLead
+from sandboxes.population import PlannedContact
+from sandboxes.sales_team import ExecutedAction, HandedLead
 
 SUCCESS_PATH: tuple[str, ...] = ("lead", "mql", "sal", "sql", "opportunity", "won")
 DETOURS: tuple[str, ...] = ("lost", "disqualified", "recycled")

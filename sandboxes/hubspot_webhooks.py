@@ -23,7 +23,7 @@ import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any
 
-from sync.sandbox.hubspot_store import ChangeEvent
+from sandboxes.hubspot_store import ChangeEvent
 
 MAX_BATCH = 100
 _USER_AGENT = "HubSpot Connect 2.0 (http://dev.hubspot.com/) (namespace: webhooks-nio-http-client)"

@@ -1,6 +1,6 @@
 """Salesforce REST API sandbox: an in-memory org served over HTTPS, for tests, demos and benchmarks.
 
-Serve ``SalesforceSandbox().app`` with :class:`sync.sandbox.common.ServerThread` using the files of
+Serve ``SalesforceSandbox().app`` with :class:`sandboxes.common.ServerThread` using the files of
 :class:`SandboxTLS`; point ``simple_salesforce.Salesforce(instance_url=..., session_id=...,
 session=<requests.Session with verify=ca_file>)`` at it.
 """
@@ -12,14 +12,14 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from sync.sandbox.common import CallCounter, FaultPlan, SimClock
-from sync.sandbox.salesforce.app import ApiUsage, build_app
-from sync.sandbox.salesforce.composite import CompositeApi
-from sync.sandbox.salesforce.outbound import OutboundMessenger
-from sync.sandbox.salesforce.rest import RestApi
-from sync.sandbox.salesforce.schema import API_USER_ID, SALES_USER_ID
-from sync.sandbox.salesforce.store import SfError, Store
-from sync.sandbox.salesforce.tls import SandboxTLS
+from sandboxes.common import CallCounter, FaultPlan, SimClock
+from sandboxes.salesforce.app import ApiUsage, build_app
+from sandboxes.salesforce.composite import CompositeApi
+from sandboxes.salesforce.outbound import OutboundMessenger
+from sandboxes.salesforce.rest import RestApi
+from sandboxes.salesforce.schema import API_USER_ID, SALES_USER_ID
+from sandboxes.salesforce.store import SfError, Store
+from sandboxes.salesforce.tls import SandboxTLS
 
 __all__ = ["API_USER_ID", "SALES_USER_ID", "SalesforceSandbox", "SandboxTLS", "SfError"]
 

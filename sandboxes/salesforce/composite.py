@@ -14,10 +14,10 @@ from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from sync.sandbox.salesforce import ids
-from sync.sandbox.salesforce.rest import ApiResponse, Request, RestApi, field_refs
-from sync.sandbox.salesforce.schema import API_USER_ID
-from sync.sandbox.salesforce.store import SfError, Store
+from sandboxes.salesforce import ids
+from sandboxes.salesforce.rest import ApiResponse, Request, RestApi, field_refs
+from sandboxes.salesforce.schema import API_USER_ID
+from sandboxes.salesforce.store import SfError, Store
 
 MAX_COLLECTION = 200
 MAX_SUBREQUESTS = 25

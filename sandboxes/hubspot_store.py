@@ -1,6 +1,6 @@
 """In-memory contact store for the HubSpot sandbox: records, property history, unique values.
 
-Not thread-safe by itself; :class:`~sync.sandbox.hubspot.HubSpotSandbox` holds one lock around
+Not thread-safe by itself; :class:`~sandboxes.hubspot.HubSpotSandbox` holds one lock around
 every call. Each write returns the :class:`ChangeEvent` list the webhook queue consumes.
 """
 
@@ -12,9 +12,9 @@ from datetime import datetime
 from itertools import islice
 from typing import Any
 
-from sync.sandbox.common import SimClock
-from sync.sandbox.hubspot_errors import HubSpotError, not_found, property_validation_error
-from sync.sandbox.hubspot_props import (
+from sandboxes.common import SimClock
+from sandboxes.hubspot_errors import HubSpotError, not_found, property_validation_error
+from sandboxes.hubspot_props import (
     SYSTEM_PROPERTIES,
     PropertyDef,
     default_groups,

@@ -17,13 +17,13 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from sync.sandbox.common import CallCounter, FaultPlan, SimClock, install_faults_and_counter
-from sync.sandbox.hubspot_api import build_app
-from sync.sandbox.hubspot_errors import error_response
-from sync.sandbox.hubspot_limits import RateLimiter
-from sync.sandbox.hubspot_props import normalize_value
-from sync.sandbox.hubspot_store import ChangeEvent, ContactStore, Source
-from sync.sandbox.hubspot_webhooks import WebhookQueue, WebhookSettings
+from sandboxes.common import CallCounter, FaultPlan, SimClock, install_faults_and_counter
+from sandboxes.hubspot_api import build_app
+from sandboxes.hubspot_errors import error_response
+from sandboxes.hubspot_limits import RateLimiter
+from sandboxes.hubspot_props import normalize_value
+from sandboxes.hubspot_store import ChangeEvent, ContactStore, Source
+from sandboxes.hubspot_webhooks import WebhookQueue, WebhookSettings
 
 UI_USER_ID = 9_000_001
 

@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from statistics import NormalDist
 from typing import Literal, Protocol
 
-from sync.sandbox.common import SimClock
+from sandboxes.common import SimClock
 
 Locale = Literal["en", "ja", "mixed"]
 

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal, Protocol
 
-from sync.sandbox.common import SimClock
-from sync.sandbox.population import CAMPAIGNS, normalise_email
+from sandboxes.common import SimClock
+from sandboxes.population import CAMPAIGNS, normalise_email
 from sync.timeutil import parse_timestamp
 
 ActionKind = Literal["contact", "disqualify", "recycle", "convert", "propose", "negotiate", "win", "lose"]

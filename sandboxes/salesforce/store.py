@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sync.sandbox.common import SimClock
-from sync.sandbox.salesforce import ids
-from sync.sandbox.salesforce.lookup import EqualityLookups
-from sync.sandbox.salesforce.schema import (
+from sandboxes.common import SimClock
+from sandboxes.salesforce import ids
+from sandboxes.salesforce.lookup import EqualityLookups
+from sandboxes.salesforce.schema import (
     API_USER_ID,
     LEAD_TRACKED,
     OPPORTUNITY_TRACKED,
@@ -28,7 +28,7 @@ from sync.sandbox.salesforce.schema import (
     ObjectDef,
     build_schema,
 )
-from sync.sandbox.salesforce.soql import Evaluator, FieldRef, bind, parse
+from sandboxes.salesforce.soql import Evaluator, FieldRef, bind, parse
 
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 

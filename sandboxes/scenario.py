@@ -16,14 +16,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
+from sandboxes.common import SimClock
+from sandboxes.ground_truth import GroundTruth
+from sandboxes.population import PopulationSeeder, advance_clock_to, generate_population
+from sandboxes.sales_team import SalesTeam
+from sandboxes.server import Sandboxes, start_sandboxes
 from sync import operations
 from sync.config import Settings
 from sync.runtime import Runtime
-from sync.sandbox.common import SimClock
-from sync.sandbox.ground_truth import GroundTruth
-from sync.sandbox.population import PopulationSeeder, advance_clock_to, generate_population
-from sync.sandbox.sales_team import SalesTeam
-from sync.sandbox.server import Sandboxes, start_sandboxes
 from sync.setup import run_setup
 from sync.store.db import upgrade
 

@@ -13,10 +13,10 @@ from typing import Any
 
 from sqlalchemy import select
 
+from sandboxes.ground_truth import GroundTruth
+from sandboxes.hubspot import HubSpotSandbox
+from sandboxes.salesforce import SalesforceSandbox
 from sync.identity import normalise_email
-from sync.sandbox.ground_truth import GroundTruth
-from sync.sandbox.hubspot import HubSpotSandbox
-from sync.sandbox.salesforce import SalesforceSandbox
 from sync.store.db import Store
 from sync.store.models import MatchKey, Person, Transition
 from sync.timeutil import parse_timestamp

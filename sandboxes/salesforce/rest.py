@@ -13,10 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sync.sandbox.salesforce import ids
-from sync.sandbox.salesforce.schema import API_USER_ID, ObjectDef
-from sync.sandbox.salesforce.soql import FieldRef, SoqlError
-from sync.sandbox.salesforce.store import SfError, Store, not_found
+from sandboxes.salesforce import ids
+from sandboxes.salesforce.schema import API_USER_ID, ObjectDef
+from sandboxes.salesforce.soql import FieldRef, SoqlError
+from sandboxes.salesforce.store import SfError, Store, not_found
 
 DEFAULT_BATCH = 2000
 MIN_BATCH, MAX_BATCH = 200, 2000  # Query Options header: "The default is 2,000; the minimum is 200".

@@ -20,9 +20,9 @@ from typing import Any
 
 import requests
 
-from sync.sandbox.common import SimClock
-from sync.sandbox.salesforce import ids
-from sync.sandbox.salesforce.store import Change, Store
+from sandboxes.common import SimClock
+from sandboxes.salesforce import ids
+from sandboxes.salesforce.store import Change, Store
 
 OM_NS = "http://soap.sforce.com/2005/09/outbound"
 SOAPENV_NS = "http://schemas.xmlsoap.org/soap/envelope/"
