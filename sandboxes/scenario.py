@@ -128,7 +128,7 @@ class Scenario:
 
         celery_app = configure(settings)
         mapping, _ = self.runtime.mappings.get()
-        run_setup(mapping, self.runtime.hubspot, self.runtime.salesforce)
+        run_setup(mapping, self.runtime.edges.ma, self.runtime.edges.sfa)
         self.contacts = contacts = generate_population(
             cfg.people, seed=cfg.seed, locale=cfg.locale, start=cfg.start, span_days=cfg.span_days
         )
@@ -224,7 +224,7 @@ class Scenario:
         """Poll both systems and sync what changed, until a round finds nothing."""
         for _ in range(max_rounds):
             self.stats.sync_rounds += 1
-            found = operations.poll("hubspot") + operations.poll("salesforce")
+            found = operations.poll("ma") + operations.poll("sfa")
             # A person changed on both sides is synced once, in full batches (not once per system).
             ids = list(dict.fromkeys(cid for batch in found for cid in batch))
             if not ids:

@@ -35,7 +35,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from sqlalchemy import func, select
@@ -53,14 +52,18 @@ from sync.backfill_history import (
     opportunity_events,
     replay,
 )
+from sync.connectors.contract import MA, SFA
 from sync.connectors.hubspot import HubSpotConnector
+from sync.connectors.hubspot_ma import HubSpotMarketing, contact_candidate
 from sync.connectors.salesforce import SalesforceConnector, soql_quote
+from sync.connectors.salesforce_sfa import STREAMS as SALESFORCE_STREAMS
+from sync.connectors.salesforce_sfa import SalesforceSales
 from sync.engine import Engine
-from sync.identity import Candidate, IdentityMap, RecordRef, normalise_email
+from sync.facts import Profiles, refresh_attributes
+from sync.identity import Candidate, IdentityMap, RecordRef
 from sync.logs import get_logger
 from sync.mapping import Mapping
 from sync.people import PersonState, StateReader
-from sync.poller import SALESFORCE_STREAMS, hubspot_candidate
 from sync.store.db import Store
 from sync.store.errors import record_error
 from sync.store.models import Cursor, FieldState, MatchKey, Person, RecordLink, Transition
@@ -77,7 +80,6 @@ STREAMS = (
     *(f"backfill:salesforce:{o}" for o in SALESFORCE_OBJECTS),
     PEOPLE_STREAM,
 )
-SCORE_PROPERTY = "hubspotscore"
 # Tables a backfill fills in bulk, and the record count at which their statistics are first refreshed.
 FILLED_TABLES = tuple(model.__tablename__ for model in (Person, RecordLink, MatchKey, Transition, FieldState))
 FIRST_STATISTICS_REFRESH = 1_000
@@ -135,8 +137,12 @@ class Backfill:
         self.ext = mapping.identity.sfa_field
         self.ma_prop = mapping.identity.ma_property
         self.email_field = next((f.sfa for f in mapping.fields if f.ma == "email"), "Email")
-        self.reader = StateReader(mapping, hubspot, salesforce)
-        self.reader.ma_properties = sorted(set(self.reader.ma_properties) | set(HISTORY_MA_PROPERTIES))
+        self.ma = HubSpotMarketing(hubspot, mapping)
+        self.sfa = SalesforceSales(salesforce, mapping)
+        self.reader = StateReader(self.ma, self.sfa)
+        self.profiles = Profiles(self.ma.profile, self.sfa.profile)
+        self.connectors: dict[str, str] = {MA: self.ma.profile.connector, SFA: self.sfa.profile.connector}
+        self.ma.properties = sorted(set(self.ma.properties) | set(HISTORY_MA_PROPERTIES))
         self.flags = StageFlags()
         self.stats = BackfillStats()
         self._commits = 0
@@ -210,7 +216,7 @@ class Backfill:
             if cursor is not None:
                 return dict(cursor.state)
         _total, newest = self.hubspot.summary()
-        marks: dict[str, str | None] = {"hubspot:contacts": newest.isoformat() if newest else None}
+        marks: dict[str, str | None] = {"ma:contacts": newest.isoformat() if newest else None}
         for sobject in SALESFORCE_STREAMS:
             rows = list(
                 self.salesforce.query(
@@ -218,7 +224,7 @@ class Backfill:
                 )
             )
             stamp = parse_timestamp(rows[0].get("SystemModstamp")) if rows else None
-            marks[f"salesforce:{sobject}"] = stamp.isoformat() if stamp else None
+            marks[f"sfa:{sobject}"] = stamp.isoformat() if stamp else None
         with self.store.session() as session:
             self._save(session, MARKS_STREAM, marks)
         return marks
@@ -251,8 +257,8 @@ class Backfill:
             contacts, nxt = self.hubspot.list_page(after, props, limit=self.options.batch_size)
             chosen = [c for c in contacts if since is None or c.updated_at is None or c.updated_at >= since]
             with self.store.session() as session:
-                candidates = [hubspot_candidate(c, self.ma_prop) for c in chosen]
-                IdentityMap(session).resolve_batch(candidates)
+                candidates = [contact_candidate(c, self.ma_prop) for c in chosen]
+                IdentityMap(session, self.connectors).resolve_batch(candidates)
                 count += len(contacts)
                 self._save(session, HUBSPOT_STREAM, {"after": nxt, "count": count, "done": nxt is None})
             self._committed(HUBSPOT_STREAM, len(contacts))
@@ -291,7 +297,9 @@ class Backfill:
                 if sobject == "OpportunityContactRole":
                     self._link_roles(session, chunk)
                 else:
-                    IdentityMap(session).resolve_batch([self._sf_candidate(sobject, r) for r in chunk])
+                    IdentityMap(session, self.connectors).resolve_batch(
+                        [self._sf_candidate(sobject, r) for r in chunk]
+                    )
                 count += len(chunk)
                 last_id = str(chunk[-1]["Id"])
                 self._save(session, stream, {"last_id": last_id, "count": count, "done": False})
@@ -301,12 +309,12 @@ class Backfill:
         self.progress("done", {"stream": stream})
 
     def _sf_candidate(self, sobject: str, rec: dict[str, Any]) -> Candidate:
-        refs = [RecordRef("salesforce", sobject, str(rec["Id"]))]
+        refs = [RecordRef(SFA, sobject, str(rec["Id"]))]
         if sobject == "Lead":
             if rec.get("ConvertedContactId"):
-                refs.append(RecordRef("salesforce", "Contact", str(rec["ConvertedContactId"])))
+                refs.append(RecordRef(SFA, "Contact", str(rec["ConvertedContactId"])))
             if rec.get("ConvertedOpportunityId"):
-                refs.append(RecordRef("salesforce", "Opportunity", str(rec["ConvertedOpportunityId"])))
+                refs.append(RecordRef(SFA, "Opportunity", str(rec["ConvertedOpportunityId"])))
         return Candidate.of(refs, rec.get(self.ext), rec.get(self.email_field))
 
     def _link_roles(self, session: Session, roles: Sequence[dict[str, Any]]) -> None:
@@ -315,7 +323,7 @@ class Backfill:
         linked = set(
             session.scalars(
                 select(RecordLink.record_id).where(
-                    RecordLink.system == "salesforce",
+                    RecordLink.role == SFA,
                     RecordLink.object_type == "Contact",
                     RecordLink.record_id.in_(contact_ids),
                 )
@@ -324,14 +332,14 @@ class Backfill:
         candidates = [
             Candidate(
                 records=[
-                    RecordRef("salesforce", "Contact", str(r["ContactId"])),
-                    RecordRef("salesforce", "Opportunity", str(r["OpportunityId"])),
+                    RecordRef(SFA, "Contact", str(r["ContactId"])),
+                    RecordRef(SFA, "Opportunity", str(r["OpportunityId"])),
                 ]
             )
             for r in roles
             if r.get("OpportunityId") and str(r.get("ContactId")) in linked
         ]
-        IdentityMap(session).resolve_batch(candidates)
+        IdentityMap(session, self.connectors).resolve_batch(candidates)
 
     # -- phase 3: people: history, then sync -------------------------------------------------------
 
@@ -353,7 +361,7 @@ class Backfill:
                         .limit(self.options.batch_size)
                     )
                 )
-                links = IdentityMap(session).links(ids) if ids else {}
+                links = IdentityMap(session, self.connectors).links(ids) if ids else {}
             if not ids:
                 break
             self._history(ids, links)
@@ -383,12 +391,15 @@ class Backfill:
         todo = [cid for cid in ids if cid in fresh]
         states = self.reader.read(todo, {cid: links.get(cid, []) for cid in todo})
         lead_rows = self._rows(
-            "LeadHistory", LEAD_HISTORY_FIELDS, "LeadId", [s.lead["Id"] for s in states.values() if s.lead]
+            "LeadHistory",
+            LEAD_HISTORY_FIELDS,
+            "LeadId",
+            [lead["Id"] for s in states.values() if (lead := s.record("Lead")) is not None],
         )
-        opp_ids = [o["Id"] for s in states.values() for o in s.opportunities]
+        opp_ids = [o["Id"] for s in states.values() for o in s.sfa_state.outcomes]
         opp_rows = self._rows("OpportunityHistory", OPPORTUNITY_HISTORY_FIELDS, "OpportunityId", opp_ids)
         for s in states.values():
-            for opp in s.opportunities:
+            for opp in s.sfa_state.outcomes:
                 self.flags.learn(opp)
         with self.store.session() as session:
             query = (
@@ -409,7 +420,7 @@ class Backfill:
             }
             for cid, person in people.items():
                 state = states[cid]
-                self._refresh(person, state)
+                refresh_attributes(person, state.view(), self.profiles)
                 try:
                     steps = replay(self.mapping, self._events(state, lead_rows, opp_rows))
                 except (
@@ -419,7 +430,7 @@ class Backfill:
                 ) as exc:  # one malformed record must not stop the load
                     self._bad_history(session, cid, exc)
                     continue
-                score = _decimal((state.ma or {}).get(SCORE_PROPERTY))
+                score = self.profiles.score(state.view())
                 for step in steps:
                     if (cid, step.to_stage, step.at) in existing:
                         continue
@@ -431,7 +442,8 @@ class Backfill:
                             to_stage=step.to_stage,
                             occurred_at=step.at,
                             recorded_at=utcnow(),
-                            source_system=step.system,
+                            source_role=step.system,
+                            source_connector=self.connectors.get(step.system),
                             source_record=step.record_id,
                             cause="backfill",
                             campaign=person.campaign,
@@ -455,7 +467,7 @@ class Backfill:
         log.warning("backfill_history_skipped", common_id=common_id, error=type(exc).__name__)
         record_error(
             session,
-            system="closedloop",
+            role="closedloop",
             operation="backfill",
             category="bad_history",
             message=f"history not replayed: {type(exc).__name__}: {str(exc)[:200]}",
@@ -477,29 +489,16 @@ class Backfill:
         opp_rows: dict[str, list[dict[str, Any]]],
     ) -> list[HistoryEvent]:
         events: list[HistoryEvent] = []
-        if state.ma is not None and state.hubspot_id:
-            events += hubspot_events(state.hubspot_id, state.ma)
-        if state.lead is not None:
-            events += lead_events(state.lead, lead_rows.get(str(state.lead["Id"]), []))
-        if state.contact is not None:
-            events += contact_events(state.contact)
-        for opp in state.opportunities:
+        lead, contact = state.record("Lead"), state.record("Contact")
+        if state.ma is not None and state.ma_id:
+            events += hubspot_events(state.ma_id, state.ma)
+        if lead is not None:
+            events += lead_events(lead, lead_rows.get(str(lead["Id"]), []))
+        if contact is not None:
+            events += contact_events(contact)
+        for opp in state.sfa_state.outcomes:
             events += opportunity_events(opp, opp_rows.get(str(opp["Id"]), []), self.flags)
         return events
-
-    @staticmethod
-    def _refresh(person: Person, state: PersonState) -> None:
-        ma = state.ma or {}
-        if ma.get("hs_analytics_source_data_1"):
-            person.campaign = str(ma["hs_analytics_source_data_1"])
-        if ma.get("hs_analytics_source"):
-            person.source = str(ma["hs_analytics_source"])
-        owner = (state.opportunity or state.contact or state.lead or {}).get("OwnerId")
-        if owner:
-            person.owner = str(owner)
-        email = normalise_email(ma.get("email") or (state.contact or state.lead or {}).get("Email"))
-        if email:
-            person.email = email
 
 
 def _live() -> tuple[Any, ...]:
@@ -515,12 +514,3 @@ def _chunked(records: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict
             chunk = []
     if chunk:
         yield chunk
-
-
-def _decimal(value: Any) -> Decimal | None:
-    if value is None or value == "":
-        return None
-    try:
-        return Decimal(str(value))
-    except InvalidOperation:
-        return None

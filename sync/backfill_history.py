@@ -27,10 +27,14 @@ from collections.abc import Iterable, Sequence
 from collections.abc import Mapping as AbcMapping
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
+from sync.connectors.contract import MA, SFA
 from sync.connectors.hubspot import LIFECYCLE_ORDER
+from sync.connectors.hubspot_ma import PROFILE as HUBSPOT_PROFILE
+from sync.connectors.salesforce_sfa import PROFILE as SALESFORCE_PROFILE
+from sync.facts import Profiles, detour_reason, to_decimal
 from sync.mapping import Mapping
 from sync.stages import PersonView, compute_stage, decide_transition
 from sync.timeutil import parse_timestamp
@@ -200,7 +204,8 @@ def replay(mapping: Mapping, events: Iterable[HistoryEvent], start: str | None =
         else:
             parts[event.part] = event.snapshot
         primary = max(opps.values(), key=lambda o: o[0])[1] if opps else None
-        view = PersonView(ma=parts["ma"], lead=parts["lead"], contact=parts["contact"], opportunity=primary)
+        sfa = {"Lead": parts["lead"], "Contact": parts["contact"], "Opportunity": primary}
+        view = PersonView(ma=parts["ma"], sfa={obj: rec for obj, rec in sfa.items() if rec is not None})
         for stage_id in decide_transition(mapping, current, compute_stage(mapping, view)):
             steps.append(_step(mapping, stage_id, current, event, view))
             current = stage_id
@@ -212,29 +217,16 @@ def _step(
 ) -> Step:
     stage = mapping.stage(stage_id)
     obj = stage.sfa.object if stage.sfa is not None else None
-    system, record_id = (
-        ("hubspot", event.record_id) if event.part == "ma" else ("salesforce", event.record_id)
-    )
+    role, record_id = (MA if event.part == "ma" else SFA), event.record_id
     evidence = view.record(obj) if obj else None
     if obj and evidence is not None and evidence.get("Id"):
-        system, record_id = "salesforce", str(evidence["Id"])
-    reason = None
-    if stage.detour and obj == "Opportunity" and view.opportunity is not None:
-        reason = view.opportunity.get("Loss_Reason__c")
-    elif stage.detour and obj == "Lead" and view.lead is not None:
-        reason = view.lead.get("Status")
-    amount = _decimal(view.opportunity.get("Amount")) if obj == "Opportunity" and view.opportunity else None
-    return Step(stage_id, current, event.at, system, record_id, reason, amount)
+        role, record_id = SFA, str(evidence["Id"])
+    profiles = Profiles(HUBSPOT_PROFILE, SALESFORCE_PROFILE)
+    reason = detour_reason(mapping, profiles, stage_id, view)
+    opportunity = view.record("Opportunity")
+    amount = to_decimal(opportunity.get("Amount")) if obj == "Opportunity" and opportunity else None
+    return Step(stage_id, current, event.at, role, record_id, reason, amount)
 
 
 def _truthy(value: Any) -> bool:
     return value is True or str(value).lower() == "true"
-
-
-def _decimal(value: Any) -> Decimal | None:
-    if value is None or value == "":
-        return None
-    try:
-        return Decimal(str(value))
-    except InvalidOperation:
-        return None

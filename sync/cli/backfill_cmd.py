@@ -87,7 +87,7 @@ def backfill(
     )
     with Progress(*columns, console=Console(stderr=True)) as progress:
         job = Backfill(
-            rt.store, mapping, rt.hubspot, rt.salesforce, rt.engine, options, progress=_Bars(progress)
+            rt.store, mapping, rt.edges.ma, rt.edges.sfa, rt.engine, options, progress=_Bars(progress)
         )
         try:
             stats = job.run()

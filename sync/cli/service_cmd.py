@@ -10,6 +10,7 @@ import typer
 from sync.cli.app import app
 from sync.config import Settings, load_settings
 from sync.logs import configure_logging
+from sync.roles import ROLES
 
 
 def _settings() -> Settings:
@@ -27,7 +28,7 @@ def setup(dry_run: bool = typer.Option(False, "--dry-run", help="Only print what
     _settings()
     rt = runtime()
     mapping, _ = rt.mappings.get()
-    report = run_setup(mapping, rt.hubspot, rt.salesforce, dry_run=dry_run)
+    report = run_setup(mapping, rt.edges.ma, rt.edges.sfa, dry_run=dry_run)
     verb = "would create" if dry_run else "created"
     for name in report.created_properties:
         typer.echo(f"HubSpot: {verb} contact property {name}")
@@ -54,8 +55,8 @@ def sync_once(
     operations.runtime().store.upgrade()
     while True:
         total = 0
-        for system in ("hubspot", "salesforce"):
-            for batch in operations.poll(system):
+        for role in ROLES:
+            for batch in operations.poll(role):
                 result = operations.sync_people(batch)
                 total += int(result.get("people", 0))
         typer.echo(f"synced {total} people")

@@ -255,6 +255,9 @@ class Stage(_Strict):
     ma: MaCondition | None = None
     sfa: SfaCondition | None = None
     entered_at: EnteredAt | None = None
+    reason: SfaRefValue | None = Field(
+        None, description="Where a detour's reason is read, e.g. Opportunity.Loss_Reason__c"
+    )
 
     @model_validator(mode="after")
     def _has_condition(self) -> Stage:
@@ -381,6 +384,10 @@ class Mapping(_Strict):
         except KeyError:
             value = cache[key] = build(self)
             return value
+
+    def sfa_objects(self) -> tuple[str, ...]:
+        """The sales-side objects conditions may name, by increasing weight of evidence."""
+        return SFA_OBJECTS
 
     def sfa_fields(self, obj: str) -> set[str]:
         """Salesforce fields of ``obj`` that this mapping reads (conditions, fields, closed loop, dates)."""

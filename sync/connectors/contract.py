@@ -1,0 +1,169 @@
+"""The connector contract: what the core asks of a marketing (MA) or sales (SFA) system.
+
+The core (engine, state reader, poller, backfill, inbox processor) knows two roles and this
+contract, never a vendor. A connector implements one role for one vendor; its *profile* carries the
+vendor's conventions (which field is the score, the campaign, the owner, the modification time;
+which objects hold people and outcomes), so no vendor name or field name lives in the core.
+
+Shaped after the field's connector kits: streams with opaque, resumable cursor state (Singer
+bookmarks, dlt's ``Incremental``), per-record write results (dlt destinations) and one error
+resolution into retry / wait / re-authenticate / fail record / fail call (Airbyte's CDK; see
+:mod:`sync.connectors.errors`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any, Protocol, runtime_checkable
+
+from sync.connectors.errors import RecordError
+from sync.connectors.incremental import CursorState
+from sync.identity import Candidate, RecordRef
+from sync.roles import MA, ROLES, SFA, Role
+
+__all__ = ["MA", "ROLES", "SFA", "Role"]
+
+Record = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A vendor's conventions, as the core needs them. Fields a team customises belong in the mapping."""
+
+    connector: str  # registry name, e.g. "hubspot"
+    role: Role
+    # Objects that hold the person's fields, most evident last (e.g. a Lead, then its converted
+    # Contact); the outcome object (e.g. an opportunity or deal) ranks above them.
+    person_objects: tuple[str, ...]
+    outcome_object: str | None = None
+    email_field: str = "email"
+    modified_field: str = "updated_at"
+    created_field: str | None = None
+    score_field: str | None = None
+    campaign_field: str | None = None
+    source_field: str | None = None
+    owner_field: str | None = None
+    amount_field: str | None = None
+    status_field: str | None = None  # the person's own status: the reason of a person-level detour
+
+    @property
+    def evidence_order(self) -> tuple[str, ...]:
+        """Objects by increasing weight of evidence for a stage (outcome last)."""
+        return (*self.person_objects, *((self.outcome_object,) if self.outcome_object else ()))
+
+
+@dataclass
+class RoleState:
+    """One person's fresh records in one role's system."""
+
+    records: dict[str, Record] = field(default_factory=dict)  # object name -> the person's record
+    outcomes: list[Record] = field(default_factory=list)  # every outcome record (the primary is in records)
+    primary_id: str | None = None  # the record that carries the person (for MA writes)
+    updated_at: datetime | None = None  # newest modification among the person's records
+
+    def record(self, obj: str) -> Record | None:
+        return self.records.get(obj)
+
+
+@dataclass
+class ChangeBatch:
+    """What one poll of a connector's streams found, and the cursor state to save after it."""
+
+    candidates: list[Candidate]
+    cursors: dict[str, CursorState]  # stream name -> position to save once the candidates are resolved
+
+
+@dataclass
+class EventMeaning:
+    """What a batch of inbox events says happened, in records the identity map understands."""
+
+    changed: list[RecordRef] = field(default_factory=list)
+    merges: list[tuple[RecordRef, list[RecordRef]]] = field(default_factory=list)  # survivor, merged away
+    deletions: list[RecordRef] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class WriteTarget:
+    """Where a person's mapped fields are written on the sales side: an object and its record."""
+
+    object: str
+    record: Record
+
+
+@dataclass(frozen=True)
+class InboxItem:
+    """A stored webhook event, handed back to the connector that received it."""
+
+    object_type: str
+    record_id: str
+    payload: Mapping[str, Any]
+
+
+@runtime_checkable
+class Connector(Protocol):
+    """What every connector provides, whatever its role."""
+
+    profile: Profile
+    streams: tuple[str, ...]
+
+    def poll(self, cursors: Mapping[str, CursorState], overlap: timedelta) -> ChangeBatch:
+        """Every stream's changes since its saved position; an idle poll costs as few calls as the API allows."""
+        ...
+
+    def read_people(
+        self, common_ids: Sequence[str], links: Mapping[str, Sequence[RecordRef]]
+    ) -> dict[str, RoleState]:
+        """Fresh state of many people, found by the common ID they carry or by their linked records."""
+        ...
+
+    def interpret(self, items: Sequence[InboxItem]) -> EventMeaning:
+        """What stored webhook events of this connector say changed, merged or was deleted."""
+        ...
+
+    def candidates(self, refs: Sequence[RecordRef]) -> list[Candidate]:
+        """What these records say about their people (common ID, match keys), read in batches."""
+        ...
+
+
+@runtime_checkable
+class MarketingConnector(Connector, Protocol):
+    """The MA role: people live in one object; Closedloop writes the closed-loop values back onto it."""
+
+    def update(self, updates: Mapping[str, Record]) -> list[RecordError]:
+        """Update people by record ID; one error per failed record."""
+        ...
+
+    def create(self, key_field: str, rows: Mapping[str, Record]) -> tuple[dict[str, str], list[RecordError]]:
+        """Create-or-update people keyed by the common-ID field: (common ID -> record ID, errors)."""
+        ...
+
+    def lifecycle_writes(self, stage: str | None, current: Mapping[str, Any]) -> Record:
+        """The vendor's own lifecycle field for a standard stage, where it may move (forward only)."""
+        ...
+
+
+@runtime_checkable
+class SalesConnector(Connector, Protocol):
+    """The SFA role: people may live in several objects (e.g. Lead → Contact) and own outcome records."""
+
+    def write_target(self, state: RoleState) -> WriteTarget | None:
+        """Where person fields go now (e.g. the Contact once converted, else the open Lead); None: nowhere."""
+        ...
+
+    def upsert(
+        self, obj: str, key_field: str, rows: Mapping[str, Record]
+    ) -> tuple[dict[str, str], list[RecordError]]:
+        """Create-or-update by the common-ID field: (common ID -> record ID, errors)."""
+        ...
+
+    def update(self, obj: str, records: Sequence[Record]) -> list[RecordError]:
+        """Update records (each with its ``Id``); one error per failed record."""
+        ...
+
+    def create_follow_up(
+        self, record_id: str, owner: str | None, subject: str, due: date, description: str
+    ) -> None:
+        """A to-do for the person's owner about this record (an SLA breach); raises when refused."""
+        ...
