@@ -57,6 +57,7 @@ def upgrade() -> None:
             "system", new_column_name="role", existing_type=sa.String(16), existing_nullable=False
         )
         batch.add_column(sa.Column("connector", sa.String(32), nullable=False, server_default=""))
+    with op.batch_alter_table("record_links") as batch:  # a separate copy: SQLite loses a same-batch re-add
         batch.create_unique_constraint("uq_record_links_record", ["role", "object_type", "record_id"])
     op.execute("UPDATE record_links SET connector = role")
     _to_roles("record_links", "role")
