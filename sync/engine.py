@@ -211,7 +211,7 @@ class Engine:
         if target is None and state.ma is not None and self._past_handover(person.stage):
             if not state.has_sfa:  # handover: create the person, keyed by the common ID (never duplicated)
                 create_as = self.mapping.handover.create_as
-                # Every mapped property counts, so defaults fill required fields HubSpot left out.
+                # Every mapped property counts, so defaults fill required fields the marketing side left out.
                 source = {fm.ma: None for fm in self.mapping.fields} | dict(state.ma)
                 fields = project(self.mapping, "ma", source, sfa_object=create_as)
                 fields[ext] = cid

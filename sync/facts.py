@@ -44,7 +44,7 @@ class Profiles:
         return to_decimal((view.ma or {}).get(field)) if field else None
 
     def sfa_person_record(self, view: PersonView) -> dict[str, Any]:
-        """The most evident sales-side person record (e.g. the Contact before the Lead)."""
+        """The most evident sales-side person record (e.g. a converted contact before its lead)."""
         for obj in reversed(self.sfa.person_objects):
             record = view.record(obj)
             if record is not None:

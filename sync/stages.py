@@ -2,7 +2,7 @@
 
 Rules (documented for admins in mappings/README.md):
 - Evidence tiers: the marketing side (0) < each sales-side object in the mapping's evidence order
-  (by default Lead 1 < Contact 2 < Opportunity 3). A stage's tier is the tier of the condition that
+  (e.g. lead 1 < contact 2 < opportunity 3). A stage's tier is the tier of the condition that
   held (the higher if both ``ma`` and ``sfa`` hold).
 - ``compute_stage``: the furthest success-path stage whose condition holds. A terminal detour
   (lost, disqualified) that holds wins when its tier is >= that stage's tier (it is newer evidence;
