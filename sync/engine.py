@@ -6,9 +6,7 @@ so retries, duplicated events and out-of-order deliveries change nothing.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
@@ -31,11 +29,11 @@ from sync.stages import PersonView, compute_stage, decide_transition, entered_at
 from sync.store.db import Store
 from sync.store.errors import record_error
 from sync.store.models import FieldState, Person, Transition
+from sync.store.person_locks import people_locked
 from sync.timeutil import parse_timestamp, utcnow
 
 log = get_logger(__name__)
 
-_SQLITE_SERIAL = threading.Lock()
 
 TransitionHook = Callable[[Session, str, str, datetime], None]
 
@@ -68,6 +66,17 @@ class _Plan:
     settled: dict[str, dict[tuple[str, str], Any]] = field(default_factory=dict)  # cid -> values after writes
 
 
+@dataclass
+class _Sent:
+    """What the write phase learned: records created, records refused, batch calls that failed."""
+
+    links: list[tuple[str, RecordRef]] = field(default_factory=list)
+    rejected: list[tuple[str, str, RecordError, str]] = field(
+        default_factory=list
+    )  # role, object, error, cid
+    failed_calls: list[tuple[str, str, str, ConnectorError, list[str]]] = field(default_factory=list)
+
+
 class Engine:
     """Decides and performs the sync of batches of people."""
 
@@ -92,32 +101,37 @@ class Engine:
         path = mapping.success_path()
         self._handover_index = path.index(mapping.handover.at) if mapping.handover.at in path else 0
         self._path = path
-        # SQLite has no row locks: in the embedded mode batches are serialised in-process instead.
-        self._serialise = store.engine.dialect.name == "sqlite"
 
     # -- entry point -------------------------------------------------------------------------------
 
     def sync_people(self, common_ids: Sequence[str], cause: str = "poll") -> SyncResult:
-        """Sync these people end to end. Permanent per-record failures are recorded, not raised."""
+        """Sync these people end to end. Permanent per-record failures are recorded, not raised.
+
+        Three short transactions around the two network phases (read, then write): no transaction
+        stays open while the vendors are called or a retry waits.
+        """
         result = SyncResult()
         ids = sorted(set(common_ids))
         if not ids:
             return result
-        with _SQLITE_SERIAL if self._serialise else nullcontext(), self.store.session() as session:
-            people = self._lock_people(session, ids)
-            ids = [cid for cid in ids if cid in people]
-            identity = IdentityMap(session, self.connectors)
-            links = identity.links(ids)
+        with people_locked(self.store, ids):
+            with self.store.session() as session:
+                ids = list(session.scalars(select(Person.common_id).where(Person.common_id.in_(ids))))
+                links = IdentityMap(session, self.connectors).links(ids)
+                remembered = self._remembered(session, ids)
             states = self.reader.read(ids, links)
             plan = _Plan()
-            remembered = self._remembered(session, ids)
-            for cid in ids:
-                state = states[cid]
-                person = people[cid]
-                result.transitions += self._apply_stage(session, person, state, cause)
-                self._plan_person(person, state, remembered.get(cid, {}), plan)
-            self._send(session, plan, identity, result)
-            self._remember(session, plan, remembered)
+            with self.store.session() as session:
+                people = {
+                    p.common_id: p for p in session.scalars(select(Person).where(Person.common_id.in_(ids)))
+                }
+                for cid in ids:
+                    result.transitions += self._apply_stage(session, people[cid], states[cid], cause)
+                    self._plan_person(people[cid], states[cid], remembered.get(cid, {}), plan)
+            sent = self._send(plan, result)
+            with self.store.session() as session:
+                self._record_sent(session, sent, plan, result)
+                self._remember(session, plan, remembered)
             result.people = len(ids)
         metrics.sync_records_total.labels(direction="sfa_to_ma").inc(result.ma_writes)
         metrics.sync_records_total.labels(direction="ma_to_sfa").inc(result.sfa_writes)
@@ -294,94 +308,78 @@ class Engine:
 
     # -- sending -----------------------------------------------------------------------------------
 
-    def _send(self, session: Session, plan: _Plan, identity: IdentityMap, result: SyncResult) -> None:
+    def _send(self, plan: _Plan, result: SyncResult) -> _Sent:
+        """Send the plan's writes in full batches; collect new links and failures (no database here)."""
         ext = self.mapping.identity.sfa_field
         ma_object = self.ma.profile.person_objects[0]
-        errors: list[tuple[str, str, RecordError, str]] = []  # (role, object, error, common id)
+        sent = _Sent()
         for obj, rows in plan.sfa_upserts.items():
             ids, errs = self._guard(
-                session,
-                SFA,
-                obj,
-                "upsert",
-                list(rows),
-                result,
-                partial(self.sfa.upsert, obj, ext, rows),
+                sent, SFA, obj, "upsert", list(rows), partial(self.sfa.upsert, obj, ext, rows)
             )
-            for cid, record_id in (ids or {}).items():
-                identity.link(cid, RecordRef(SFA, obj, record_id))
+            sent.links += [(cid, RecordRef(SFA, obj, record_id)) for cid, record_id in (ids or {}).items()]
             result.leads_created += len(ids or {})
             result.sfa_writes += len(ids or {})
-            errors += [(SFA, obj, e, e.key) for e in errs or []]
+            sent.rejected += [(SFA, obj, e, e.key) for e in errs or []]
         for obj, updates in plan.sfa_updates.items():
             records = [{"Id": rid, **fields} for rid, fields in updates.items()]
-            errs = self._guard(
-                session,
-                SFA,
-                obj,
-                "update",
-                [plan.owners[("sfa", r)] for r in updates],
-                result,
-                partial(self.sfa.update, obj, records),
-            )
+            owners = [plan.owners[("sfa", r)] for r in updates]
+            errs = self._guard(sent, SFA, obj, "update", owners, partial(self.sfa.update, obj, records))
             failed = {e.key for e in errs or []}
             result.sfa_writes += len(updates) - len(failed) if errs is not None else 0
-            errors += [(SFA, obj, e, plan.owners.get(("sfa", e.key), "")) for e in errs or []]
+            sent.rejected += [(SFA, obj, e, plan.owners.get(("sfa", e.key), "")) for e in errs or []]
         if plan.ma_updates:
+            owners = [plan.owners[("ma", h)] for h in plan.ma_updates]
             errs = self._guard(
-                session,
-                MA,
-                ma_object,
-                "update",
-                [plan.owners[("ma", h)] for h in plan.ma_updates],
-                result,
-                lambda: self.ma.update(plan.ma_updates),
+                sent, MA, ma_object, "update", owners, partial(self.ma.update, plan.ma_updates)
             )
             result.ma_writes += len(plan.ma_updates) - len(errs or []) if errs is not None else 0
-            errors += [(MA, ma_object, e, plan.owners.get(("ma", e.key), "")) for e in errs or []]
+            sent.rejected += [(MA, ma_object, e, plan.owners.get(("ma", e.key), "")) for e in errs or []]
         if plan.ma_creates:
             ma_prop = self.mapping.identity.ma_property
             created, errs = self._guard(
-                session,
+                sent,
                 MA,
                 ma_object,
                 "upsert",
                 list(plan.ma_creates),
-                result,
-                lambda: self.ma.create(ma_prop, plan.ma_creates),
+                partial(self.ma.create, ma_prop, plan.ma_creates),
             )
-            for cid, record_id in (created or {}).items():
-                identity.link(cid, RecordRef(MA, ma_object, record_id))
+            sent.links += [
+                (cid, RecordRef(MA, ma_object, record_id)) for cid, record_id in (created or {}).items()
+            ]
             result.ma_created += len(created or {})
-            errors += [(MA, ma_object, e, e.key) for e in errs or []]
-        for role, obj, err, cid in errors:
-            self._record_error(session, role, obj, "write", err.code, err.message, err.category, cid, err.key)
-            result.errors += 1
-            result.error_keys.append(cid)
-            plan.settled.pop(cid, None)  # not written: do not remember it as synced
+            sent.rejected += [(MA, ma_object, e, e.key) for e in errs or []]
+        return sent
 
     def _guard(
-        self,
-        session: Session,
-        role: str,
-        obj: str,
-        operation: str,
-        owners: list[str],
-        result: SyncResult,
-        call: Callable[[], Any],
+        self, sent: _Sent, role: str, obj: str, operation: str, owners: list[str], call: Callable[[], Any]
     ) -> Any:
-        """Run one batch call; on a failure that survived retries, record it for every person in it."""
+        """Run one batch call; a failure that survived retries counts against every person in it."""
         try:
             return call()
         except ConnectorError as exc:
+            sent.failed_calls.append((role, obj, operation, exc, owners))
+            log.error("batch_failed", role=role, object=obj, operation=operation, error=exc.message[:300])
+            return (None, None) if operation in ("upsert",) else None
+
+    def _record_sent(self, session: Session, sent: _Sent, plan: _Plan, result: SyncResult) -> None:
+        """Link the records just created; record every failure, per person."""
+        identity = IdentityMap(session, self.connectors)
+        for cid, ref in sent.links:
+            identity.link(cid, ref)
+        for role, obj, operation, exc, owners in sent.failed_calls:
             for cid in owners:
                 self._record_error(
                     session, role, obj, operation, exc.code, exc.message, exc.category, cid, None
                 )
                 result.errors += 1
                 result.error_keys.append(cid)
-            log.error("batch_failed", role=role, object=obj, operation=operation, error=exc.message[:300])
-            return (None, None) if operation in ("upsert",) else None
+        for role, obj, err, cid in sent.rejected:
+            self._record_error(session, role, obj, "write", err.code, err.message, err.category, cid, err.key)
+            result.errors += 1
+            result.error_keys.append(cid)
+            plan.settled.pop(cid, None)  # not written: do not remember it as synced
 
     def _record_error(
         self,
@@ -420,13 +418,6 @@ class Engine:
         )
 
     # -- store helpers -----------------------------------------------------------------------------
-
-    def _lock_people(self, session: Session, ids: list[str]) -> dict[str, Person]:
-        """Load and lock the people (PostgreSQL row locks, in ID order so workers never deadlock)."""
-        query = select(Person).where(Person.common_id.in_(ids)).order_by(Person.common_id)
-        if session.get_bind().dialect.name == "postgresql":
-            query = query.with_for_update()
-        return {p.common_id: p for p in session.execute(query).scalars()}
 
     def _remembered(self, session: Session, ids: list[str]) -> dict[str, dict[tuple[str, str], str]]:
         out: dict[str, dict[tuple[str, str], str]] = {}
