@@ -202,7 +202,8 @@ class Engine:
         stage = self.mapping.stage(stage_id)
         source = (MA, self.connectors[MA], state.ma_id)
         if stage.sfa is not None:
-            source = (SFA, self.connectors[SFA], (state.record(stage.sfa.object) or {}).get("Id"))
+            evidence = state.record(stage.sfa.object) or {}
+            source = (SFA, self.connectors[SFA], evidence.get(self.sfa.profile.id_field))
         session.add(
             transition_row(
                 self.mapping, self.profiles, person, stage_id, person.stage, when, view, source, cause
@@ -247,8 +248,9 @@ class Engine:
             if record.get(ext) != cid:
                 sfa_writes[ext] = cid
             if sfa_writes:
-                plan.sfa_updates.setdefault(obj, {})[record["Id"]] = sfa_writes
-                plan.owners[("sfa", record["Id"])] = cid
+                record_id = str(record[self.sfa.profile.id_field])
+                plan.sfa_updates.setdefault(obj, {})[record_id] = sfa_writes
+                plan.owners[("sfa", record_id)] = cid
 
         if state.ma is not None:
             ma_writes.update(self._closed_loop_writes(person, state))
@@ -322,9 +324,8 @@ class Engine:
             result.sfa_writes += len(ids or {})
             sent.rejected += [(SFA, obj, e, e.key) for e in errs or []]
         for obj, updates in plan.sfa_updates.items():
-            records = [{"Id": rid, **fields} for rid, fields in updates.items()]
             owners = [plan.owners[("sfa", r)] for r in updates]
-            errs = self._guard(sent, SFA, obj, "update", owners, partial(self.sfa.update, obj, records))
+            errs = self._guard(sent, SFA, obj, "update", owners, partial(self.sfa.update, obj, updates))
             failed = {e.key for e in errs or []}
             result.sfa_writes += len(updates) - len(failed) if errs is not None else 0
             sent.rejected += [(SFA, obj, e, plan.owners.get(("sfa", e.key), "")) for e in errs or []]

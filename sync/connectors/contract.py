@@ -13,7 +13,7 @@ resolution into retry / wait / re-authenticate / fail record / fail call (Airbyt
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
@@ -38,6 +38,7 @@ class Profile:
     # Contact); the outcome object (e.g. an opportunity or deal) ranks above them.
     person_objects: tuple[str, ...]
     outcome_object: str | None = None
+    id_field: str = "id"  # the record ID inside a record's fields
     email_field: str = "email"
     modified_field: str = "updated_at"
     created_field: str | None = None
@@ -85,6 +86,38 @@ class EventMeaning:
 
 
 @dataclass(frozen=True)
+class ScanStream:
+    """A full-scan stream of the backfill: every record of one kind, resumable."""
+
+    name: str
+    label: str  # for progress bars, e.g. "HubSpot contacts"
+
+
+@dataclass
+class ScanPage:
+    """One committed page of a full scan."""
+
+    candidates: list[Candidate]
+    state: dict[str, Any]  # the position after this page (JSON-safe)
+    records: int  # records read
+    # (a record, a record that belongs to the same person once the first is linked): e.g. an
+    # opportunity reached through its contact role.
+    attachments: list[tuple[RecordRef, RecordRef]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEvent:
+    """The state of one record of a person from ``at`` on (a snapshot, for replay through the stages)."""
+
+    at: datetime
+    role: str
+    object: str
+    record_id: str
+    snapshot: Mapping[str, Any]
+    created: str = ""  # outcome records: creation time, to find the primary one
+
+
+@dataclass(frozen=True)
 class WriteTarget:
     """Where a person's mapped fields are written on the sales side: an object and its record."""
 
@@ -126,6 +159,28 @@ class Connector(Protocol):
         """What these records say about their people (common ID, match keys), read in batches."""
         ...
 
+    # -- backfill ------------------------------------------------------------------------------------
+
+    scan_streams: tuple[ScanStream, ...]
+
+    def scan(
+        self, stream: str, state: Mapping[str, Any], since: datetime | None, page_size: int
+    ) -> Iterator[ScanPage]:
+        """Every record of a scan stream from a saved position, page by page (changed since ``since``)."""
+        ...
+
+    def scan_total(self, stream: str) -> int | None:
+        """How many records the stream holds, for progress (None when the API cannot say cheaply)."""
+        ...
+
+    def newest_changes(self) -> dict[str, datetime | None]:
+        """Per polling stream, the newest modification time now: where polling starts after a backfill."""
+        ...
+
+    def history(self, states: Mapping[str, RoleState]) -> dict[str, list[HistoryEvent]]:
+        """Per person, snapshots of their records over time, from the history the system keeps."""
+        ...
+
 
 @runtime_checkable
 class MarketingConnector(Connector, Protocol):
@@ -158,8 +213,8 @@ class SalesConnector(Connector, Protocol):
         """Create-or-update by the common-ID field: (common ID -> record ID, errors)."""
         ...
 
-    def update(self, obj: str, records: Sequence[Record]) -> list[RecordError]:
-        """Update records (each with its ``Id``); one error per failed record."""
+    def update(self, obj: str, updates: Mapping[str, Record]) -> list[RecordError]:
+        """Update records of ``obj`` by record ID; one error per failed record."""
         ...
 
     def create_follow_up(

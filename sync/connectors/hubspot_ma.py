@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from sync.config import Settings
@@ -11,20 +11,23 @@ from sync.connectors.contract import (
     MA,
     ChangeBatch,
     EventMeaning,
+    HistoryEvent,
     InboxItem,
     Profile,
     Record,
     RoleState,
+    ScanPage,
+    ScanStream,
 )
 from sync.connectors.errors import RecordError, RetryPolicy
 from sync.connectors.hubspot import LIFECYCLE_ORDER, HubSpotConnector, HubSpotContact
+from sync.connectors.hubspot_history import CONTACT, HISTORY_PROPERTIES, hubspot_events
 from sync.connectors.incremental import CursorState, Incremental
 from sync.connectors.ratelimit import WindowLimiter
 from sync.identity import Candidate, RecordRef
 from sync.mapping import Mapping as SyncMapping
 from sync.metrics import count_calls
 
-CONTACT = "contact"
 CONTACTS_STREAM = "contacts"
 PROFILE = Profile(
     connector="hubspot",
@@ -100,12 +103,15 @@ class HubSpotMarketing:
 
     profile = PROFILE
     streams: tuple[str, ...] = (CONTACTS_STREAM,)
+    scan_streams = (ScanStream(CONTACTS_STREAM, "HubSpot contacts"),)
 
     def __init__(self, edge: HubSpotConnector, mapping: SyncMapping) -> None:
         self.edge = edge
         self.id_property = mapping.identity.ma_property
         closed_loop = {entry.ma for entry in mapping.closed_loop}
-        self.properties = sorted(set(BASE_PROPERTIES) | mapping.ma_properties() | closed_loop)
+        self.properties = sorted(
+            set(BASE_PROPERTIES) | set(HISTORY_PROPERTIES) | mapping.ma_properties() | closed_loop
+        )
         self.identity_properties = ["email", self.id_property, "lastmodifieddate"]
 
     # -- change feed -------------------------------------------------------------------------------
@@ -175,6 +181,38 @@ class HubSpotMarketing:
             else:
                 meaning.changed.append(ref)
         return meaning
+
+    # -- backfill ------------------------------------------------------------------------------------
+
+    def scan(
+        self, stream: str, state: Mapping[str, Any], since: datetime | None, page_size: int
+    ) -> Iterator[ScanPage]:
+        """ALL contacts through the list API (``after`` token; search would stop at 10,000)."""
+        after: str | None = state.get("after")
+        while True:
+            contacts, after = self.edge.list_page(after, self.identity_properties, limit=page_size)
+            chosen = [c for c in contacts if since is None or c.updated_at is None or c.updated_at >= since]
+            yield ScanPage(
+                [contact_candidate(c, self.id_property) for c in chosen],
+                {"after": after, "done": after is None},
+                len(contacts),
+            )
+            if after is None:
+                return
+
+    def scan_total(self, stream: str) -> int | None:
+        return self.edge.summary()[0]
+
+    def newest_changes(self) -> dict[str, datetime | None]:
+        return {CONTACTS_STREAM: self.edge.summary()[1]}
+
+    def history(self, states: Mapping[str, RoleState]) -> dict[str, list[HistoryEvent]]:
+        """Lifecycle-stage dates of each contact (read with the person's state: no extra call)."""
+        return {
+            cid: hubspot_events(state.primary_id, state.records[CONTACT])
+            for cid, state in states.items()
+            if state.primary_id and CONTACT in state.records
+        }
 
     def candidates(self, refs: Sequence[RecordRef]) -> list[Candidate]:
         ids = list(dict.fromkeys(r.record_id for r in refs))

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from datetime import date, timedelta
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sync.config import Settings
@@ -11,20 +11,32 @@ from sync.connectors.contract import (
     SFA,
     ChangeBatch,
     EventMeaning,
+    HistoryEvent,
     InboxItem,
     Profile,
     Record,
     RoleState,
+    ScanPage,
+    ScanStream,
     WriteTarget,
 )
 from sync.connectors.errors import RecordError, RetryPolicy
 from sync.connectors.incremental import CursorState, Incremental
 from sync.connectors.ratelimit import DailyAllocation
-from sync.connectors.salesforce import SalesforceConnector, make_salesforce_client
+from sync.connectors.salesforce import SalesforceConnector, make_salesforce_client, soql_quote
+from sync.connectors.salesforce_history import (
+    LEAD_HISTORY_FIELDS,
+    OPPORTUNITY_HISTORY_FIELDS,
+    StageFlags,
+    contact_events,
+    lead_events,
+    opportunity_events,
+    truthy,
+)
 from sync.identity import Candidate, RecordRef
 from sync.mapping import Mapping as SyncMapping
 from sync.metrics import count_calls
-from sync.timeutil import parse_timestamp
+from sync.timeutil import parse_timestamp, to_sf_datetime
 
 LEAD, CONTACT, OPPORTUNITY, CONTACT_ROLE = "Lead", "Contact", "Opportunity", "OpportunityContactRole"
 STREAMS = (LEAD, CONTACT, OPPORTUNITY, CONTACT_ROLE)
@@ -33,6 +45,7 @@ PROFILE = Profile(
     role=SFA,
     person_objects=(LEAD, CONTACT),
     outcome_object=OPPORTUNITY,
+    id_field="Id",
     email_field="Email",
     modified_field="LastModifiedDate",
     created_field="CreatedDate",
@@ -67,11 +80,6 @@ BASE_FIELDS = {
 }
 
 
-def truthy(value: Any) -> bool:
-    """Salesforce booleans arrive as JSON booleans or, from some paths, as text."""
-    return value is True or str(value).lower() == "true"
-
-
 def _strip(record: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in record.items() if k != "attributes"}
 
@@ -101,9 +109,15 @@ class SalesforceSales:
 
     profile = PROFILE
     streams: tuple[str, ...] = STREAMS
+    scan_streams = (
+        ScanStream(LEAD, "Salesforce Leads"),
+        ScanStream(CONTACT, "Salesforce Contacts"),
+        ScanStream(CONTACT_ROLE, "Opportunity contact roles"),
+    )
 
     def __init__(self, edge: SalesforceConnector, mapping: SyncMapping) -> None:
         self.edge = edge
+        self.flags = StageFlags()
         self.ext = mapping.identity.sfa_field
         self.email_field = next((f.sfa for f in mapping.fields if f.ma == "email"), "Email")
         self.fields = {
@@ -244,8 +258,8 @@ class SalesforceSales:
     ) -> tuple[dict[str, str], list[RecordError]]:
         return self.edge.upsert(obj, key_field, list(rows.values()))
 
-    def update(self, obj: str, records: Sequence[Record]) -> list[RecordError]:
-        return self.edge.update(obj, list(records))
+    def update(self, obj: str, updates: Mapping[str, Record]) -> list[RecordError]:
+        return self.edge.update(obj, [{"Id": rid, **fields} for rid, fields in updates.items()])
 
     def create_follow_up(
         self, record_id: str, owner: str | None, subject: str, due: date, description: str
@@ -263,6 +277,100 @@ class SalesforceSales:
         _ids, errors = self.edge.create("Task", [task])
         if errors:
             raise RuntimeError(errors[0].message)
+
+    # -- backfill ------------------------------------------------------------------------------------
+
+    def scan(
+        self, stream: str, state: Mapping[str, Any], since: datetime | None, page_size: int
+    ) -> Iterator[ScanPage]:
+        """Every Lead, Contact or contact role by SOQL ordered by Id, resumed with ``WHERE Id > last``.
+
+        A converted Lead also links its Contact and Opportunity; a contact role links its Opportunity
+        to the Contact's person (an Opportunity without either belongs to nobody).
+        """
+        last_id: str | None = state.get("last_id")
+        for chunk in _chunked(self.edge.query(self._scan_soql(stream, last_id, since)), page_size):
+            last_id = str(chunk[-1]["Id"])
+            if stream == CONTACT_ROLE:
+                attachments = [
+                    (
+                        RecordRef(SFA, CONTACT, str(r["ContactId"])),
+                        RecordRef(SFA, OPPORTUNITY, str(r["OpportunityId"])),
+                    )
+                    for r in chunk
+                    if r.get("OpportunityId") and r.get("ContactId")
+                ]
+                yield ScanPage([], {"last_id": last_id}, len(chunk), attachments)
+            else:
+                yield ScanPage(
+                    [self._scan_candidate(stream, r) for r in chunk], {"last_id": last_id}, len(chunk)
+                )
+
+    def _scan_soql(self, sobject: str, last_id: str | None, since: datetime | None) -> str:
+        fields = {
+            LEAD: ["Id", self.ext, self.email_field, "ConvertedContactId", "ConvertedOpportunityId"],
+            CONTACT: ["Id", self.ext, self.email_field],
+            CONTACT_ROLE: ["Id", "OpportunityId", "ContactId"],
+        }[sobject]
+        where = []
+        if last_id:
+            where.append(f"Id > {soql_quote(last_id)}")
+        if since is not None and sobject != CONTACT_ROLE:
+            where.append(f"SystemModstamp >= {to_sf_datetime(since)}")
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        return f"SELECT {', '.join(dict.fromkeys(fields))} FROM {sobject}{clause} ORDER BY Id ASC"
+
+    def _scan_candidate(self, sobject: str, rec: Record) -> Candidate:
+        refs = [RecordRef(SFA, sobject, str(rec["Id"]))]
+        if sobject == LEAD:
+            if rec.get("ConvertedContactId"):
+                refs.append(RecordRef(SFA, CONTACT, str(rec["ConvertedContactId"])))
+            if rec.get("ConvertedOpportunityId"):
+                refs.append(RecordRef(SFA, OPPORTUNITY, str(rec["ConvertedOpportunityId"])))
+        return Candidate.of(refs, rec.get(self.ext), rec.get(self.email_field))
+
+    def scan_total(self, stream: str) -> int | None:
+        return self.edge.count(stream)
+
+    def newest_changes(self) -> dict[str, datetime | None]:
+        out: dict[str, datetime | None] = {}
+        for sobject in STREAMS:
+            soql = f"SELECT Id, SystemModstamp FROM {sobject} ORDER BY SystemModstamp DESC LIMIT 1"
+            rows = list(self.edge.query(soql))
+            out[sobject] = parse_timestamp(rows[0].get("SystemModstamp")) if rows else None
+        return out
+
+    def history(self, states: Mapping[str, RoleState]) -> dict[str, list[HistoryEvent]]:
+        """LeadHistory and OpportunityHistory of a batch of people (one query each), as snapshots."""
+        lead_ids = [str(lead["Id"]) for s in states.values() if (lead := s.record(LEAD)) is not None]
+        opp_ids = [str(o["Id"]) for s in states.values() for o in s.outcomes]
+        lead_rows = self._history_rows("LeadHistory", LEAD_HISTORY_FIELDS, "LeadId", lead_ids)
+        opp_rows = self._history_rows(
+            "OpportunityHistory", OPPORTUNITY_HISTORY_FIELDS, "OpportunityId", opp_ids
+        )
+        for state in states.values():
+            for opp in state.outcomes:
+                self.flags.learn(opp)
+        out: dict[str, list[HistoryEvent]] = {}
+        for cid, state in states.items():
+            events: list[HistoryEvent] = []
+            lead, contact = state.record(LEAD), state.record(CONTACT)
+            if lead is not None:
+                events += lead_events(lead, lead_rows.get(str(lead["Id"]), []))
+            if contact is not None:
+                events += contact_events(contact)
+            for opp in state.outcomes:
+                events += opportunity_events(opp, opp_rows.get(str(opp["Id"]), []), self.flags)
+            out[cid] = events
+        return out
+
+    def _history_rows(
+        self, sobject: str, fields: Sequence[str], key: str, ids: list[str]
+    ) -> dict[str, list[Record]]:
+        out: dict[str, list[Record]] = {}
+        for row in self.edge.select_in(sobject, list(fields), key, ids) if ids else []:
+            out.setdefault(str(row[key]), []).append(row)
+        return out
 
     # -- outbound messages ---------------------------------------------------------------------------
 
@@ -285,3 +393,14 @@ class SalesforceSales:
             else:
                 changed[obj] = [{"Id": i} for i in ids]
         return self._candidates_of(changed)
+
+
+def _chunked(records: Iterable[Record], size: int) -> Iterator[list[Record]]:
+    chunk: list[Record] = []
+    for rec in records:
+        chunk.append(rec)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk

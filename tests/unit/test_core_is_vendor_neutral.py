@@ -15,6 +15,8 @@ CORE = (
     "engine.py",
     "people.py",
     "poller.py",
+    "backfill.py",
+    "replay.py",
     "inbox_processor.py",
     "stages.py",
     "fieldsync.py",
@@ -26,7 +28,7 @@ VENDORS = re.compile(r"hubspot|salesforce|marketo|pardot|account engagement", re
 VENDOR_FIELDS = re.compile(
     r"\b(hs_\w+|hubspotscore|lifecyclestage|lastmodifieddate|createdate|LastModifiedDate|SystemModstamp|"
     r"CreatedDate|OwnerId|Loss_Reason__c|Closedloop_Id__c|Amount|StageName|IsConverted|IsWon|IsClosed|"
-    r"Lead|Contact|Opportunity|OpportunityContactRole|leadScore|leadStatus|acquisitionProgramId|dealstage)\b"
+    r"Id|Lead|Contact|Opportunity|OpportunityContactRole|leadScore|leadStatus|acquisitionProgramId|dealstage)\b"
 )
 
 

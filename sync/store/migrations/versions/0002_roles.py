@@ -92,12 +92,26 @@ def upgrade() -> None:
     op.execute("UPDATE inbox SET role = source")
     _to_roles("inbox", "role")
 
-    # Poll cursors were keyed by vendor (``hubspot:contacts``); now by role (``ma:contacts``).
-    _rename_streams({"hubspot:": "ma:", "salesforce:": "sfa:"})
+    # Poll and backfill cursors were keyed by vendor (``hubspot:contacts``); now by role (``ma:contacts``).
+    _rename_streams(
+        {
+            "hubspot:": "ma:",
+            "salesforce:": "sfa:",
+            "backfill:hubspot": "backfill:ma:contacts",
+            "backfill:salesforce:": "backfill:sfa:",
+        }
+    )
 
 
 def downgrade() -> None:
-    _rename_streams({"ma:": "hubspot:", "sfa:": "salesforce:"})
+    _rename_streams(
+        {
+            "ma:": "hubspot:",
+            "sfa:": "salesforce:",
+            "backfill:ma:contacts": "backfill:hubspot",
+            "backfill:sfa:": "backfill:salesforce:",
+        }
+    )
     with op.batch_alter_table("inbox") as batch:
         batch.drop_column("role")
     _to_vendors("transitions", "source_role")
