@@ -174,7 +174,7 @@ def main() -> None:
         )
         rt = Runtime.from_settings(settings)
         mapping, _ = rt.mappings.get()
-        run_setup(mapping, rt.edges.ma, rt.edges.sfa)
+        run_setup(mapping, rt.ma, rt.sfa)
         sampler = Sampler()
         phases: dict[str, float] = {}
         started: dict[str, float] = {}

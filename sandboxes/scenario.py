@@ -128,7 +128,7 @@ class Scenario:
 
         celery_app = configure(settings)
         mapping, _ = self.runtime.mappings.get()
-        run_setup(mapping, self.runtime.edges.ma, self.runtime.edges.sfa)
+        run_setup(mapping, self.runtime.ma, self.runtime.sfa)
         self.contacts = contacts = generate_population(
             cfg.people, seed=cfg.seed, locale=cfg.locale, start=cfg.start, span_days=cfg.span_days
         )

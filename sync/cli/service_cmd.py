@@ -21,24 +21,21 @@ def _settings() -> Settings:
 
 @app.command()
 def setup(dry_run: bool = typer.Option(False, "--dry-run", help="Only print what would be created")) -> None:
-    """Create Closedloop's HubSpot properties and check the Salesforce fields it needs (idempotent)."""
+    """Create the fields Closedloop writes and check the ones it reads, in both systems (idempotent)."""
     from sync.operations import runtime
     from sync.setup import run_setup
 
     _settings()
     rt = runtime()
     mapping, _ = rt.mappings.get()
-    report = run_setup(mapping, rt.edges.ma, rt.edges.sfa, dry_run=dry_run)
-    verb = "would create" if dry_run else "created"
-    for name in report.created_properties:
-        typer.echo(f"HubSpot: {verb} contact property {name}")
-    for name in report.missing_sfa_fields:
-        typer.echo(f"Salesforce: missing field {name} (create it in Setup → Object Manager)")
+    report = run_setup(mapping, rt.ma, rt.sfa, dry_run=dry_run)
+    for line in (*report.created, *report.missing):
+        typer.echo(line)
     for problem in report.problems:
         typer.echo(f"problem: {problem}")
-    if not (report.created_properties or report.missing_sfa_fields or report.problems):
+    if not (report.created or report.missing or report.problems):
         typer.echo("everything Closedloop needs is in place")
-    if report.missing_sfa_fields or report.problems:
+    if report.missing or report.problems:
         raise typer.Exit(1)
 
 

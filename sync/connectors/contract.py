@@ -21,6 +21,7 @@ from typing import Any, Protocol, runtime_checkable
 from sync.connectors.errors import RecordError
 from sync.connectors.incremental import CursorState
 from sync.identity import Candidate, RecordRef
+from sync.mapping import Mapping as SyncMapping
 from sync.roles import MA, ROLES, SFA, Role
 
 __all__ = ["MA", "ROLES", "SFA", "Role"]
@@ -117,6 +118,18 @@ class HistoryEvent:
     created: str = ""  # outcome records: creation time, to find the primary one
 
 
+@dataclass
+class Provisioning:
+    """What a connector created (or would create) for Closedloop, what an admin must add, what is wrong.
+
+    Each line is ready for an admin to read (it names the system and the object).
+    """
+
+    created: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
 @dataclass(frozen=True)
 class WriteTarget:
     """Where a person's mapped fields are written on the sales side: an object and its record."""
@@ -157,6 +170,10 @@ class Connector(Protocol):
 
     def candidates(self, refs: Sequence[RecordRef]) -> list[Candidate]:
         """What these records say about their people (common ID, match keys), read in batches."""
+        ...
+
+    def provision(self, mapping: SyncMapping, dry_run: bool) -> Provisioning:
+        """Create (unless ``dry_run``) or check the fields the mapping makes Closedloop read and write."""
         ...
 
     # -- backfill ------------------------------------------------------------------------------------

@@ -14,19 +14,21 @@ from sync.connectors.contract import (
     HistoryEvent,
     InboxItem,
     Profile,
+    Provisioning,
     Record,
     RoleState,
     ScanPage,
     ScanStream,
 )
 from sync.connectors.errors import RecordError, RetryPolicy
-from sync.connectors.hubspot import LIFECYCLE_ORDER, HubSpotConnector, HubSpotContact
+from sync.connectors.hubspot import LIFECYCLE_ORDER, HubSpotConnector, HubSpotContact, PropertySpec
 from sync.connectors.hubspot_history import CONTACT, HISTORY_PROPERTIES, hubspot_events
 from sync.connectors.incremental import CursorState, Incremental
 from sync.connectors.ratelimit import WindowLimiter
 from sync.identity import Candidate, RecordRef
 from sync.mapping import Mapping as SyncMapping
 from sync.metrics import count_calls
+from sync.sla_hooks import BREACH_PROPERTY
 
 CONTACTS_STREAM = "contacts"
 PROFILE = Profile(
@@ -60,6 +62,26 @@ LIFECYCLE_FOR_STAGE = {
     "opportunity": "opportunity",
     "won": "customer",
 }
+
+
+PROPERTY_GROUP = "closedloop"
+PROPERTY_GROUP_LABEL = "Closedloop (sales outcomes)"
+# Types for the closed-loop properties of the default mapping; others default to text.
+KNOWN_TYPES = {
+    "closedloop_amount": ("number", "number"),
+    "closedloop_close_date": ("date", "date"),
+}
+
+
+def required_properties(mapping: SyncMapping) -> list[PropertySpec]:
+    """Contact properties the mapping writes that are Closedloop's own."""
+    specs = [PropertySpec(mapping.identity.ma_property, "Closedloop ID", unique=True)]
+    names = {entry.ma for entry in mapping.closed_loop} | {BREACH_PROPERTY}
+    for name in sorted(names):
+        prop_type, field_type = KNOWN_TYPES.get(name, ("string", "text"))
+        label = name.replace("closedloop_", "Closedloop ").replace("_", " ").title()
+        specs.append(PropertySpec(name, label, type=prop_type, field_type=field_type))
+    return specs
 
 
 def contact_candidate(contact: HubSpotContact, id_property: str) -> Candidate:
@@ -181,6 +203,26 @@ class HubSpotMarketing:
             else:
                 meaning.changed.append(ref)
         return meaning
+
+    # -- provisioning --------------------------------------------------------------------------------
+
+    def provision(self, mapping: SyncMapping, dry_run: bool) -> Provisioning:
+        """Create missing contact properties (in Closedloop's own group); the common ID must be unique."""
+        out = Provisioning()
+        wanted = required_properties(mapping)
+        existing = self.edge.existing_properties()
+        missing = [spec for spec in wanted if spec.name not in existing]
+        for spec in wanted:
+            have = existing.get(spec.name)
+            if have is not None and spec.unique and not have.get("unique"):
+                out.problems.append(f"HubSpot property {spec.name} exists but is not unique-valued")
+        if missing and not dry_run:
+            self.edge.ensure_group(PROPERTY_GROUP, PROPERTY_GROUP_LABEL)
+            for spec in missing:
+                self.edge.create_property(spec, PROPERTY_GROUP)
+        verb = "would create" if dry_run else "created"
+        out.created = [f"HubSpot: {verb} contact property {spec.name}" for spec in missing]
+        return out
 
     # -- backfill ------------------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from sync.connectors.contract import (
     HistoryEvent,
     InboxItem,
     Profile,
+    Provisioning,
     Record,
     RoleState,
     ScanPage,
@@ -277,6 +278,22 @@ class SalesforceSales:
         _ids, errors = self.edge.create("Task", [task])
         if errors:
             raise RuntimeError(errors[0].message)
+
+    # -- provisioning --------------------------------------------------------------------------------
+
+    def provision(self, mapping: SyncMapping, dry_run: bool) -> Provisioning:
+        """Check the fields the mapping names (an admin creates them); the common ID must be an External ID."""
+        out = Provisioning()
+        for obj in (LEAD, CONTACT, OPPORTUNITY):
+            described = self.edge.describe_fields(obj)
+            for name in sorted(mapping.sfa_fields(obj)):
+                if name not in described:
+                    out.missing.append(
+                        f"Salesforce: missing field {obj}.{name} (create it in Setup → Object Manager)"
+                    )
+            if obj in (LEAD, CONTACT) and self.ext in described and not described[self.ext].get("externalId"):
+                out.problems.append(f"Salesforce {obj}.{self.ext} must be an External ID field")
+        return out
 
     # -- backfill ------------------------------------------------------------------------------------
 

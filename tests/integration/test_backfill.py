@@ -266,7 +266,7 @@ def _transitions_by_email(store: Store) -> dict[str, list[tuple[str, datetime]]]
 def _prepare(boxes: Sandboxes, clock: SimClock, url: str) -> tuple[Runtime, list[Person_]]:
     rt = _runtime(boxes, url)
     mapping, _ = rt.mappings.get()
-    run_setup(mapping, rt.edges.ma, rt.edges.sfa)
+    run_setup(mapping, rt.ma, rt.sfa)
     return rt, _seed(boxes, clock)
 
 
