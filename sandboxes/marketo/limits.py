@@ -16,7 +16,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -115,11 +115,13 @@ class Limits:
         self.daily_used = 0
         self.in_flight = 0
         self.max_in_flight = 0
+        self.rejected: Counter[str] = Counter()  # error code -> calls refused (606, 607, 615)
 
     def enter(self) -> None:
         """Admit one concurrent call or raise 615; pair with :meth:`leave`."""
         with self._lock:
             if self.in_flight >= self.concurrency_limit:
+                self.rejected["615"] += 1
                 raise MarketoError("615")
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
@@ -138,8 +140,10 @@ class Limits:
             while self._window and self._window[0] <= now - self.window_seconds:
                 self._window.popleft()
             if self.daily_used >= self.daily_limit:
+                self.rejected["607"] += 1
                 raise MarketoError("607")
             if len(self._window) >= self.window_limit:
+                self.rejected["606"] += 1
                 raise MarketoError(
                     "606",
                     f"Max rate limit '{self.window_limit}' exceeded with in '{self.window_seconds:g}' secs",
