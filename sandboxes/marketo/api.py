@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sandboxes.marketo.errors import MarketoError, reason, request_id
-from sandboxes.marketo.schema import ACTIVITY_TYPES
+from sandboxes.marketo.schema import ACTIVITY_TYPE_IDS, ACTIVITY_TYPES, CHANGE_DATA_VALUE, NEW_LEAD
 from sandboxes.marketo.store import API_SOURCE, DEFAULT_FIELDS, MAX_BATCH, Lead, Source
 
 if TYPE_CHECKING:
@@ -369,6 +369,51 @@ def build_app(sandbox: MarketoSandbox) -> FastAPI:
     def _deleted(request: Request) -> Response:
         begin(request)
         return _page(request, {t.id for t in ACTIVITY_TYPES if t.name == "Delete Lead"})
+
+    @app.get("/rest/v1/activities/leadchanges.json")
+    def _lead_changes(request: Request) -> Response:
+        begin(request)
+        names = _csv(request.query_params.get("fields"))
+        if not names:
+            raise MarketoError("701", "'fields' cannot be blank")
+        with store.lock:
+            wanted = {store.fields[n].id: n for n in names if n in store.fields}
+            response = _page(request, {ACTIVITY_TYPE_IDS[NEW_LEAD], ACTIVITY_TYPE_IDS[CHANGE_DATA_VALUE]})
+        body = json.loads(bytes(response.body))
+        # Get Lead Changes reports New Lead and Change Data Value activities of the named fields,
+        # each with fields[{id, name, newValue, oldValue}] ("Activities", Lead Changes).
+        changes = []
+        for activity in body.get("result", []):
+            if activity["activityTypeId"] == ACTIVITY_TYPE_IDS[CHANGE_DATA_VALUE]:
+                field_id = activity.get("primaryAttributeValueId")
+                if field_id not in wanted:
+                    continue
+                attrs = {a["name"]: a["value"] for a in activity["attributes"]}
+                activity["fields"] = [
+                    {
+                        "id": field_id,
+                        "name": wanted[field_id],
+                        "newValue": attrs.get("New Value"),
+                        "oldValue": attrs.get("Old Value"),
+                    }
+                ]
+            else:
+                activity["fields"] = []
+            changes.append(activity)
+        if changes:
+            body["result"] = changes
+        else:
+            body.pop("result", None)
+        return JSONResponse(body)
+
+    # ----- usage ------------------------------------------------------------------------------
+
+    @app.get("/rest/v1/stats/usage.json")
+    def _usage(request: Request) -> Response:
+        begin(request)
+        day, total = sandbox.limits.usage()
+        users = [{"userId": sandbox.scope, "count": total}] if total else []
+        return ok(result=[{"date": day.isoformat(), "total": total, "users": users}])
 
     # ----- programs ---------------------------------------------------------------------------
 

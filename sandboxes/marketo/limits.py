@@ -130,6 +130,12 @@ class Limits:
         with self._lock:
             self.in_flight -= 1
 
+    def usage(self) -> tuple[date, int]:
+        """(today in US Central time, calls counted today)."""
+        with self._lock:
+            today = (self.clock.now() + CENTRAL_OFFSET).date()
+            return today, self.daily_used if today == self._day else 0
+
     def admit(self) -> None:
         """Count one call against the window and the day, or raise 606/607."""
         with self._lock:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -103,13 +104,14 @@ class WebhookCaller:
     def render(self, campaign: TriggerCampaign, lead: Lead) -> tuple[str, str, dict[str, str]]:
         """(url, body, headers) with tokens filled for ``lead``."""
         hook = campaign.webhook
-        quoted = hook.token_encoding == "JSON"
-        url = self._fill(hook.url, campaign, lead, quoted=False)
-        body = self._fill(hook.payload_template, campaign, lead, quoted=quoted)
-        headers = {k: self._fill(v, campaign, lead, quoted=False) for k, v in hook.custom_headers.items()}
+        encoding = "json" if hook.token_encoding == "JSON" else "form"
+        url = self._fill(hook.url, campaign, lead, "raw")
+        body = self._fill(hook.payload_template, campaign, lead, encoding)
+        headers = {k: self._fill(v, campaign, lead, "raw") for k, v in hook.custom_headers.items()}
         return url, body, headers
 
-    def _fill(self, template: str, campaign: TriggerCampaign, lead: Lead, quoted: bool) -> str:
+    def _fill(self, template: str, campaign: TriggerCampaign, lead: Lead, encoding: str) -> str:
+        """Replace tokens: ``json`` gives JSON literals, ``form`` percent-encodes, ``raw`` as is."""
         by_label = {f.display_name: f.name for f in self.store.fields.values()}
 
         def value(match: re.Match[str]) -> str:
@@ -122,9 +124,10 @@ class WebhookCaller:
                 found = {"name": campaign.name, "id": campaign.id}.get(name)
             elif scope == "system" and name == "dateTime":
                 found = iso_z(self.now())
-            if quoted:
+            if encoding == "json":
                 return json.dumps(found, ensure_ascii=False)
-            return "" if found is None else str(found)
+            text = "" if found is None else str(found)
+            return urllib.parse.quote_plus(text) if encoding == "form" else text
 
         return TOKEN.sub(value, template)
 

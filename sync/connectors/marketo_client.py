@@ -366,6 +366,11 @@ class MarketoEdge:
         """Every program (id, name, type, channel, ...)."""
         return list(self._call("programs", lambda: self.client.browse_programs(maxReturn=200)))
 
+    def calls_today(self) -> int:
+        """Calls counted against today's quota for this subscription (Get Daily Usage)."""
+        days = self._call("stats/usage", self.client.get_daily_usage)
+        return sum(int(day.get("total", 0)) for day in days or [])
+
     # -- change feed -------------------------------------------------------------------------------
 
     def paging_token(self, since: datetime) -> str:

@@ -87,6 +87,7 @@ def test_write_batches_feed_and_token_expiry_end_to_end(marketo_factory: Callabl
 
     found = edge.leads_by("closedloopId", ["cl-3", "cl-4", "cl-nobody"], ["id", "closedloopStage"])
     assert found == [{"id": results[3].lead_id, "closedloopStage": "MQL"}]  # cl-4 was merged away
+    assert edge.calls_today() == sandbox.limits.daily_used
 
 
 def test_shared_redis_window_keeps_the_edge_inside_marketos_window(

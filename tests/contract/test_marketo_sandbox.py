@@ -405,6 +405,40 @@ def test_activity_pages_scan_300_of_every_type_and_the_token_is_a_cursor(marketo
     assert {a["name"]: a["value"] for a in fresh["attributes"]}["Change Value"] == "-5"
 
 
+def test_lead_changes_report_the_named_fields(marketo: MarketoEnv) -> None:
+    """ "Activities" Get Lead Changes: New Lead and Change Data Value activities, each with
+    fields[{id, name, newValue, oldValue}] for the fields asked for."""
+    sandbox = marketo.sandbox
+    client = marketo.client()
+    lead = sandbox.create_lead({"email": "c@example.com", "leadStatus": "Open"})
+    sandbox.update_lead(lead, {"title": "VP"})
+    sandbox.update_lead(lead, {"leadStatus": "Qualified"})
+    changes = client.get_lead_changes(["leadStatus"], sinceDatetime=START.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    assert [c["fields"] for c in changes] == [
+        [],
+        [
+            {
+                "id": changes[1]["fields"][0]["id"],
+                "name": "leadStatus",
+                "newValue": "Qualified",
+                "oldValue": "Open",
+            }
+        ],
+    ]
+
+
+def test_daily_usage_counts_todays_calls(marketo_factory: Callable[..., MarketoEnv]) -> None:
+    """ "Usage" Get Daily Usage: result[{date, total, users[{userId, count}]}] for the current day."""
+    env = marketo_factory()
+    client = env.client()
+    client.describe()
+    client.describe2()
+    (today,) = client.get_daily_usage()
+    assert today["date"] == "2026-03-02"
+    assert today["total"] == 3  # the usage call counts too
+    assert today["users"] == [{"userId": env.sandbox.scope, "count": 3}]
+
+
 # ----- programs and merges ---------------------------------------------------------------------
 
 
@@ -475,5 +509,25 @@ def test_trigger_campaign_calls_the_webhook_with_lead_tokens_and_custom_header(m
         assert json.loads(post.body) == {"leadId": lead, "email": 'o"brien@example.com', "status": "MQL"}
         assert post.headers["X-Closedloop-Token"] == "shared-secret-value"
         assert post.headers["Content-Type"] == "application/json"
+    finally:
+        receiver.stop()
+
+
+def test_form_encoded_webhook_percent_encodes_tokens(marketo: MarketoEnv) -> None:
+    """ "Webhooks" Request Token Encoding Form/Url: token values with special characters are
+    encoded for a form body."""
+    receiver = WebhookReceiver()
+    try:
+        url = receiver.url.split("/hubspot")[0] + "/marketo/form"
+        template = "email={{lead.Email Address}}&company={{lead.Company Name}}"
+        hook = Webhook("Form hook", url, template, token_encoding="Form/Url")
+        sandbox = marketo.sandbox
+        sandbox.add_trigger_campaign("New person", "Person is Created", hook)
+        sandbox.start_webhooks()
+        sandbox.create_lead({"email": "a+b@example.com", "company": "Smith & Sons"})
+        assert sandbox.webhooks.wait_idle()
+        (post,) = receiver.snapshot()
+        assert post.body == "email=a%2Bb%40example.com&company=Smith+%26+Sons"
+        assert post.headers["Content-Type"] == "application/x-www-form-urlencoded"
     finally:
         receiver.stop()
