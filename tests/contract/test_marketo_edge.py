@@ -118,3 +118,28 @@ def test_rate_limit_refusals_are_waited_out_without_a_shared_window(
         assert edge.describe()
     assert env.sandbox.limits.rejected["606"] > 0
     assert env.sandbox.limits.daily_used == 6
+
+
+def test_marketo_starts_beside_the_other_sandboxes_only_when_asked(tmp_path: Any) -> None:
+    from sandboxes.server import start_sandboxes
+
+    plain = start_sandboxes(tmp_path / "plain")
+    try:
+        assert plain.marketo is None
+        assert not [k for k in plain.env() if "MARKETO" in k]
+        assert not [k for k in plain.info() if k.startswith("marketo")]
+    finally:
+        plain.stop()
+    boxes = start_sandboxes(tmp_path / "with-marketo", marketo=True)
+    try:
+        env = boxes.env()
+        assert boxes.marketo is not None and boxes.marketo.clock is boxes.clock
+        client = make_marketo_client(
+            env["CLOSEDLOOP_MARKETO_BASE_URL"],
+            env["CLOSEDLOOP_MARKETO_CLIENT_ID"],
+            env["CLOSEDLOOP_MARKETO_CLIENT_SECRET"],
+        )
+        assert any(f.name == "email" for f in MarketoEdge(client).describe())
+        assert "marketo_client_secret" not in boxes.info()
+    finally:
+        boxes.stop()
