@@ -33,6 +33,8 @@ MAX_LEAD_IDS = 30
 MAX_MATCHES = 1000
 MAX_MERGE_IDS = 25
 MAX_PROGRAMS = 200
+MAX_PAYLOAD_BYTES = 1024 * 1024
+MAX_URI_BYTES = 8 * 1024
 ACTIONS = {"createOrUpdate", "createOnly", "updateOnly", "createDuplicate"}
 
 
@@ -114,6 +116,11 @@ def build_app(sandbox: MarketoSandbox) -> FastAPI:
     async def _concurrency(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         if not request.url.path.startswith("/rest/"):
             return await call_next(request)
+        # The only HTTP-level errors in normal operation ("Error Codes"): bodies over 1 MB, URIs over 8 KB.
+        if int(request.headers.get("content-length") or 0) > MAX_PAYLOAD_BYTES:
+            return Response("Request Entity Too Large", status_code=413)
+        if len(request.url.path) + len(request.url.query) + 1 > MAX_URI_BYTES:
+            return Response("Request-URI Too Long", status_code=414)
         try:
             sandbox.limits.enter()
         except MarketoError as exc:

@@ -263,14 +263,21 @@ class MarketoEdge:
         return call_with_retries(attempt, classify_marketo, self.policy, f"marketo {endpoint}", record)
 
     def _authenticate(self) -> None:
+        # The identity call carries the client secret in its query string, and requests puts the
+        # URL into its exception messages: those are replaced, not chained.
         try:
             self.client.authenticate()
-        except (MarketoException, requests.RequestException):
+        except MarketoException:
             raise
+        except requests.exceptions.JSONDecodeError:
+            raise TransientError(SYSTEM, "identity response was not JSON (gateway error)") from None
+        except requests.RequestException as exc:
+            message = f"identity: network error: {type(exc).__name__}"
+            raise TransientError(SYSTEM, message, category="network") from None
         except Exception as exc:  # noqa: BLE001 - the client raises bare Exception(error_description)
-            raise PermanentError(
-                SYSTEM, f"Marketo identity refused the credentials: {exc}", category="auth"
-            ) from exc
+            reason = "unexpected identity response" if isinstance(exc, KeyError) else str(exc)[:200]
+            message = f"Marketo identity refused the credentials: {reason}"
+            raise PermanentError(SYSTEM, message, category="auth") from None
 
     # -- metadata ----------------------------------------------------------------------------------
 

@@ -37,7 +37,8 @@ def marketo_factory() -> Iterator[Callable[..., MarketoEnv]]:
     envs: list[MarketoEnv] = []
 
     def make(**kwargs: Any) -> MarketoEnv:
-        kwargs.setdefault("clock", SimClock(start=START))
+        # A clock that moves only when told (and by 1 ms per reading), so activity times are exact.
+        kwargs.setdefault("clock", SimClock(start=START, speed=0.0))
         env = start_marketo(**kwargs)
         env.sandbox.add_field("closedloopId", "Closedloop ID")
         envs.append(env)
@@ -297,6 +298,27 @@ def test_concurrent_calls_beyond_the_limit_are_615(marketo_factory: Callable[...
     for thread in threads:
         thread.join()
     assert sorted(codes) == ["615", "ok"]
+
+
+def test_oversized_bodies_and_uris_are_the_only_http_errors(marketo: MarketoEnv) -> None:
+    """ "Error Codes" HTTP level: 413 for a payload over 1 MB, 414 for a URI over 8 KB (a long
+    query must go as POST with _method=GET, which marketorestpython does for lead queries)."""
+    client = marketo.client()
+    client.authenticate()
+    headers = {"Authorization": f"Bearer {client.token}", "Content-Type": "application/json"}
+    big = {"input": [{"email": f"x{i}@example.com", "title": "x" * 4000} for i in range(300)]}
+    response = requests.post(
+        marketo.url + "/rest/v1/leads.json", data=json.dumps(big), headers=headers, timeout=10
+    )
+    assert response.status_code == 413
+    long_values = ",".join(f"someone.{i}@example.com" for i in range(400))
+    response = _raw(
+        marketo, "/rest/v1/leads.json", client.token, filterType="email", filterValues=long_values
+    )
+    assert response.status_code == 414
+    emails = [f"someone.{i}@example.com" for i in range(300)]
+    assert client.get_multiple_leads_by_filter_type("email", emails) == []
+    assert marketo.sandbox.lead_count() == 0
 
 
 def test_injected_faults_look_like_marketo(marketo: MarketoEnv) -> None:

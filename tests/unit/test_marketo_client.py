@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import traceback
 from typing import Any
 
 import pytest
@@ -346,3 +347,17 @@ def test_unknown_activity_type_names_fail_before_any_page_is_read() -> None:
         edge().activities_since("T0", ["Merge Leads"])
     with pytest.raises(PermanentError):
         edge().activities_since("T0", [f"type {i}" for i in range(11)])
+
+
+@responses.activate
+def test_identity_network_errors_do_not_carry_the_secret_in_the_url() -> None:
+    refused = requests.exceptions.ConnectionError(
+        f"Max retries exceeded with url: {TOKEN_URL}?client_secret={SECRET}"
+    )
+    responses.add(responses.GET, TOKEN_URL, body=refused)
+    marketo = edge(RetryPolicy(max_attempts=2, base_seconds=0.001, max_seconds=0.001))
+    with pytest.raises(TransientError) as excinfo:
+        marketo.describe()
+    assert excinfo.value.category == "network"
+    assert SECRET not in "".join(traceback.format_exception(excinfo.value))
+    assert len(responses.calls) == 2  # retried, then given up
