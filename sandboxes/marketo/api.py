@@ -33,6 +33,7 @@ MAX_LEAD_IDS = 30
 MAX_MATCHES = 1000
 MAX_MERGE_IDS = 25
 MAX_PROGRAMS = 200
+MAX_CREATE_FIELDS = 100
 MAX_PAYLOAD_BYTES = 1024 * 1024
 MAX_URI_BYTES = 8 * 1024
 ACTIONS = {"createOrUpdate", "createOnly", "updateOnly", "createDuplicate"}
@@ -190,6 +191,41 @@ def build_app(sandbox: MarketoSandbox) -> FastAPI:
             searchable = [[f.name] for f in store.fields.values() if f.searchable]
             fields = [f.describe2() for f in store.fields.values()]
         return ok(result=[{"name": "API Lead", "searchableFields": searchable, "fields": fields}])
+
+    @app.get("/rest/v1/leads/schema/fields.json")
+    def _schema_fields(request: Request) -> Response:
+        begin(request)
+        batch_size = _int(request.query_params.get("batchSize"), "batchSize", MAX_BATCH, MAX_BATCH)
+        offset = _offset_from(request.query_params.get("nextPageToken"))
+        with store.lock:
+            everything = [f.schema() for f in store.fields.values()]
+        page = everything[offset : offset + batch_size]
+        more = offset + batch_size < len(everything)
+        extra: dict[str, Any] = {"result": page, "moreResult": more}
+        if more:
+            extra["nextPageToken"] = _offset_token(offset + batch_size)
+        return ok(**extra)
+
+    @app.post("/rest/v1/leads/schema/fields.json")
+    async def _create_fields(request: Request) -> Response:
+        begin(request)
+        body = await json_body(request)
+        specs = body.get("input")
+        if not isinstance(specs, list) or not specs:
+            raise MarketoError("701", "'input' cannot be blank")
+        if len(specs) > MAX_CREATE_FIELDS:
+            raise MarketoError("1003", f"Too many fields in input: at most {MAX_CREATE_FIELDS}")
+        with store.lock:
+            return ok(result=[store.create_field(spec) for spec in specs])
+
+    @app.get("/rest/v1/leads/schema/fields/{field_name}.json")
+    def _schema_field(field_name: str, request: Request) -> Response:
+        begin(request)
+        with store.lock:
+            definition = store.fields.get(field_name)
+            if definition is None:
+                raise MarketoError("1013", f"Field '{field_name}' not found")
+            return ok(result=[definition.schema()])
 
     def _fields_param(value: str | None) -> list[str]:
         names = _csv(value) or DEFAULT_FIELDS

@@ -39,6 +39,7 @@ MESSAGES = {
     "1006": "Field not found",
     "1007": "Multiple leads match the lookup criteria",
     "1013": "Object not found",
+    "1017": "Object already exists",
 }
 
 # Calls answered with these codes do not count against the daily quota or the rate window

@@ -29,6 +29,7 @@ WRITE_TYPES = {
     "score",
     "url",
     "reference",
+    "percent",
 }
 
 
@@ -44,6 +45,29 @@ class FieldDef:
     read_only: bool = False
     searchable: bool = False
     crm_managed: bool = False
+    is_custom: bool = False
+    description: str | None = None
+    is_hidden: bool = False
+
+    def schema(self) -> dict[str, Any]:
+        """Entry of ``/rest/v1/leads/schema/fields.json`` (Get Lead Fields)."""
+        out: dict[str, Any] = {
+            "displayName": self.display_name,
+            "name": self.name,
+            "description": self.description,
+            "dataType": self.data_type,
+        }
+        if self.length is not None:
+            out["length"] = self.length
+        out.update(
+            {
+                "isHidden": self.is_hidden,
+                "isHtmlEncodingInEmail": self.data_type in ("string", "text", "email", "phone", "url"),
+                "isSensitive": True,
+                "isCustom": self.is_custom,
+            }
+        )
+        return out
 
     def describe(self) -> dict[str, Any]:
         """Entry of ``/rest/v1/leads/describe.json``."""
@@ -229,7 +253,7 @@ def coerce(definition: FieldDef, value: Any) -> Any:
             if isinstance(value, bool):
                 raise FieldValueError
             return int(str(value))
-        if kind in ("float", "currency"):
+        if kind in ("float", "currency", "percent"):
             return float(str(value))
         if kind == "boolean":
             if isinstance(value, bool):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import itertools
+import re
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from sandboxes.marketo.schema import (
     DELETE_LEAD,
     MERGE_LEADS,
     NEW_LEAD,
+    WRITE_TYPES,
     FieldDef,
     FieldValueError,
     coerce,
@@ -38,7 +40,8 @@ from sandboxes.marketo.schema import (
 MAX_BATCH = 300
 DEFAULT_FIELDS = ["id", "updatedAt", "lastName", "email", "createdAt", "firstName"]
 SEARCHABLE_CUSTOM_TYPES = {"string", "email", "integer"}
-SYSTEM_FIELDS = {"id", "createdAt", "updatedAt"}
+FIELD_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+FIELD_LABEL = re.compile(r"[\w ]+")
 
 
 @dataclass(frozen=True)
@@ -164,8 +167,16 @@ class LeadStore:
 
     # ----- schema -----------------------------------------------------------------------------
 
-    def add_field(self, name: str, display_name: str, data_type: str, length: int | None = None) -> FieldDef:
-        """Add a custom field, as an admin does in Field Management."""
+    def add_field(
+        self,
+        name: str,
+        display_name: str,
+        data_type: str,
+        length: int | None = None,
+        description: str | None = None,
+        is_hidden: bool = False,
+    ) -> FieldDef:
+        """Add a custom field, as an admin does in Field Management (or Create Lead Fields)."""
         if name in self.fields:
             raise ValueError(f"field {name} exists")
         definition = FieldDef(
@@ -175,9 +186,41 @@ class LeadStore:
             data_type,
             length if length is not None else (255 if data_type == "string" else None),
             searchable=data_type in SEARCHABLE_CUSTOM_TYPES,
+            is_custom=True,
+            description=description,
+            is_hidden=is_hidden,
         )
         self.fields[name] = definition
         return definition
+
+    def create_field(self, spec: Any) -> dict[str, Any]:
+        """One Create Lead Fields input: created, or skipped with Marketo's reason."""
+        if not isinstance(spec, dict):
+            return {"status": "skipped", "reasons": [reason("1003")]}
+        name, label, data_type = spec.get("name"), spec.get("displayName"), spec.get("dataType")
+
+        def skipped(code: str, message: str) -> dict[str, Any]:
+            return {"name": name, "status": "skipped", "reasons": [reason(code, message)]}
+
+        missing = [k for k, v in (("name", name), ("displayName", label), ("dataType", data_type)) if not v]
+        if missing:
+            return skipped("1002", f"Missing value for required parameter '{missing[0]}'")
+        # name: unique, starts with a letter, letters/digits/underscore; displayName: unique, no
+        # special characters ("Leads", Create Fields).
+        if not FIELD_NAME.fullmatch(str(name)) or not FIELD_LABEL.fullmatch(str(label)):
+            return skipped("1003", "Invalid field name or display name")
+        if data_type not in WRITE_TYPES:
+            return skipped("1003", f"Invalid dataType '{data_type}'")
+        if name in self.fields or any(f.display_name == label for f in self.fields.values()):
+            return skipped("1017", "Field already exists")
+        self.add_field(
+            str(name),
+            str(label),
+            str(data_type),
+            description=spec.get("description"),
+            is_hidden=bool(spec.get("isHidden", False)),
+        )
+        return {"name": name, "status": "created"}
 
     def field_by_id(self, field_id: int) -> FieldDef | None:
         return next((f for f in self.fields.values() if f.id == field_id), None)

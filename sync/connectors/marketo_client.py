@@ -47,6 +47,7 @@ T = TypeVar("T")
 SYSTEM = "marketo"
 MAX_BATCH = 300  # Lead Database batch size ("Marketo Integration Best Practices")
 MAX_ACTIVITY_TYPES = 10  # activityTypeIds per Get Lead Activities call ("Activities")
+MAX_CREATE_FIELDS = 100  # custom fields per Create Lead Fields call ("Leads", Create Fields)
 REQUEST_TIMEOUT = 30.0
 
 AUTH_CODES = {"600", "601", "602"}
@@ -62,6 +63,7 @@ RECORD_CATEGORIES = {
     "1007": "duplicate",
     "1011": "missing_field",
     "1013": "deleted",
+    "1017": "duplicate",
     "1036": "duplicate",
 }
 TRANSIENT_RECORD_CODES = {"1022", "1029"}  # object in use, too many jobs in queue
@@ -115,6 +117,25 @@ class MarketoApiClient(MarketoClient):  # type: ignore[misc]
         self.authenticate()
         args = {"access_token": self.token, "nextPageToken": next_page_token, "batchSize": batch_size}
         return dict(self._api_call("get", self.host + "/rest/v1/activities/deletedleads.json", args))
+
+    def lead_fields_page(
+        self, next_page_token: str | None = None, batch_size: int = MAX_BATCH
+    ) -> dict[str, Any]:
+        """One Get Lead Fields page (``/rest/v1/leads/schema/fields.json``)."""
+        self.authenticate()
+        args: dict[str, Any] = {"access_token": self.token, "batchSize": batch_size}
+        if next_page_token:
+            args["nextPageToken"] = next_page_token
+        return dict(self._api_call("get", self.host + "/rest/v1/leads/schema/fields.json", args))
+
+    def create_lead_fields(self, fields: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Create Lead Fields: one result (created / skipped with reasons) per input."""
+        self.authenticate()
+        args = {"access_token": self.token}
+        result = self._api_call(
+            "post", self.host + "/rest/v1/leads/schema/fields.json", args, {"input": fields}
+        )
+        return list(result.get("result", []))
 
 
 def make_marketo_client(
@@ -196,6 +217,22 @@ class LeadField:
     display_name: str
     data_type: str
     updateable: bool
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """A custom lead field Closedloop writes: REST name, label, Marketo data type."""
+
+    name: str
+    display_name: str
+    data_type: str = "string"
+    description: str | None = None
+
+    def payload(self) -> dict[str, Any]:
+        out = {"name": self.name, "displayName": self.display_name, "dataType": self.data_type}
+        if self.description:
+            out["description"] = self.description
+        return out
 
 
 @dataclass(frozen=True)
@@ -297,6 +334,30 @@ class MarketoEdge:
                 if isinstance(f.get("rest"), dict)
             ]
         return self._fields
+
+    def lead_field_names(self) -> set[str]:
+        """REST names of every lead field (Get Lead Fields, all pages)."""
+        names: set[str] = set()
+        token: str | None = None
+        while True:
+            page = self._call("leads/schema/fields", partial(self.client.lead_fields_page, token))
+            names.update(str(f["name"]) for f in page.get("result") or [])
+            token = page.get("nextPageToken")
+            if not page.get("moreResult") or not token:
+                return names
+
+    def create_fields(self, specs: Sequence[FieldSpec]) -> dict[str, RecordError | None]:
+        """Create custom lead fields (100 per call); per name, None when created or the reason."""
+        outcome: dict[str, RecordError | None] = {}
+        for start in range(0, len(specs), MAX_CREATE_FIELDS):
+            chunk = list(specs[start : start + MAX_CREATE_FIELDS])
+            payload = [spec.payload() for spec in chunk]
+            raw = self._call("leads/schema/fields/create", partial(self.client.create_lead_fields, payload))
+            for spec, result in zip(chunk, raw, strict=False):
+                created = result.get("status") == "created"
+                outcome[spec.name] = None if created else record_error(spec.name, result.get("reasons"))
+        self._fields = None  # describe changes with new fields
+        return outcome
 
     def activity_type_ids(self, names: Iterable[str]) -> dict[str, int]:
         """Ids of the named activity types, as this instance's types.json lists them."""

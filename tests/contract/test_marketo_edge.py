@@ -11,7 +11,7 @@ import pytest
 
 from sandboxes.common import SimClock
 from sync.connectors.errors import RetryPolicy
-from sync.connectors.marketo_client import MarketoEdge, make_marketo_client
+from sync.connectors.marketo_client import FieldSpec, MarketoEdge, make_marketo_client
 from sync.connectors.ratelimit import WindowLimiter, make_storage
 from tests.conftest import REDIS_TEST_URL
 from tests.contract.marketo_fixtures import MarketoEnv, start_marketo
@@ -91,6 +91,27 @@ def test_write_batches_feed_and_token_expiry_end_to_end(marketo_factory: Callabl
     found = edge.leads_by("closedloopId", ["cl-3", "cl-4", "cl-nobody"], ["id", "closedloopStage"])
     assert found == [{"id": results[3].lead_id, "closedloopStage": "MQL"}]  # cl-4 was merged away
     assert edge.calls_today() == sandbox.limits.daily_used
+
+
+def test_setup_finds_and_creates_the_fields_closedloop_writes(
+    marketo_factory: Callable[..., MarketoEnv],
+) -> None:
+    env = marketo_factory(window_limit=100_000)
+    edge = _edge(env)
+    wanted = [
+        FieldSpec("closedloopOutcome", "Closedloop Outcome"),
+        FieldSpec("closedloopAmount", "Closedloop Amount", "currency"),
+    ]
+    existing = edge.lead_field_names()
+    assert "closedloopId" in existing and not {s.name for s in wanted} & existing
+    assert edge.create_fields(wanted) == {"closedloopOutcome": None, "closedloopAmount": None}
+    again = edge.create_fields(wanted[:1])["closedloopOutcome"]
+    assert again is not None and again.code == "1017" and again.category == "duplicate"
+    writable = {f.name for f in edge.describe() if f.updateable}
+    assert {"closedloopOutcome", "closedloopAmount"} <= writable
+    (result,) = edge.upsert([{"closedloopId": "x", "closedloopAmount": "1200.5"}], "closedloopId")
+    assert result.status == "created"
+    assert env.sandbox.get_lead(result.lead_id or 0)["closedloopAmount"] == 1200.5  # type: ignore[index]
 
 
 def test_shared_redis_window_keeps_the_edge_inside_marketos_window(

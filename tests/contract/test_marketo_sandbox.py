@@ -231,6 +231,49 @@ def test_get_leads_by_filter_type_pages_and_limits(marketo: MarketoEnv) -> None:
         assert excinfo.value.code == code
 
 
+def test_create_lead_fields_and_read_the_schema(marketo: MarketoEnv) -> None:
+    """ "Leads" Create Fields / Get Lead Fields: POST /rest/v1/leads/schema/fields.json with
+    input[{displayName, name, dataType}] answers a status per field; names are unique, start with
+    a letter and hold letters, digits or underscores; Get Lead Fields pages with nextPageToken."""
+    client = marketo.client()
+    client.authenticate()
+    headers = {"Authorization": f"Bearer {client.token}"}
+    url = marketo.url + "/rest/v1/leads/schema/fields.json"
+    body = {
+        "input": [
+            {"name": "closedloopOutcome", "displayName": "Closedloop Outcome", "dataType": "string"},
+            {"name": "closedloopId", "displayName": "Another Label", "dataType": "string"},
+            {"name": "1bad", "displayName": "Bad Name", "dataType": "string"},
+            {"name": "noType", "displayName": "No Type"},
+        ]
+    }
+    created = requests.post(url, json=body, headers=headers, timeout=10).json()
+    assert created["success"] is True
+    assert [(r["name"], r["status"]) for r in created["result"]] == [
+        ("closedloopOutcome", "created"),
+        ("closedloopId", "skipped"),
+        ("1bad", "skipped"),
+        ("noType", "skipped"),
+    ]
+    assert [r["reasons"][0]["code"] for r in created["result"][1:]] == ["1017", "1003", "1002"]
+
+    first = requests.get(url, params={"batchSize": 10}, headers=headers, timeout=10).json()
+    assert len(first["result"]) == 10 and first["moreResult"] is True
+    rest = requests.get(
+        url, params={"batchSize": 300, "nextPageToken": first["nextPageToken"]}, headers=headers, timeout=10
+    ).json()
+    names = [f["name"] for f in first["result"] + rest["result"]]
+    assert "closedloopOutcome" in names and "email" in names and rest["moreResult"] is False
+    one = requests.get(
+        marketo.url + "/rest/v1/leads/schema/fields/closedloopOutcome.json", headers=headers, timeout=10
+    ).json()
+    assert one["result"][0]["isCustom"] is True
+    (result,) = client.create_update_leads(
+        [{"closedloopId": "f1", "closedloopOutcome": "Won"}], lookupField="closedloopId"
+    )
+    assert result["status"] == "created"
+
+
 # ----- limits ----------------------------------------------------------------------------------
 
 
