@@ -90,6 +90,16 @@ def test_write_batches_feed_and_token_expiry_end_to_end(marketo_factory: Callabl
 
     found = edge.leads_by("closedloopId", ["cl-3", "cl-4", "cl-nobody"], ["id", "closedloopStage"])
     assert found == [{"id": results[3].lead_id, "closedloopStage": "MQL"}]  # cl-4 was merged away
+    assert edge.lead_by_id(results[3].lead_id or 0, ["id", "email"]) == {
+        "id": results[3].lead_id,
+        "email": "p3@example.com",
+    }
+    assert edge.lead_by_id(results[4].lead_id or 0, ["id"]) is None
+    gone, after = edge.deleted_leads_since(cursor)
+    assert gone == [] and after != cursor
+    sandbox.delete_lead(results[5].lead_id or 0)
+    deleted, later = edge.deleted_leads_since(after)
+    assert deleted == [results[5].lead_id] and later != after
     assert edge.calls_today() == sandbox.limits.daily_used
 
 

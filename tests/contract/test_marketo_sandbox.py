@@ -548,6 +548,21 @@ def test_merge_leads_through_the_api(marketo: MarketoEnv) -> None:
     assert excinfo.value.code == "1004"
 
 
+def test_delete_leads_through_the_api(marketo: MarketoEnv) -> None:
+    """ "Leads" Delete: DELETE /rest/v1/leads.json with input[{id}] answers deleted or skipped
+    (1004) per record; deleted leads then appear in Get Deleted Leads."""
+    sandbox = marketo.sandbox
+    client = marketo.client()
+    lead = sandbox.create_lead({"email": "bye@example.com"})
+    results = client.delete_lead([lead, 424242])
+    assert [r["status"] for r in results] == ["deleted", "skipped"]
+    assert results[1]["reasons"][0]["code"] == "1004"
+    assert sandbox.get_lead(lead) is None
+    assert client.get_lead_by_id(lead) == []
+    deleted = client.get_deleted_leads(sinceDatetime=START.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    assert [(d["leadId"], d["primaryAttributeValueId"]) for d in deleted] == [(lead, lead)]
+
+
 # ----- webhooks --------------------------------------------------------------------------------
 
 
