@@ -12,6 +12,7 @@ requested types among them, so a page may be empty while ``moreResult`` is true.
 from __future__ import annotations
 
 import base64
+import bisect
 import itertools
 import re
 import threading
@@ -282,7 +283,11 @@ class LeadStore:
     # ----- writes -----------------------------------------------------------------------------
 
     def _log(self, pending: list[Activity], activity: Activity) -> None:
-        self.activities.append(activity)
+        # The log stays ordered by (activityDate, id); a backdated activity is slotted in.
+        if self.activities and _position(activity) < _position(self.activities[-1]):
+            bisect.insort(self.activities, activity, key=_position)
+        else:
+            self.activities.append(activity)
         pending.append(activity)
 
     def _activity(
@@ -306,7 +311,6 @@ class LeadStore:
 
     def _publish(self, pending: list[Activity]) -> None:
         if pending:
-            self.activities.sort(key=lambda a: (a.date, a.id))
             for listener in self.listeners:
                 listener(list(pending))
 
@@ -488,10 +492,7 @@ class LeadStore:
     ) -> tuple[list[dict[str, Any]], str, bool]:
         """(records, nextPageToken, moreResult) after the token's position."""
         when, last_id = decode_position(token)
-        start = next(
-            (i for i, a in enumerate(self.activities) if (a.date, a.id) > (when, last_id)),
-            len(self.activities),
-        )
+        start = bisect.bisect_right(self.activities, (when, last_id), key=_position)
         scanned = self.activities[start : start + batch_size]
         records = [
             a.render()
@@ -503,6 +504,10 @@ class LeadStore:
         last = scanned[-1]
         more = start + len(scanned) < len(self.activities)
         return records, encode_position(last.date, last.id), more
+
+
+def _position(activity: Activity) -> tuple[datetime, int]:
+    return activity.date, activity.id
 
 
 class RecordRejected(Exception):

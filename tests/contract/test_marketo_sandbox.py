@@ -504,6 +504,22 @@ def test_daily_usage_counts_todays_calls(marketo_factory: Callable[..., MarketoE
     assert today["users"] == [{"userId": env.sandbox.scope, "count": 3}]
 
 
+def test_backdated_changes_take_their_place_in_the_activity_log(marketo: MarketoEnv) -> None:
+    """Activities are ordered by activityDate: a change recorded with an earlier source time (an
+    import of history) is returned before later ones from a date token that precedes it."""
+    sandbox = marketo.sandbox
+    client = marketo.client()
+    ids = _type_ids(client)
+    now_lead = sandbox.create_lead({"email": "now@example.com"})
+    old_lead = sandbox.create_lead({"email": "old@example.com"}, at=START - timedelta(days=3))
+    since = (START - timedelta(days=4)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    created = client.get_lead_activities([str(ids["New Lead"])], sinceDatetime=since)
+    assert [(a["leadId"], a["activityDate"]) for a in created] == [
+        (old_lead, (START - timedelta(days=3)).strftime("%Y-%m-%dT%H:%M:%SZ")),
+        (now_lead, START.strftime("%Y-%m-%dT%H:%M:%SZ")),
+    ]
+
+
 # ----- programs and merges ---------------------------------------------------------------------
 
 
