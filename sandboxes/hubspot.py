@@ -36,7 +36,8 @@ UI_USER_ID = 9_000_001
 class HubSpotSandbox:
     """An emulated HubSpot portal: contacts, deals, pipelines, associations, rate limits and webhooks.
 
-    ``search_delay_seconds`` is the search indexing delay (see :mod:`hubspot_index`; 0 = none);
+    ``search_delay_seconds`` (plus up to ``search_jitter_seconds``) is the search indexing delay
+    (see :mod:`hubspot_index`; 0 = none);
     ``legacy_stage_dates=False`` leaves out ``hs_lifecyclestage_<stage>_date``, as newer portals may.
     """
 
@@ -51,6 +52,7 @@ class HubSpotSandbox:
         daily_limit: int = 1_000_000,
         search_per_second: int = 5,
         search_delay_seconds: float = 0.0,
+        search_jitter_seconds: float = 0.0,
         legacy_stage_dates: bool = True,
     ) -> None:
         self.clock = clock or SimClock()
@@ -58,10 +60,17 @@ class HubSpotSandbox:
         self.portal_id = portal_id
         self.app_id = app_id
         self.lock = threading.RLock()
-        self.store = ContactStore(self.clock, portal_id, SearchIndex(search_delay_seconds))
+        self.store = ContactStore(
+            self.clock, portal_id, SearchIndex(search_delay_seconds, search_jitter_seconds, seed=1)
+        )
         self.store.legacy_stage_dates = legacy_stage_dates
         self.pipelines = Pipelines(self.clock.now())
-        self.deals = DealStore(self.clock, portal_id, self.pipelines, SearchIndex(search_delay_seconds))
+        self.deals = DealStore(
+            self.clock,
+            portal_id,
+            self.pipelines,
+            SearchIndex(search_delay_seconds, search_jitter_seconds, seed=2),
+        )
         self.stores: dict[str, ObjectStore] = {"contacts": self.store, "deals": self.deals}
         self.associations = Associations()
         self.limiter = RateLimiter(self.clock, window_limit, window_seconds, daily_limit, search_per_second)
@@ -187,7 +196,12 @@ class HubSpotSandbox:
     # ----- in-process helpers -----------------------------------------------------------------
 
     def seed_contact(self, properties: dict[str, str | None]) -> str:
-        """Create a contact as a user in the HubSpot UI would; returns its id."""
+        """Create a contact as a user in the HubSpot UI would; returns its id.
+
+        Read-only calculated properties in ``properties`` (``hubspotscore``) are applied as
+        HubSpot's own calculation (history sourceType ``CALCULATED``), never as the user's edit:
+        the population's scores arrive the way HubSpot's scoring computes them, not through the API.
+        """
         with self.lock:
             values = self.store.validate(properties, self.ui_source)
             contact, events = self.store.create(values, self.ui_source)
@@ -285,11 +299,16 @@ class HubSpotSandbox:
         with self.lock:
             return list(self.live_associations("deals", deal_id, "contacts"))
 
-    def set_search_delay(self, seconds: float) -> None:
+    def set_search_delay(self, seconds: float, jitter_seconds: float = 0.0) -> None:
         """Change the search indexing delay; the index starts caught up with the records."""
         with self.lock:
             for store in self.stores.values():
-                store.index.rebuild(store.live(), seconds)
+                store.index.rebuild(store.live(), seconds, jitter_seconds)
+
+    def search_lagging(self) -> int:
+        """Changes that search does not see yet."""
+        with self.lock:
+            return sum(store.index.lagging() for store in self.stores.values())
 
     def settle_search(self) -> None:
         """Let the search index catch up now (as if the delay had passed)."""
