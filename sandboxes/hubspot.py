@@ -15,6 +15,7 @@ limited, but behave like a UI edit (timestamps, history, webhooks).
 from __future__ import annotations
 
 import threading
+from datetime import datetime
 from typing import Any
 
 from fastapi import FastAPI
@@ -287,6 +288,13 @@ class HubSpotSandbox:
                 raise KeyError(deal_id)
             values = self.deals.validate(properties, self.ui_source)
             self.emit(self.deals.update(deal, values, self.ui_source))
+
+    def property_history(self, object_type: str, record_id: str, name: str) -> list[tuple[str, datetime]]:
+        """(value, when) of every change of one property of a record, oldest first."""
+        with self.lock:
+            record = self.stores[object_type].resolve(record_id)
+            entries = record.history.get(name, []) if record is not None else []
+            return [(h.value, h.timestamp) for h in entries]
 
     def get_deal(self, deal_id: str) -> dict[str, str | None] | None:
         """All set properties of a live deal."""
