@@ -20,7 +20,10 @@ if TYPE_CHECKING:
 
 PIPELINES = "/crm/v3/pipelines/{object_type}"
 ASSOC = "/crm/v4/associations/{from_type}/{to_type}"
-MAX_ASSOCIATION_INPUTS = 1000  # v4 association batch endpoints take up to 1,000 inputs
+# Batch read takes at most 1,000 ids (https://developers.hubspot.com/changelog/bug-fix-batch-read-limit-for-hubspot-associations-api);
+# batch create, default and archive take up to 2,000 inputs.
+MAX_READ_INPUTS = 1000
+MAX_WRITE_INPUTS = 2000
 MAX_ASSOCIATION_PAGE = 500
 
 
@@ -76,15 +79,13 @@ def pipeline_routes(app: FastAPI, sandbox: HubSpotSandbox) -> None:
             return JSONResponse({"results": pipeline.to_json()["stages"]})
 
 
-def _inputs(body: Any) -> list[Any]:
+def _inputs(body: Any, limit: int = MAX_WRITE_INPUTS) -> list[Any]:
     inputs = body.get("inputs") if isinstance(body, dict) else None
     if not isinstance(inputs, list):
         raise HubSpotError(400, "Invalid input JSON: inputs must be a list")
-    if len(inputs) > MAX_ASSOCIATION_INPUTS:
+    if len(inputs) > limit:
         raise HubSpotError(
-            400,
-            f"Invalid input: batch size {len(inputs)} is too large; at most {MAX_ASSOCIATION_INPUTS} "
-            "inputs are allowed",
+            400, f"Invalid input: batch size {len(inputs)} is too large; at most {limit} inputs are allowed"
         )
     return inputs
 
@@ -137,7 +138,7 @@ def association_routes(app: FastAPI, sandbox: HubSpotSandbox) -> None:
     @app.post(ASSOC + "/batch/read")
     async def batch_read(from_type: str, to_type: str, request: Request) -> Response:
         src, dst = object_type(from_type), object_type(to_type)
-        inputs = _inputs(await _json(request))
+        inputs = _inputs(await _json(request), MAX_READ_INPUTS)
         started = iso_ms(sandbox.clock.now())
         with lock:
             results, missing = [], []

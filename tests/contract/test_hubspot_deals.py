@@ -650,3 +650,18 @@ def test_no_deal_events_without_a_deal_subscription(env: HubSpotEnv) -> None:
         assert not any(e["subscriptionType"].startswith("deal.") for e in receiver.events())
     finally:
         receiver.stop()
+
+
+def test_association_batch_read_takes_at_most_1000_ids(env: HubSpotEnv) -> None:
+    """Associations changelog (https://developers.hubspot.com/changelog/bug-fix-batch-read-limit-for-hubspot-associations-api):
+    batch read requests may not exceed 1,000 ids."""
+    batch = env.client.crm.associations.v4.batch_api
+    ids = [PublicFetchAssociationsBatchRequest(id=str(5_000_001 + i)) for i in range(1001)]
+    with pytest.raises(Exception) as too_many:
+        batch.get_page("deals", "contacts", BatchInputPublicFetchAssociationsBatchRequest(inputs=ids))
+    assert getattr(too_many.value, "status", None) == 400
+    assert _body(too_many.value)["category"] == "VALIDATION_ERROR"
+    _, status, _ = batch.get_page_with_http_info(
+        "deals", "contacts", BatchInputPublicFetchAssociationsBatchRequest(inputs=ids[:1000])
+    )
+    assert status == 207  # accepted; none of these deals exists, so each id is an error
