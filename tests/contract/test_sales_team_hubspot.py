@@ -140,3 +140,16 @@ def test_lead_status_tells_each_persons_sales_fate(run: Run) -> None:
             assert status == expected[person.stage], person.key
             seen.add(person.stage)
     assert {"disqualified", "recycled", "sal", "mql"} <= seen
+
+
+def test_population_scores_arrive_as_hubspot_calculations(run: Run) -> None:
+    """hubspotscore is HubSpot's read-only score (issue 18, item 13): the population seeds it through
+    the emulator's own scoring path, so every value in its history is CALCULATED, none an API or UI write."""
+    scored = 0
+    for contact_id in run.seeder.ids.values():
+        record = run.hubspot.stores["contacts"].resolve(contact_id)
+        assert record is not None
+        entries = record.history.get("hubspotscore", [])
+        assert {e.source_type for e in entries} <= {"CALCULATED"}
+        scored += bool(entries)
+    assert scored > 0
