@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from sync import metrics
-from sync.connectors.contract import MarketingConnector, SalesConnector
+from sync.connectors.contract import HistoryEvent, MarketingConnector, SalesConnector
 from sync.connectors.errors import ConnectorError, RecordError
 from sync.facts import Profiles, refresh_attributes, transition_row
 from sync.fieldsync import MA, SFA, FieldDecision, decide_fields, same, value_hash
@@ -25,6 +25,7 @@ from sync.logs import get_logger
 from sync.mapping import Mapping
 from sync.mapping.project import closed_loop_values, project
 from sync.people import PersonState, StateReader
+from sync.replay import Step, replay
 from sync.stages import PersonView, compute_stage, decide_transition, entered_at
 from sync.store.db import Store
 from sync.store.errors import record_error
@@ -120,13 +121,16 @@ class Engine:
                 links = IdentityMap(session, self.connectors).links(ids)
                 remembered = self._remembered(session, ids)
             states = self.reader.read(ids, links)
+            history = self.reader.history(states)
             plan = _Plan()
             with self.store.session() as session:
                 people = {
                     p.common_id: p for p in session.scalars(select(Person).where(Person.common_id.in_(ids)))
                 }
                 for cid in ids:
-                    result.transitions += self._apply_stage(session, people[cid], states[cid], cause)
+                    result.transitions += self._apply_stage(
+                        session, people[cid], states[cid], history.get(cid, []), cause
+                    )
                     self._plan_person(people[cid], states[cid], remembered.get(cid, {}), plan)
             sent = self._send(plan, result)
             with self.store.session() as session:
@@ -140,30 +144,64 @@ class Engine:
 
     # -- stages ------------------------------------------------------------------------------------
 
-    def _apply_stage(self, session: Session, person: Person, state: PersonState, cause: str) -> int:
+    def _apply_stage(
+        self, session: Session, person: Person, state: PersonState, history: list[HistoryEvent], cause: str
+    ) -> int:
+        """Log every stage the person went through since the last sync, with the source's times.
+
+        The systems' history is replayed first (so a lead worked and disqualified between two polls
+        still shows both stages, each at its own time); then the fresh state decides, for changes
+        the history does not keep, at the time the record says it changed.
+        """
         view = state.view()
         refresh_attributes(person, view, self.profiles)
-        computed = compute_stage(self.mapping, view)
-        entering = decide_transition(self.mapping, person.stage, computed)
-        if not entering:
-            return 0
-        previous_time = person.stage_entered_at
         added = 0
-        for stage_id in entering:
+        replayed = replay(
+            self.mapping, self.profiles, history, start=person.stage, after=person.stage_entered_at
+        )
+        for step in replayed:
+            source = (step.role, self.connectors[step.role], step.record_id)
+            added += self._enter(session, person, step.to_stage, step.at, view, source, cause, step)
+        computed = compute_stage(self.mapping, view)
+        for stage_id in decide_transition(self.mapping, person.stage, computed):
             when = self._entry_time(stage_id, state) or utcnow()
-            if previous_time is not None and when < previous_time:
-                when = previous_time  # a date-only source field must not put a stage before its predecessor
-            if self._record_transition(session, person, state, stage_id, when, cause, view):
-                added += 1
-                metrics.transitions_total.labels(to_stage=stage_id).inc()
-                if self.on_transition is not None:
-                    self.on_transition(session, person.common_id, stage_id, when)
-            if stage_id == self.mapping.handover.at and person.score_at_mql is None:
-                person.score_at_mql = self.profiles.score(view)
-            person.stage = stage_id
-            person.stage_entered_at = when
-            previous_time = when
-        person.updated_at = utcnow()
+            if person.stage_entered_at is not None and when < person.stage_entered_at:
+                when = (
+                    person.stage_entered_at
+                )  # a date-only source field must not put a stage before its predecessor
+            added += self._enter(session, person, stage_id, when, view, self._source(stage_id, state), cause)
+        if added or replayed:
+            person.updated_at = utcnow()
+        return added
+
+    def _enter(
+        self,
+        session: Session,
+        person: Person,
+        stage_id: str,
+        when: datetime,
+        view: PersonView,
+        source: tuple[str, str, str | None],
+        cause: str,
+        step: Step | None = None,
+    ) -> int:
+        """Move the person into ``stage_id`` at ``when``; 1 if that appended a transition row."""
+        added = 0
+        if not self._logged(session, person.common_id, stage_id, when):
+            row = transition_row(
+                self.mapping, self.profiles, person, stage_id, person.stage, when, view, source, cause
+            )
+            if step is not None:  # the snapshot of that moment knows the reason and amount of then
+                row.reason, row.amount = step.reason, step.amount
+            session.add(row)
+            added = 1
+            metrics.transitions_total.labels(to_stage=stage_id).inc()
+            if self.on_transition is not None:
+                self.on_transition(session, person.common_id, stage_id, when)
+        if stage_id == self.mapping.handover.at and person.score_at_mql is None:
+            person.score_at_mql = self.profiles.score(view)
+        person.stage = stage_id
+        person.stage_entered_at = when
         return added
 
     def _entry_time(self, stage_id: str, state: PersonState) -> datetime | None:
@@ -180,36 +218,24 @@ class Engine:
             return state.ma_updated_at
         return None
 
-    def _record_transition(
-        self,
-        session: Session,
-        person: Person,
-        state: PersonState,
-        stage_id: str,
-        when: datetime,
-        cause: str,
-        view: PersonView,
-    ) -> bool:
-        exists = session.execute(
+    @staticmethod
+    def _logged(session: Session, common_id: str, stage_id: str, when: datetime) -> bool:
+        found = session.execute(
             select(Transition.id).where(
-                Transition.common_id == person.common_id,
+                Transition.common_id == common_id,
                 Transition.to_stage == stage_id,
                 Transition.occurred_at == when,
             )
         ).first()
-        if exists:
-            return False
+        return found is not None
+
+    def _source(self, stage_id: str, state: PersonState) -> tuple[str, str, str | None]:
+        """The record whose state proves the stage: the sales-side record its condition names, else marketing's."""
         stage = self.mapping.stage(stage_id)
-        source = (MA, self.connectors[MA], state.ma_id)
         if stage.sfa is not None:
             evidence = state.record(stage.sfa.object) or {}
-            source = (SFA, self.connectors[SFA], evidence.get(self.sfa.profile.id_field))
-        session.add(
-            transition_row(
-                self.mapping, self.profiles, person, stage_id, person.stage, when, view, source, cause
-            )
-        )
-        return True
+            return (SFA, self.connectors[SFA], evidence.get(self.sfa.profile.id_field))
+        return (MA, self.connectors[MA], state.ma_id)
 
     # -- field writes ------------------------------------------------------------------------------
 
