@@ -66,6 +66,8 @@ def _database(exc: Exception) -> str | None:
         )
     if "password authentication failed" in detail or "authentication failed" in detail:
         return f"the database {db} refused the user or password: fix CLOSEDLOOP_DATABASE_URL"
+    if "database is locked" in detail:
+        return f"the SQLite file of {db} is locked by another process: stop it, or use PostgreSQL to share"
     if "unable to open database file" in detail or "readonly database" in detail or "disk i/o" in detail:
         return f"cannot open or write the SQLite file of {db}: check the path and its permissions"
     if any(
