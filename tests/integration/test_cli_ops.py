@@ -75,6 +75,25 @@ def test_sync_once_hands_over_mqls_and_status_reports_streams(boxes: Sandboxes) 
     assert {"ma:contacts", "sfa:Lead"} <= streams
 
 
+def test_sync_once_names_the_system_it_could_not_poll(
+    boxes: Sandboxes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sandboxes.common import free_port
+
+    boxes.hubspot.seed_contact({"email": "hot@example.com", "lastname": "Hot", "hubspotscore": "80"})
+    monkeypatch.setenv("CLOSEDLOOP_HUBSPOT_BASE_URL", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("CLOSEDLOOP_RETRY_MAX_ATTEMPTS", "2")
+    operations.configure(None)
+    result = runner.invoke(app_(), ["sync", "--once"])
+    assert result.exit_code == 1, result.output
+    (error,) = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert error.startswith("error: HubSpot could not be polled") and "Salesforce" not in error
+    assert "Traceback" not in result.output and boxes.hubspot.token not in result.output
+    status = json.loads(runner.invoke(app_(), ["status", "--json"]).stdout)
+    polled = {s["stream"] for s in status["streams"] if s["last_success"]}
+    assert "salesforce:Lead" in polled and "hubspot:contacts" not in polled
+
+
 def test_errors_replay_and_dismiss(boxes: Sandboxes, tmp_path: Path) -> None:
     store = Store(os.environ["CLOSEDLOOP_DATABASE_URL"])
     now = utcnow()
