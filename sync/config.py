@@ -191,8 +191,14 @@ def unknown_variables(environ: dict[str, str] | None = None) -> list[str]:
             continue
         if upper.startswith(RESERVED_PREFIXES):
             continue
-        guess = difflib.get_close_matches(upper, [*known, *NON_SETTING_VARIABLES], n=1, cutoff=0.75)
-        hint = f"; did you mean {guess[0]}?" if guess else "; see `closedloop config check` for the settings"
+        # compare without the shared prefix, which would make any two names look alike
+        names = [n.removeprefix(ENV_PREFIX) for n in (*known, *NON_SETTING_VARIABLES)]
+        guess = difflib.get_close_matches(upper.removeprefix(ENV_PREFIX), names, n=1, cutoff=0.75)
+        hint = (
+            f"; did you mean {ENV_PREFIX}{guess[0]}?"
+            if guess
+            else "; see `closedloop config check` for the settings"
+        )
         warnings.append(f"{name} is not a Closedloop setting and is ignored{hint}")
     return warnings
 

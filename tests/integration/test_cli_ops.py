@@ -91,7 +91,7 @@ def test_sync_once_names_the_system_it_could_not_poll(
     assert "Traceback" not in result.output and boxes.hubspot.token not in result.output
     status = json.loads(runner.invoke(app_(), ["status", "--json"]).stdout)
     polled = {s["stream"] for s in status["streams"] if s["last_success"]}
-    assert "salesforce:Lead" in polled and "hubspot:contacts" not in polled
+    assert "sfa:Lead" in polled and "ma:contacts" not in polled
 
 
 def test_errors_replay_and_dismiss(boxes: Sandboxes, tmp_path: Path) -> None:
