@@ -60,6 +60,8 @@ def _database(exc: Exception) -> str | None:
         return (
             f"the database {db} has no Closedloop tables (new or not migrated): run `closedloop db upgrade`"
         )
+    if "no such column" in detail or "undefinedcolumn" in type(getattr(exc, "orig", None)).__name__.lower():
+        return f"the database {db} has an older schema than this version: run `closedloop db upgrade`"
     if "does not exist" in detail and "database" in detail:
         return (
             f"the database {db} does not exist: create it (e.g. createdb), then run `closedloop db upgrade`"

@@ -138,6 +138,28 @@ def test_store_mistakes_name_the_fix(
         assert "postgres:***@" in message  # the database is named, its password masked
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_store_on_an_older_schema_asks_for_db_upgrade(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, backend: str
+) -> None:
+    name = None
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path / 'old.db'}"
+    else:
+        name, _admin = _new_pg_database()
+        url = _pg(name)
+    try:
+        upgrade(url, "0001")  # the schema before the roles migration
+        monkeypatch.setenv("CLOSEDLOOP_DATABASE_URL", url)
+        for command in (["errors"], ["errors", "--status", "all"]):
+            operations.configure(None)
+            result = runner.invoke(app_(), command)
+            _assert_operator_error(result.output, result.exit_code, "older schema", "closedloop db upgrade")
+    finally:
+        if name is not None:
+            _drop_pg_database(name)
+
+
 def test_backfill_on_an_unreachable_or_unwritable_store(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
