@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import signal
 import threading
+from datetime import datetime
+from pathlib import Path
 
 import typer
 
 from sync.cli.app import app
+from sync.cli.errors import OperatorError
 from sync.config import Settings, load_settings
 from sync.logs import configure_logging
 from sync.roles import ROLES
+
+BEAT_SCHEDULE = Path("var/celerybeat-schedule")
+CONNECTOR_LABELS = {"hubspot": "HubSpot", "salesforce": "Salesforce"}
 
 
 def _settings() -> Settings:
@@ -47,19 +53,46 @@ def sync_once(
     import time
 
     from sync import operations
+    from sync.connectors.registry import chosen
 
     settings = _settings()
     operations.runtime().store.upgrade()
     while True:
         total = 0
+        missed = []
         for role in ROLES:
+            before = _last_poll(role)
             for batch in operations.poll(role):
                 result = operations.sync_people(batch)
                 total += int(result.get("people", 0))
+            if _last_poll(role) == before:
+                name = chosen(settings)[role]
+                missed.append(CONNECTOR_LABELS.get(name, name))
         typer.echo(f"synced {total} people")
+        if missed:
+            problem = (
+                f"{' and '.join(missed)} could not be polled (see the log above: unreachable, refused, "
+                "or another poll was running); check the API URLs, credentials and network"
+            )
+            if once:
+                raise OperatorError(problem)
+            typer.echo(f"warning: {problem}", err=True)
         if once:
             return
         time.sleep(settings.poll_interval)
+
+
+def _last_poll(role: str) -> datetime | None:
+    """When a poll of ``role`` last completed: every successful poll stamps its streams' cursors."""
+    from sqlalchemy import func, select
+
+    from sync import operations
+    from sync.store.models import Cursor
+
+    with operations.runtime().store.session() as session:
+        return session.scalar(
+            select(func.max(Cursor.last_success_at)).where(Cursor.stream.startswith(f"{role}:"))
+        )
 
 
 def _serve_web(settings: Settings, host: str, port: int, in_thread: bool) -> threading.Thread | None:
@@ -67,6 +100,7 @@ def _serve_web(settings: Settings, host: str, port: int, in_thread: bool) -> thr
 
     from sync.operations import runtime
     from sync.web.app import create_app
+    from sync.web.serving import uvicorn_config
     from workers.tasks import process_inbox
 
     rt = runtime()
@@ -91,8 +125,7 @@ def _serve_web(settings: Settings, host: str, port: int, in_thread: bool) -> thr
         lambda ids: process_inbox.delay(list(ids)),
         ready_checks={"broker": broker_ok, "mappings": mappings_ok},
     )
-    config = uvicorn.Config(web, host=host, port=port, log_level="warning", access_log=False)
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(uvicorn_config(web, settings, host, port))
     if not in_thread:
         server.run()
         return None
@@ -132,7 +165,10 @@ def beat() -> None:
         raise typer.BadParameter("a separate beat needs CLOSEDLOOP_REDIS_URL; use `closedloop run` embedded")
     from workers.celery_app import app as celery_app
 
-    celery_app.start(["beat", "--loglevel=INFO", "--schedule=var/celerybeat-schedule"])
+    # beat cannot create the folder of its schedule file and exits without saying why
+    schedule = Path.cwd() / BEAT_SCHEDULE
+    schedule.parent.mkdir(parents=True, exist_ok=True)
+    celery_app.start(["beat", "--loglevel=INFO", f"--schedule={schedule}"])
 
 
 @app.command()
