@@ -65,6 +65,18 @@ class _Plan:
     )  # object -> record id -> fields
     owners: dict[tuple[str, str], str] = field(default_factory=dict)  # (kind, key) -> common id
     settled: dict[str, dict[tuple[str, str], Any]] = field(default_factory=dict)  # cid -> values after writes
+    handovers: dict[str, _Handover] = field(default_factory=dict)  # cid -> the sales record being created
+
+
+@dataclass(frozen=True)
+class _Handover:
+    """A person handed to sales in this sync: what was created, and their marketing record then."""
+
+    object: str
+    fields: dict[str, Any]
+    ma_id: str
+    ma: dict[str, Any]
+    stage: str | None
 
 
 @dataclass
@@ -258,6 +270,10 @@ class Engine:
                 fields[ext] = cid
                 plan.sfa_upserts.setdefault(create_as, {})[cid] = fields
                 plan.owners[("sfa_create", cid)] = cid
+                if state.ma_id:
+                    plan.handovers[cid] = _Handover(
+                        create_as, fields, state.ma_id, dict(state.ma), person.stage
+                    )
                 for fm in self.mapping.fields:
                     if fm.sfa in fields:
                         settled[(SFA, fm.sfa)] = fields[fm.sfa]
@@ -279,7 +295,7 @@ class Engine:
                 plan.owners[("sfa", record_id)] = cid
 
         if state.ma is not None:
-            ma_writes.update(self._closed_loop_writes(person, state))
+            ma_writes.update(self._closed_loop_writes(person.stage, state.ma, state.sfa_state.records))
             if state.ma.get(ma_prop) != cid:
                 ma_writes[ma_prop] = cid
             if ma_writes and state.ma_id:
@@ -292,7 +308,7 @@ class Engine:
                 props = project(self.mapping, "sfa", record, sfa_object=obj)
                 props[ma_prop] = cid
                 props[self.ma.profile.email_field] = email
-                props.update(self._closed_loop_writes(person, state))
+                props.update(self._closed_loop_writes(person.stage, {}, state.sfa_state.records))
                 plan.ma_creates[cid] = props
                 plan.owners[("ma_create", cid)] = cid
         plan.settled[cid] = settled
@@ -315,16 +331,19 @@ class Engine:
             parse_timestamp(record.get(self.sfa.profile.modified_field)),
         )
 
-    def _closed_loop_writes(self, person: Person, state: PersonState) -> dict[str, Any]:
-        ma = state.ma or {}
+    def _closed_loop_writes(
+        self, stage: str | None, ma: dict[str, Any], sfa_records: dict[str, dict[str, Any]]
+    ) -> dict[str, Any]:
+        """The sales outcome and standard stage on the marketing record, where they differ from it now."""
         writes: dict[str, Any] = {}
-        has_person = any(state.record(obj) is not None for obj in self.sfa.profile.person_objects)
-        values = closed_loop_values(self.mapping, state.view(), person.stage) if has_person else {}
+        has_person = any(obj in sfa_records for obj in self.sfa.profile.person_objects)
+        view = PersonView(ma=ma, sfa=sfa_records)
+        values = closed_loop_values(self.mapping, view, stage) if has_person else {}
         for prop, value in values.items():
             if not same(value, ma.get(prop)):
                 writes[prop] = value
-        if state.ma is not None:
-            writes.update(self.ma.lifecycle_writes(person.stage, ma))
+        if ma:
+            writes.update(self.ma.lifecycle_writes(stage, ma))
         return writes
 
     def _past_handover(self, stage: str | None) -> bool:
@@ -346,6 +365,7 @@ class Engine:
                 sent, SFA, obj, "upsert", list(rows), partial(self.sfa.upsert, obj, ext, rows)
             )
             sent.links += [(cid, RecordRef(SFA, obj, record_id)) for cid, record_id in (ids or {}).items()]
+            self._closed_loop_after_handover(plan, ids or {})
             result.leads_created += len(ids or {})
             result.sfa_writes += len(ids or {})
             sent.rejected += [(SFA, obj, e, e.key) for e in errs or []]
@@ -378,6 +398,22 @@ class Engine:
             result.ma_created += len(created or {})
             sent.rejected += [(MA, ma_object, e, e.key) for e in errs or []]
         return sent
+
+    def _closed_loop_after_handover(self, plan: _Plan, created: dict[str, str]) -> None:
+        """Write the new sales record's outcome fields in this sync's one marketing write per person.
+
+        The sales system fills defaults on create (e.g. a lead's status); the connector says what the
+        created record holds, so marketing is not written a second time once the next poll reads it.
+        """
+        for cid, record_id in created.items():
+            handover = plan.handovers.get(cid)
+            if handover is None:
+                continue
+            record = self.sfa.as_created(handover.object, handover.fields, record_id)
+            writes = self._closed_loop_writes(handover.stage, handover.ma, {handover.object: record})
+            if writes:
+                plan.ma_updates.setdefault(handover.ma_id, {}).update(writes)
+                plan.owners[("ma", handover.ma_id)] = cid
 
     def _guard(
         self, sent: _Sent, role: str, obj: str, operation: str, owners: list[str], call: Callable[[], Any]

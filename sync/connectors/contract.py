@@ -234,6 +234,10 @@ class SalesConnector(Connector, Protocol):
         """Update records of ``obj`` by record ID; one error per failed record."""
         ...
 
+    def as_created(self, obj: str, fields: Mapping[str, Any], record_id: str) -> Record:
+        """The record as the system holds it right after creating it with ``fields`` (its defaults applied)."""
+        ...
+
     def create_follow_up(
         self, record_id: str, owner: str | None, subject: str, due: date, description: str
     ) -> None:

@@ -124,6 +124,7 @@ class SalesforceSales:
     def __init__(self, edge: SalesforceConnector, mapping: SyncMapping) -> None:
         self.edge = edge
         self.flags = StageFlags()
+        self._created_defaults: dict[str, dict[str, Any]] = {}
         self.ext = mapping.identity.sfa_field
         self.email_field = next((f.sfa for f in mapping.fields if f.ma == "email"), "Email")
         self.fields = {
@@ -264,6 +265,22 @@ class SalesforceSales:
 
     def update(self, obj: str, updates: Mapping[str, Record]) -> list[RecordError]:
         return self.edge.update(obj, [{"Id": rid, **fields} for rid, fields in updates.items()])
+
+    def as_created(self, obj: str, fields: Mapping[str, Any], record_id: str) -> Record:
+        """Our fields plus the org's picklist and checkbox defaults (describe, read once per object)."""
+        return {**self._defaults(obj), **fields, "Id": record_id}
+
+    def _defaults(self, obj: str) -> dict[str, Any]:
+        if obj not in self._created_defaults:
+            defaults: dict[str, Any] = {}
+            for name, described in self.edge.describe_fields(obj).items():
+                picked = [p["value"] for p in described.get("picklistValues") or [] if p.get("defaultValue")]
+                if picked:
+                    defaults[name] = picked[0]
+                elif described.get("type") == "boolean" and isinstance(described.get("defaultValue"), bool):
+                    defaults[name] = described["defaultValue"]
+            self._created_defaults[obj] = defaults
+        return self._created_defaults[obj]
 
     def create_follow_up(
         self, record_id: str, owner: str | None, subject: str, due: date, description: str
