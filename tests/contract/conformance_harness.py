@@ -92,6 +92,11 @@ def start_web_app(workdir: Path, org_id: str) -> WebApp:
     return WebApp(store, server, org_id)
 
 
+def keyed(rows: Mapping[str, Record], key_field: str) -> dict[str, Record]:
+    """Rows with their common ID repeated in the key field."""
+    return {cid: {**row, key_field: cid} for cid, row in rows.items()}
+
+
 class Harness:
     """What the conformance suite needs to know about one connector and its emulator."""
 
@@ -144,7 +149,11 @@ class Harness:
         """Fields of a new person the emulator refuses (an invalid email address)."""
         raise NotImplementedError
 
-    def create(self, rows: Mapping[str, Record]) -> tuple[dict[str, str], list[RecordError]]:
+    def create(
+        self, rows: Mapping[str, Record], repeat_key: bool = True
+    ) -> tuple[dict[str, str], list[RecordError]]:
+        """Create-or-update rows keyed by common ID; ``repeat_key`` also puts the key into each row
+        (as the engine does)."""
         raise NotImplementedError
 
     def update(self, updates: Mapping[RecordRef, Record]) -> list[RecordError]:
@@ -253,7 +262,10 @@ class HubSpotHarness(Harness):
     def refused_row(self, n: int) -> Record:
         return {"email": f"not-an-email-{n}", "firstname": f"Refused{n}"}
 
-    def create(self, rows: Mapping[str, Record]) -> tuple[dict[str, str], list[RecordError]]:
+    def create(
+        self, rows: Mapping[str, Record], repeat_key: bool = True
+    ) -> tuple[dict[str, str], list[RecordError]]:
+        rows = keyed(rows, self.key_field) if repeat_key else rows
         return self.connector.create(self.key_field, rows)  # type: ignore[attr-defined,no-any-return]
 
     def update(self, updates: Mapping[RecordRef, Record]) -> list[RecordError]:
@@ -373,10 +385,11 @@ class SalesforceHarness(Harness):
     def refused_row(self, n: int) -> Record:
         return {"LastName": f"Refused{n}", "Company": "Acme", "Email": f"not-an-email-{n}"}
 
-    def create(self, rows: Mapping[str, Record]) -> tuple[dict[str, str], list[RecordError]]:
-        # The engine puts the key into each row as well; so does this harness.
-        keyed = {cid: {**row, self.key_field: cid} for cid, row in rows.items()}
-        return self.connector.upsert("Lead", self.key_field, keyed)  # type: ignore[attr-defined,no-any-return]
+    def create(
+        self, rows: Mapping[str, Record], repeat_key: bool = True
+    ) -> tuple[dict[str, str], list[RecordError]]:
+        rows = keyed(rows, self.key_field) if repeat_key else rows
+        return self.connector.upsert("Lead", self.key_field, rows)  # type: ignore[attr-defined,no-any-return]
 
     def update(self, updates: Mapping[RecordRef, Record]) -> list[RecordError]:
         records = [{"Id": r.record_id, **f} for r, f in updates.items()]
@@ -492,7 +505,10 @@ class FakeHarness(Harness):
     def refused_row(self, n: int) -> Record:
         return {self.fake.profile.email_field: f"not-an-email-{n}", "name": f"Refused{n}"}
 
-    def create(self, rows: Mapping[str, Record]) -> tuple[dict[str, str], list[RecordError]]:
+    def create(
+        self, rows: Mapping[str, Record], repeat_key: bool = True
+    ) -> tuple[dict[str, str], list[RecordError]]:
+        rows = keyed(rows, self.key_field) if repeat_key else rows
         if self.role == MA:
             return self.fake.create(self.key_field, rows)  # type: ignore[no-any-return]
         return self.fake.upsert(self.object, self.key_field, rows)  # type: ignore[no-any-return]

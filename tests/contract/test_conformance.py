@@ -253,6 +253,25 @@ def test_create_by_common_id_twice_yields_one_record(harness: Harness) -> None:
         assert len(harness.by_key(cid)) == 1
 
 
+def test_create_keys_rows_by_the_common_id_alone(harness: Harness, request: pytest.FixtureRequest) -> None:
+    """The contract keys rows by common ID; a row need not repeat it in the key field."""
+    known_gap(
+        request,
+        harness,
+        {"salesforce"},
+        "SalesforceSales.upsert sends only the row values: without the key field in each row every "
+        "record fails MISSING_ARGUMENT, and its RecordError.key is 'None' instead of the common ID",
+    )
+    rows = {common_id(): harness.write_row(n()), common_id(): harness.write_row(n())}
+
+    ids, errors = harness.create(rows, repeat_key=False)
+
+    assert errors == []
+    assert set(ids) == set(rows)
+    for cid in rows:
+        assert len(harness.by_key(cid)) == 1
+
+
 def test_a_refused_value_fails_only_its_record_on_create(
     harness: Harness, request: pytest.FixtureRequest
 ) -> None:
@@ -273,6 +292,26 @@ def test_a_refused_value_fails_only_its_record_on_create(
     assert set(ids) == {good_a, good_b}
     assert harness.by_key(bad) == []
     assert len(harness.by_key(good_a)) == 1 and len(harness.by_key(good_b)) == 1
+
+
+def test_a_refused_value_fails_only_its_record_on_update(
+    harness: Harness, request: pytest.FixtureRequest
+) -> None:
+    known_gap(
+        request,
+        harness,
+        {"hubspot"},
+        "HubSpot batch update is validated as a whole (400); the connector raises PermanentError for "
+        "all inputs instead of one RecordError for the refused one",
+    )
+    a, refused, c = harness.new_person(n()), harness.new_person(n()), harness.new_person(n())
+    bad = {**harness.change("Updated"), **harness.refused_row(n())}
+
+    errors = harness.update({a: harness.change("Updated"), refused: bad, c: harness.change("Updated")})
+
+    assert [e.key for e in errors] == [refused.record_id]
+    assert harness.watched(a)[1] == "Updated" and harness.watched(c)[1] == "Updated"
+    assert harness.watched(refused)[1] != "Updated"
 
 
 def test_a_deleted_record_fails_only_itself_on_update(harness: Harness) -> None:
@@ -338,3 +377,20 @@ def test_a_merge_notification_names_survivor_and_merged_record(harness: Harness)
     assert survivor in meaning.changed
     assert merged not in meaning.changed
     assert all(isinstance(r, RecordRef) for r in meaning.changed)
+
+
+def test_a_merge_lists_only_records_merged_away(harness: Harness, request: pytest.FixtureRequest) -> None:
+    """EventMeaning.merges holds (survivor, records merged away): the survivor is not among them."""
+    if "merge" not in harness.webhook_kinds:
+        pytest.skip(f"{harness.name} sends no merge notifications")
+    known_gap(
+        request,
+        harness,
+        {"hubspot"},
+        "HubSpotMarketing.interpret copies mergedObjectIds, which holds the primary too, into the merged-away list",
+    )
+    survivor, merged = harness.new_person(n()), harness.new_person(n())
+
+    meaning = harness.connector.interpret(harness.webhook_items(lambda: harness.merge(survivor, merged)))
+
+    assert meaning.merges == [(survivor, [merged])]
