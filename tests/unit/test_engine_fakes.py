@@ -344,3 +344,39 @@ def test_replaying_a_history_yields_what_the_engine_recorded_live(world: World) 
     assert [s.from_stage for s in replayed] == [t.from_stage for t in live]
     assert replayed[-1].reason == live[-1].reason == "Price"
     assert replayed[-1].at == live[-1].occurred_at
+
+
+# ------------------------------------------------------------------------------------------- inbox
+
+
+def test_inbox_events_resolve_changes_merges_and_deletions(world: World) -> None:
+    from sync.inbox_processor import InboxProcessor
+    from sync.web.inbox import NewEvent, store_events
+
+    survivor = world.ma.add_person(email="keep@example.com", closedloop_id="CID-KEEP")
+    merged = world.ma.add_person(email="dupe@example.com", closedloop_id="CID-DUPE")
+    gone = world.ma.add_person(email="gone@example.com", closedloop_id="CID-GONE")
+    world.settle()
+    world.ma.put("contact", {"firstname": "Kept"}, survivor)
+    world.ma.delete("contact", merged)
+    world.ma.delete("contact", gone)
+
+    def event(key: str, record_id: str, kind: str, **extra: object) -> NewEvent:
+        payload = {"kind": kind, **extra}
+        return NewEvent("fake-ma", key, "contact", record_id, None, payload)
+
+    stored = store_events(
+        world.store,
+        [event("1", survivor, "merge", merged=[merged]), event("2", gone, "deletion")],
+        roles={"fake-ma": "ma"},
+    )
+    result = InboxProcessor(world.store, world.poller, world.engine).process(stored.new_ids)
+
+    assert result.people == 1
+    loser, deleted = world.person("CID-DUPE"), world.person("CID-GONE")
+    assert loser.merged_into == "CID-KEEP"
+    assert deleted.deleted_at is not None and world.person("CID-KEEP").deleted_at is None
+    with world.store.session() as session:
+        rows = session.execute(select(RecordLink.record_id, RecordLink.common_id)).all()
+    owners = {record_id: cid for record_id, cid in rows}
+    assert owners[merged] == owners[survivor] == "CID-KEEP"
