@@ -84,6 +84,7 @@ class FakeSystem:
     calls: list[Call] = field(default_factory=list)
     refusals: dict[str, tuple[str, str]] = field(default_factory=dict)  # key -> (code, message)
     faults: list[ConnectorError] = field(default_factory=list)  # raised by the next calls, in turn
+    after_first_page: Callable[[str, str], None] | None = None  # (object, first record ID), once
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
     # -- direct edits, as a user in the vendor's UI would make them -----------------------------------
@@ -151,9 +152,13 @@ class FakeSystem:
         if since is not None:
             rows = [r for r in rows if (parse_timestamp(r[self.profile.modified_field]) or since) >= since]
         fresh: list[Record] = []
+        # Like a server-side query cursor: the result set is fixed when the read starts.
         for start in range(0, max(len(rows), 1), self.page_size):
             page = self._call("page", (obj, since, start), partial(self._page, rows, start))
             fresh += [dict(r) for r in page if cursor.is_new(r[ID], str(r[self.profile.modified_field]))]
+            if start == 0 and page and self.after_first_page is not None:
+                hook, self.after_first_page = self.after_first_page, None
+                hook(obj, page[0][ID])
         return fresh
 
     def interpret(self, items: Sequence[InboxItem]) -> EventMeaning:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import gc
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -163,6 +163,14 @@ class Harness:
         """The update that sets the watched field to ``value``."""
         raise NotImplementedError
 
+    def age(self, delta: timedelta) -> None:
+        """Move the emulator's clock on: every record so far is then ``delta`` older than new changes."""
+        raise NotImplementedError
+
+    def after_first_feed_page(self, action: Callable[[RecordRef], None]) -> None:
+        """Run ``action`` with the first record of the next poll, between its first and second page."""
+        raise NotImplementedError
+
     # -- faults, counting and webhooks --------------------------------------------------------------
 
     def fail_feed_once(self) -> None:
@@ -255,6 +263,22 @@ class HubSpotHarness(Harness):
 
     def merge(self, primary: RecordRef, merged: RecordRef) -> None:
         self.sandbox.merge_contacts(primary.record_id, merged.record_id)
+
+    def age(self, delta: timedelta) -> None:
+        self.sandbox.clock.advance(delta)
+
+    def after_first_feed_page(self, action: Callable[[RecordRef], None]) -> None:
+        edge = self.connector.edge  # type: ignore[attr-defined]
+        original, done = edge.changed_since, [False]
+
+        def paged(*args: Any, **kwargs: Any) -> Iterator[Any]:
+            for page in original(*args, **kwargs):
+                yield page
+                if not done[0]:
+                    done[0] = True
+                    action(RecordRef(MA, "contact", page[0].id))
+
+        edge.changed_since = paged
 
     def write_row(self, n: int) -> Record:
         return {"email": f"written{n}@example.com", "firstname": f"Written{n}"}
@@ -379,6 +403,25 @@ class SalesforceHarness(Harness):
     def delete(self, ref: RecordRef) -> None:
         self.sandbox.delete(ref.object_type, ref.record_id)
 
+    def age(self, delta: timedelta) -> None:
+        self.sandbox.clock.advance(delta)
+
+    def after_first_feed_page(self, action: Callable[[RecordRef], None]) -> None:
+        edge = self.connector.edge  # type: ignore[attr-defined]
+        original = edge.query
+        page_size, done = self.page_size, [False]
+
+        def paged(soql: str) -> Iterator[Any]:
+            first: str | None = None
+            for count, record in enumerate(original(soql), 1):
+                first = first or record["Id"]
+                yield record
+                if count == page_size and not done[0] and soql.split(" FROM ")[1].startswith("Lead "):
+                    done[0] = True
+                    action(RecordRef(SFA, "Lead", first))
+
+        edge.query = paged
+
     def write_row(self, n: int) -> Record:
         return {"LastName": f"Written{n}", "Company": "Acme", "Email": f"written{n}@example.com"}
 
@@ -458,6 +501,7 @@ class FakeHarness(Harness):
         self.fake.calls.clear()
         self.fake.faults.clear()
         self.fake.refusals.clear()
+        self.fake.after_first_page = None
 
     def stop(self) -> None:
         pass
@@ -498,6 +542,12 @@ class FakeHarness(Harness):
         self.fake.delete(merged.object_type, merged.record_id)
         payload = {"kind": "merge", "merged": [merged.record_id]}
         self.events.append(InboxItem(primary.object_type, primary.record_id, payload))
+
+    def age(self, delta: timedelta) -> None:
+        self.fake.clock.advance(delta)
+
+    def after_first_feed_page(self, action: Callable[[RecordRef], None]) -> None:
+        self.fake.after_first_page = lambda obj, rid: action(RecordRef(self.role, obj, rid))
 
     def write_row(self, n: int) -> Record:
         return {self.fake.profile.email_field: f"written{n}@example.com", "name": f"Written{n}"}

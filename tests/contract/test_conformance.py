@@ -187,6 +187,42 @@ def test_a_poll_resumed_from_saved_cursor_state_misses_nothing(harness: Harness)
     assert last == [fourth]
 
 
+def test_a_record_changed_between_two_pages_costs_no_other_record(
+    harness: Harness, request: pytest.FixtureRequest
+) -> None:
+    """A change made while a poll pages through the feed must not push an unread record out of reach.
+
+    HubSpot's search ``after`` is an offset into a result set re-evaluated per request (sorted by
+    lastmodifieddate), so a record of page 1 modified before page 2 moves to the end and shifts every
+    later record one place forward: the record at the page boundary is read by neither page. Once the
+    watermark has moved past it by more than the overlap, no later poll reads it either.
+    """
+    known_gap(
+        request,
+        harness,
+        {"hubspot"},
+        "HubSpotConnector.changed_since pages search results by offset over a changing sort order; "
+        "a record at the page boundary is skipped and falls behind the watermark for good",
+    )
+    for _ in range(max(harness.page_size + 5 - len(harness.person_refs()), 2)):
+        harness.new_person(n())
+    harness.age(timedelta(hours=1))  # everything so far is older than the overlap behind new changes
+    moved: list[RecordRef] = []
+
+    def move(ref: RecordRef) -> None:
+        harness.modify(ref, "Moved")
+        moved.append(ref)
+
+    harness.after_first_feed_page(move)
+
+    first, cursors = poll_refs(harness, {}, OVERLAP)
+    second, _ = poll_refs(harness, saved_through_json(cursors), OVERLAP)
+
+    assert len(moved) == 1 and moved[0] in first
+    missed = harness.person_refs() - set(first) - set(second)
+    assert not missed, f"never reported: {sorted(r.record_id for r in missed)}"
+
+
 # -------------------------------------------------------------------------------------------- people
 
 
