@@ -92,6 +92,13 @@ def start_web_app(workdir: Path, org_id: str) -> WebApp:
     return WebApp(store, server, org_id)
 
 
+def one_fault(path_regex: str, kind: str) -> FaultRule:
+    """Exactly one injected 429 (``rate_limit``) or 5xx (``outage``) on matching paths."""
+    if kind == "rate_limit":
+        return FaultRule(path_regex=path_regex, rate_429=1.0, limit=1)
+    return FaultRule(path_regex=path_regex, rate_5xx=1.0, limit=1)
+
+
 def keyed(rows: Mapping[str, Record], key_field: str) -> dict[str, Record]:
     """Rows with their common ID repeated in the key field."""
     return {cid: {**row, key_field: cid} for cid, row in rows.items()}
@@ -173,8 +180,8 @@ class Harness:
 
     # -- faults, counting and webhooks --------------------------------------------------------------
 
-    def fail_feed_once(self) -> None:
-        """The next change-feed call gets one transient error (a rate limit or an outage)."""
+    def fail_feed_once(self, kind: str) -> None:
+        """The next change-feed call gets one transient error: ``rate_limit`` or ``outage``."""
         raise NotImplementedError
 
     def feed_statuses(self) -> Counter[int]:
@@ -298,8 +305,8 @@ class HubSpotHarness(Harness):
     def change(self, value: str) -> Record:
         return {"firstname": value}
 
-    def fail_feed_once(self) -> None:
-        self.sandbox.faults.rules = [FaultRule(path_regex=f"^{self.FEED}$", rate_429=1.0, limit=1)]
+    def fail_feed_once(self, kind: str) -> None:
+        self.sandbox.faults.rules = [one_fault(f"^{self.FEED}$", kind)]
 
     def feed_statuses(self) -> Counter[int]:
         return Counter(
@@ -441,11 +448,10 @@ class SalesforceHarness(Harness):
     def change(self, value: str) -> Record:
         return {"FirstName": value}
 
-    def fail_feed_once(self) -> None:
-        # 503 SERVER_UNAVAILABLE: Salesforce's answer while an instance is unavailable.
-        self.sandbox.faults.rules = [
-            FaultRule(path_regex=r"^/services/data/v59\.0/query/?$", rate_5xx=1.0, limit=1)
-        ]
+    def fail_feed_once(self, kind: str) -> None:
+        # The emulator renders an injected 429 with REQUEST_LIMIT_EXCEEDED and a 5xx with
+        # UNKNOWN_EXCEPTION or SERVER_UNAVAILABLE, in Salesforce's error body shape.
+        self.sandbox.faults.rules = [one_fault(r"^/services/data/v59\.0/query/?$", kind)]
 
     def feed_statuses(self) -> Counter[int]:
         return Counter(
@@ -571,8 +577,9 @@ class FakeHarness(Harness):
     def change(self, value: str) -> Record:
         return {"name": value}
 
-    def fail_feed_once(self) -> None:
-        self.fake.faults.append(TransientError("fake", "HTTP 429: rate limited", 429, category="transient"))
+    def fail_feed_once(self, kind: str) -> None:
+        status = 429 if kind == "rate_limit" else 503
+        self.fake.faults.append(TransientError("fake", f"HTTP {status}", status, category="transient"))
 
     def feed_statuses(self) -> Counter[int]:
         pages = [c for c in self.fake.calls if c.name == "page"]

@@ -364,9 +364,10 @@ def test_a_deleted_record_fails_only_itself_on_update(harness: Harness) -> None:
 # -------------------------------------------------------------------------------------- rate limits
 
 
-def test_one_transient_failure_is_retried_by_the_retry_policy(harness: Harness) -> None:
+@pytest.mark.parametrize("kind", ["rate_limit", "outage"])
+def test_one_transient_failure_is_retried_by_the_retry_policy(harness: Harness, kind: str) -> None:
     ref = harness.new_person(n())
-    harness.fail_feed_once()
+    harness.fail_feed_once(kind)
 
     seen, _ = poll_refs(harness, {}, OVERLAP)
 
