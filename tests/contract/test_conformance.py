@@ -273,6 +273,29 @@ def test_read_people_keeps_people_apart_and_skips_unknown_ones(harness: Harness)
     assert nobody not in states or not states[nobody].records
 
 
+def test_read_people_of_a_deleted_record_returns_no_record(harness: Harness) -> None:
+    ref = harness.new_person(n())
+    harness.delete(ref)
+    cid = common_id()
+
+    states = harness.connector.read_people([cid], {cid: [ref]})
+
+    assert cid not in states or not states[cid].records
+
+
+def test_candidates_tell_the_common_id_and_email_of_records(harness: Harness) -> None:
+    cid = common_id()
+    carrying, plain = harness.new_person(n(), common_id=cid), harness.new_person(n())
+
+    found = harness.connector.candidates([carrying, plain])
+
+    by_ref = {r: c for c in found for r in c.records}
+    assert set(by_ref) == {carrying, plain}
+    assert by_ref[carrying].common_id == cid
+    assert by_ref[plain].common_id is None
+    assert by_ref[plain].keys.get("email", "").endswith("@example.com")
+
+
 # ------------------------------------------------------------------------------------------- writes
 
 
