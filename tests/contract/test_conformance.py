@@ -8,6 +8,9 @@ The vendor facts the emulators hold the connectors to:
   batch endpoints take at most 100 inputs; a validation error in one input fails the whole batch
   request with 400, while unknown IDs in a batch update come back as a 207 multi-status
   (https://developers.hubspot.com/docs/api/crm/search, https://developers.hubspot.com/docs/api/crm/contacts).
+- HubSpot search's ``after`` token is an offset into a result set evaluated again on every request
+  (the emulator models it so), whereas a Salesforce query locator pages a result set fixed when the
+  query ran (REST API Developer Guide, "Execute a SOQL Query", ``nextRecordsUrl``).
 - HubSpot answers a burst with 429 and ``policyName`` TEN_SECONDLY_ROLLING
   (https://developers.hubspot.com/docs/api/usage-details).
 - HubSpot webhooks: ``contact.propertyChange``, ``contact.deletion`` and ``contact.merge`` events,
