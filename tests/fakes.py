@@ -23,10 +23,14 @@ from sync.connectors.contract import (
     SFA,
     ChangeBatch,
     EventMeaning,
+    HistoryEvent,
     InboxItem,
     Profile,
+    Provisioning,
     Record,
     RoleState,
+    ScanPage,
+    ScanStream,
     WriteTarget,
 )
 from sync.connectors.errors import (
@@ -160,6 +164,47 @@ class FakeSystem:
                 hook, self.after_first_page = self.after_first_page, None
                 hook(obj, page[0][ID])
         return fresh
+
+    # -- backfill and provisioning: the same contract, from the tables ----------------------------------
+
+    @property
+    def scan_streams(self) -> tuple[ScanStream, ...]:
+        return tuple(ScanStream(obj, f"fake {obj}") for obj in self.streams)
+
+    def scan(
+        self, stream: str, state: Mapping[str, Any], since: datetime | None, page_size: int
+    ) -> Iterator[ScanPage]:
+        last = str(state.get("last_id") or "")
+        rows = sorted(self.tables.get(stream, {}).items())
+        rows = [(rid, rec) for rid, rec in rows if rid > last]
+        for start in range(0, len(rows), page_size):
+            chunk = rows[start : start + page_size]
+            yield ScanPage(
+                self.candidates([RecordRef(self.profile.role, stream, rid) for rid, _ in chunk]),
+                {"last_id": chunk[-1][0]},
+                len(chunk),
+            )
+
+    def scan_total(self, stream: str) -> int | None:
+        return len(self.tables.get(stream, {}))
+
+    def newest_changes(self) -> dict[str, datetime | None]:
+        out: dict[str, datetime | None] = {}
+        for obj in self.streams:
+            times = [
+                parse_timestamp(r.get(self.profile.modified_field)) for r in self.tables.get(obj, {}).values()
+            ]
+            out[obj] = max((t for t in times if t is not None), default=None)
+        return out
+
+    def history(self, states: Mapping[str, RoleState]) -> dict[str, list[HistoryEvent]]:
+        return {cid: [] for cid in states}  # these fakes keep no history: the engine uses snapshot times
+
+    def provision(self, mapping: Any, dry_run: bool) -> Provisioning:
+        return Provisioning()
+
+    def candidates(self, refs: Sequence[RecordRef]) -> list[Candidate]:
+        raise NotImplementedError
 
     def interpret(self, items: Sequence[InboxItem]) -> EventMeaning:
         """The fakes' webhook payloads: ``{"kind": "change" | "merge" | "deletion", "merged": [ids]}``."""
@@ -409,12 +454,10 @@ class FakeSales(FakeSystem):
 
         return self._call("upsert", (obj, dict(rows)), write)
 
-    def update(self, obj: str, records: Sequence[Record]) -> list[RecordError]:
+    def update(self, obj: str, updates: Mapping[str, Record]) -> list[RecordError]:
         def write() -> list[RecordError]:
             errors: list[RecordError] = []
-            for record in records:
-                rid = str(record[ID])
-                fields = {k: v for k, v in record.items() if k != ID}
+            for rid, fields in updates.items():
                 error = self._validate(rid, fields)
                 if error is None and rid not in self.tables.get(obj, {}):
                     error = RecordError(rid, "ENTITY_IS_DELETED", "entity is deleted", "deleted")
@@ -424,7 +467,10 @@ class FakeSales(FakeSystem):
                     self.put(obj, fields, rid)
             return errors
 
-        return self._call("update", (obj, [dict(r) for r in records]), write)
+        return self._call("update", (obj, [{ID: rid, **fields} for rid, fields in updates.items()]), write)
+
+    def as_created(self, obj: str, fields: Mapping[str, Any], record_id: str) -> Record:
+        return {**fields, ID: record_id}  # this fake applies no defaults of its own
 
     def create_follow_up(
         self, record_id: str, owner: str | None, subject: str, due: date, description: str
@@ -462,6 +508,7 @@ SFA_PROFILE = Profile(
     role=SFA,
     person_objects=("Lead", "Contact"),
     outcome_object="Opportunity",
+    id_field=ID,
     email_field="Email",
     modified_field="LastModifiedDate",
     created_field="CreatedDate",

@@ -196,8 +196,13 @@ class HubSpotMarketing:
             if kind.endswith(".deletion"):
                 meaning.deletions.append(ref)
             elif kind.endswith(".merge"):
-                merged = [RecordRef(MA, CONTACT, str(x)) for x in item.payload.get("mergedObjectIds") or []]
                 primary = RecordRef(MA, CONTACT, str(item.payload.get("primaryObjectId") or item.record_id))
+                # mergedObjectIds lists every contact of the merge, the surviving primary included.
+                merged = [
+                    RecordRef(MA, CONTACT, str(x))
+                    for x in item.payload.get("mergedObjectIds") or []
+                    if str(x) != primary.record_id
+                ]
                 meaning.merges.append((primary, merged))
                 meaning.changed.append(primary)
             else:

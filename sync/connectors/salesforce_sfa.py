@@ -261,7 +261,7 @@ class SalesforceSales:
     def upsert(
         self, obj: str, key_field: str, rows: Mapping[str, Record]
     ) -> tuple[dict[str, str], list[RecordError]]:
-        return self.edge.upsert(obj, key_field, list(rows.values()))
+        return self.edge.upsert(obj, key_field, [{**fields, key_field: cid} for cid, fields in rows.items()])
 
     def update(self, obj: str, updates: Mapping[str, Record]) -> list[RecordError]:
         return self.edge.update(obj, [{"Id": rid, **fields} for rid, fields in updates.items()])

@@ -29,12 +29,12 @@ from sandboxes.salesforce.tls import SandboxTLS
 from sync.config import Settings
 from sync.connectors.contract import MA, SFA, Connector, InboxItem, Record, Role
 from sync.connectors.errors import RecordError, RetryPolicy, TransientError
+from sync.connectors.hubspot_ma import PROPERTY_GROUP, PROPERTY_GROUP_LABEL, required_properties
 from sync.connectors.ratelimit import make_storage
 from sync.connectors.registry import registration
 from sync.identity import RecordRef
 from sync.mapping import Mapping as SyncMapping
 from sync.mapping import load_mapping
-from sync.setup import PROPERTY_GROUP, PROPERTY_GROUP_LABEL, required_properties
 from sync.store.db import Store, upgrade
 from sync.store.models import InboxEvent
 from sync.web.app import HUBSPOT_PATH, SALESFORCE_PATH, create_app
@@ -113,6 +113,10 @@ class Harness:
     key_field: str  # the common-ID field written by create/upsert
     webhook_kinds: frozenset[str] = frozenset({"change"})
     connector: Connector
+    idle_calls: int | None = None  # API calls of a settled idle poll; None: one per stream
+
+    def expected_idle_calls(self) -> int:
+        return self.idle_calls if self.idle_calls is not None else len(self.connector.streams)
 
     def start(self, workdir: Path, web: WebApp | None) -> None: ...
     def stop(self) -> None: ...
@@ -337,6 +341,8 @@ class SalesforceHarness(Harness):
     # (REST API Developer Guide, "Query Options Header").
     page_size = 200
     FEED = "/services/data/v59.0/query/"
+    COMPOSITE = "/services/data/v59.0/composite"
+    idle_calls = 1  # all four streams in one Composite call
 
     def start(self, workdir: Path, web: WebApp | None) -> None:
         self.mapping = default_mapping()
@@ -415,19 +421,20 @@ class SalesforceHarness(Harness):
 
     def after_first_feed_page(self, action: Callable[[RecordRef], None]) -> None:
         edge = self.connector.edge  # type: ignore[attr-defined]
-        original = edge.query
+        original = edge._pages
         page_size, done = self.page_size, [False]
 
-        def paged(soql: str) -> Iterator[Any]:
+        def paged(page: dict[str, Any]) -> Iterator[Any]:
             first: str | None = None
-            for count, record in enumerate(original(soql), 1):
+            for count, record in enumerate(original(page), 1):
                 first = first or record["Id"]
                 yield record
-                if count == page_size and not done[0] and soql.split(" FROM ")[1].startswith("Lead "):
+                lead = (record.get("attributes") or {}).get("type") == "Lead"
+                if count == page_size and not done[0] and lead:
                     done[0] = True
                     action(RecordRef(SFA, "Lead", first))
 
-        edge.query = paged
+        edge._pages = paged
 
     def write_row(self, n: int) -> Record:
         return {"LastName": f"Written{n}", "Company": "Acme", "Email": f"written{n}@example.com"}
@@ -442,8 +449,8 @@ class SalesforceHarness(Harness):
         return self.connector.upsert("Lead", self.key_field, rows)  # type: ignore[attr-defined,no-any-return]
 
     def update(self, updates: Mapping[RecordRef, Record]) -> list[RecordError]:
-        records = [{"Id": r.record_id, **f} for r, f in updates.items()]
-        return self.connector.update("Lead", records)  # type: ignore[attr-defined,no-any-return]
+        by_id = {r.record_id: f for r, f in updates.items()}
+        return self.connector.update("Lead", by_id)  # type: ignore[attr-defined,no-any-return]
 
     def change(self, value: str) -> Record:
         return {"FirstName": value}
@@ -451,12 +458,15 @@ class SalesforceHarness(Harness):
     def fail_feed_once(self, kind: str) -> None:
         # The emulator renders an injected 429 with REQUEST_LIMIT_EXCEEDED and a 5xx with
         # UNKNOWN_EXCEPTION or SERVER_UNAVAILABLE, in Salesforce's error body shape.
-        self.sandbox.faults.rules = [one_fault(r"^/services/data/v59\.0/query/?$", kind)]
+        self.sandbox.faults.rules = [one_fault(r"^/services/data/v59\.0/composite/?$", kind)]
 
     def feed_statuses(self) -> Counter[int]:
-        return Counter(
-            {s: c for (m, e, s), c in self.sandbox.counter.counts.items() if e == self.FEED and m == "GET"}
-        )
+        # Every stream is read in one Composite call; larger results continue with queryMore.
+        counts: Counter[int] = Counter()
+        for (m, e, s), c in self.sandbox.counter.counts.items():
+            if (e, m) in ((self.FEED, "GET"), (self.COMPOSITE, "POST")):
+                counts[s] += c
+        return counts
 
     def webhook_items(self, action: Callable[[], None]) -> list[InboxItem]:
         assert self.web is not None
@@ -572,7 +582,7 @@ class FakeHarness(Harness):
     def update(self, updates: Mapping[RecordRef, Record]) -> list[RecordError]:
         if self.role == MA:
             return self.fake.update({r.record_id: f for r, f in updates.items()})  # type: ignore[no-any-return]
-        return self.fake.update(self.object, [{"Id": r.record_id, **f} for r, f in updates.items()])  # type: ignore[no-any-return]
+        return self.fake.update(self.object, {r.record_id: f for r, f in updates.items()})  # type: ignore[no-any-return]
 
     def change(self, value: str) -> Record:
         return {"name": value}

@@ -14,10 +14,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from sync.backfill_history import HistoryEvent, replay
+from sync.connectors.contract import MA, SFA, HistoryEvent
 from sync.engine import Engine, SyncResult
+from sync.facts import Profiles
 from sync.mapping import Mapping, load_mapping
 from sync.poller import Poller
+from sync.replay import replay
 from sync.store.db import Store
 from sync.store.models import Cursor, FieldState, Person, RecordLink, SyncError, Transition
 from sync.timeutil import parse_timestamp
@@ -313,7 +315,7 @@ def test_replaying_a_history_yields_what_the_engine_recorded_live(world: World) 
         at = parse_timestamp(record["lastmodifieddate" if part == "ma" else "LastModifiedDate"])
         assert at is not None
         created = str(record.get("CreatedDate") or "")
-        snapshots.append(HistoryEvent(at, part, record_id, record, created))
+        snapshots.append(HistoryEvent(at, MA if part == "ma" else SFA, obj, record_id, record, created))
 
     world.settle()
     snap("ma", "contact", contact)
@@ -337,7 +339,7 @@ def test_replaying_a_history_yields_what_the_engine_recorded_live(world: World) 
     snap("opportunity", "Opportunity", opp_id)
 
     live = world.transitions("CID-H")
-    replayed = replay(world.mapping, snapshots)
+    replayed = replay(world.mapping, Profiles(world.ma.profile, world.sfa.profile), snapshots)
 
     assert [t.to_stage for t in live] == ["lead", "mql", "sal", "sql", "opportunity", "lost"]
     assert [s.to_stage for s in replayed] == [t.to_stage for t in live]
