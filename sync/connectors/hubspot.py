@@ -23,6 +23,7 @@ from hubspot.crm.contacts import (
 from hubspot.crm.properties import PropertyCreate, PropertyGroupCreate
 
 from sync.connectors.errors import (
+    PermanentError,
     RecordError,
     RetryPolicy,
     TransientError,
@@ -69,6 +70,32 @@ class PropertySpec:
     type: str = "string"
     field_type: str = "text"
     unique: bool = False
+
+
+Row = tuple[str, dict[str, Any]]
+
+
+def _isolating(
+    chunk: Sequence[Row], send: Callable[[Sequence[Row]], dict[str, Any]]
+) -> Iterator[tuple[dict[str, Any] | None, list[RecordError]]]:
+    """Send a batch; when HubSpot refuses all of it for invalid input, halve it until each bad row stands alone.
+
+    HubSpot validates a batch as a whole (one invalid email fails all 100 inputs with a 400), so a
+    bad record would otherwise hold back every other record of its batch. Costs about two calls per
+    bad record and halving step, and only when a batch is refused.
+    """
+    try:
+        yield send(chunk), []
+    except PermanentError as exc:
+        if exc.category != "validation":
+            raise
+        if len(chunk) == 1:
+            key = chunk[0][0]
+            yield None, [RecordError(key, exc.code or "VALIDATION_ERROR", exc.message, exc.category)]
+            return
+        middle = len(chunk) // 2
+        yield from _isolating(chunk[:middle], send)
+        yield from _isolating(chunk[middle:], send)
 
 
 def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
@@ -232,19 +259,24 @@ class HubSpotConnector:
     def update(self, updates: dict[str, dict[str, Any]]) -> list[RecordError]:
         """Update contacts by HubSpot ID, 100 per call. Returns per-record failures."""
         errors: list[RecordError] = []
-        items = list(updates.items())
-        for chunk in chunks(items, BATCH_LIMIT):
+
+        def send(chunk: Sequence[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
             body = BatchInputSimplePublicObjectBatchInput(
                 inputs=[
                     SimplePublicObjectBatchInput(id=cid, properties=_strings(props)) for cid, props in chunk
                 ]
             )
-            result = self._call_json(
+            return self._call_json(
                 "batch/update",
                 self._client.crm.contacts.batch_api.update,
                 batch_input_simple_public_object_batch_input=body,
             )
-            errors.extend(_batch_errors(result))
+
+        for chunk in chunks(list(updates.items()), BATCH_LIMIT):
+            for result, refused in _isolating(chunk, send):
+                errors.extend(refused)
+                if result is not None:
+                    errors.extend(_batch_errors(result))
         return errors
 
     def upsert(
@@ -256,7 +288,8 @@ class HubSpotConnector:
         """
         ids: dict[str, str] = {}
         errors: list[RecordError] = []
-        for chunk in chunks(list(rows.items()), BATCH_LIMIT):
+
+        def send(chunk: Sequence[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
             body = BatchInputSimplePublicObjectBatchInputUpsert(
                 inputs=[
                     SimplePublicObjectBatchInputUpsert(
@@ -265,16 +298,22 @@ class HubSpotConnector:
                     for key, props in chunk
                 ]
             )
-            result = self._call_json(
+            return self._call_json(
                 "batch/upsert",
                 self._client.crm.contacts.batch_api.upsert,
                 batch_input_simple_public_object_batch_input_upsert=body,
             )
-            for obj in result.get("results") or []:
-                value = (obj.get("properties") or {}).get(id_property)
-                if value:
-                    ids[str(value)] = str(obj["id"])
-            errors.extend(_batch_errors(result))
+
+        for chunk in chunks(list(rows.items()), BATCH_LIMIT):
+            for result, refused in _isolating(chunk, send):
+                errors.extend(refused)
+                if result is None:
+                    continue
+                for obj in result.get("results") or []:
+                    value = (obj.get("properties") or {}).get(id_property)
+                    if value:
+                        ids[str(value)] = str(obj["id"])
+                errors.extend(_batch_errors(result))
         return ids, errors
 
     # -- properties --------------------------------------------------------------------------------

@@ -331,13 +331,6 @@ def test_create_keys_rows_by_the_common_id_alone(harness: Harness, request: pyte
 def test_a_refused_value_fails_only_its_record_on_create(
     harness: Harness, request: pytest.FixtureRequest
 ) -> None:
-    known_gap(
-        request,
-        harness,
-        {"hubspot"},
-        "HubSpot validates a whole batch first (400 for all inputs); the connector raises PermanentError "
-        "for the batch instead of isolating the refused input as a RecordError",
-    )
     good_a, bad, good_b = common_id(), common_id(), common_id()
     rows = {good_a: harness.write_row(n()), bad: harness.refused_row(n()), good_b: harness.write_row(n())}
 
@@ -353,13 +346,6 @@ def test_a_refused_value_fails_only_its_record_on_create(
 def test_a_refused_value_fails_only_its_record_on_update(
     harness: Harness, request: pytest.FixtureRequest
 ) -> None:
-    known_gap(
-        request,
-        harness,
-        {"hubspot"},
-        "HubSpot batch update is validated as a whole (400); the connector raises PermanentError for "
-        "all inputs instead of one RecordError for the refused one",
-    )
     a, refused, c = harness.new_person(n()), harness.new_person(n()), harness.new_person(n())
     bad = {**harness.change("Updated"), **harness.refused_row(n())}
 
