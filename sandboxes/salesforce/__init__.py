@@ -110,6 +110,21 @@ class SalesforceSandbox:
             lead_id, converted_status, opportunity_name, create_opportunity, user_id
         )
 
+    # ------------------------------------------------------------------------------ org setup
+
+    def configure_duplicate_rule(
+        self, name: str, *, active: bool | None = None, action_on_insert: str | None = None
+    ) -> None:
+        """Activate/deactivate a duplicate rule or set its insert action ("Allow" or "Block")."""
+        with self.store.lock:
+            rule = self.store.duplicates.rules[name]
+            if active is not None:
+                rule.active = active
+            if action_on_insert is not None:
+                if action_on_insert not in ("Allow", "Block"):
+                    raise ValueError(f"action must be Allow or Block, not {action_on_insert!r}")
+                rule.action_on_insert = action_on_insert
+
     # ------------------------------------------------------------------------------ outbound messages
 
     def configure_outbound(

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sandboxes.salesforce import ids
+from sandboxes.salesforce.duplicates import DuplicateHeader
 from sandboxes.salesforce.schema import API_USER_ID, ObjectDef
 from sandboxes.salesforce.soql import FieldRef, SoqlError
 from sandboxes.salesforce.store import SfError, Store, not_found
@@ -47,6 +48,10 @@ class Request:
     params: dict[str, str] = field(default_factory=dict)
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
+
+    def duplicate_header(self) -> DuplicateHeader:
+        """The request's ``Sforce-Duplicate-Rule-Header`` (defaults when absent)."""
+        return DuplicateHeader.parse(self.headers.get("sforce-duplicate-rule-header"), self.version)
 
 
 Handler = Callable[[Request], ApiResponse]
@@ -184,7 +189,7 @@ class RestApi:
                 "permission set.",
                 ["Id"],
             )
-        rid = self.store.create(obj.name, body, API_USER_ID)
+        rid = self.store.create(obj.name, body, API_USER_ID, duplicates=req.duplicate_header())
         return ApiResponse(
             201,
             {"id": rid, "success": True, "errors": []},
@@ -199,7 +204,9 @@ class RestApi:
                 record = self.store.live(obj.name, record_id)
                 return ApiResponse(200, self._render(req, obj, record))
         if req.method == "PATCH":
-            self.store.update(obj.name, record_id, _json_object(req.body), API_USER_ID)
+            self.store.update(
+                obj.name, record_id, _json_object(req.body), API_USER_ID, duplicates=req.duplicate_header()
+            )
             return ApiResponse(204)
         if req.method == "DELETE":
             self.store.delete(obj.name, record_id, API_USER_ID)
@@ -215,7 +222,9 @@ class RestApi:
         if fdef is None or not (fdef.external_id or fdef.name == "Id"):
             raise not_found()
         if req.method == "PATCH":
-            rid, created = self.store.upsert(obj.name, fdef.name, value, _json_object(req.body), API_USER_ID)
+            rid, created = self.store.upsert(
+                obj.name, fdef.name, value, _json_object(req.body), API_USER_ID, req.duplicate_header()
+            )
             # Since API 46.0 an update answers 200 with a body (created=false); a create answers 201.
             return ApiResponse(
                 201 if created else 200, {"id": rid, "success": True, "errors": [], "created": created}

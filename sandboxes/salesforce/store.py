@@ -18,6 +18,7 @@ from typing import Any
 
 from sandboxes.common import SimClock
 from sandboxes.salesforce import ids
+from sandboxes.salesforce.duplicates import DuplicateChecker, DuplicateHeader
 from sandboxes.salesforce.lookup import EqualityLookups
 from sandboxes.salesforce.schema import (
     API_USER_ID,
@@ -36,23 +37,33 @@ _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 class SfError(Exception):
     """An API error: HTTP status, Salesforce errorCode, message and the fields it concerns."""
 
-    def __init__(self, status: int, code: str, message: str, fields: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        fields: list[str] | None = None,
+        extra: dict[str, Any] | None = None,
+        always_fields: bool = False,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.fields = fields or []
+        self.extra = extra or {}  # e.g. ``duplicateResult`` of a DUPLICATES_DETECTED error
+        self.always_fields = always_fields  # the REST body carries ``"fields": []`` even when empty
 
     def rest_body(self) -> list[dict[str, Any]]:
         """The REST error body: a list of ``{message, errorCode, fields}``."""
-        body: dict[str, Any] = {"message": self.message, "errorCode": self.code}
-        if self.fields:
+        body: dict[str, Any] = dict(self.extra) | {"message": self.message, "errorCode": self.code}
+        if self.fields or self.always_fields:
             body["fields"] = self.fields
         return [body]
 
     def save_error(self) -> dict[str, Any]:
         """The Error element inside a SaveResult (sObject Collections)."""
-        return {"statusCode": self.code, "message": self.message, "fields": self.fields}
+        return dict(self.extra) | {"statusCode": self.code, "message": self.message, "fields": self.fields}
 
 
 def not_found() -> SfError:
@@ -114,6 +125,11 @@ class Store:
         self._pending: list[Change] = []
         self.listeners: list[Callable[[list[Change]], None]] = []
         self.lookups = EqualityLookups()
+        self.duplicates = DuplicateChecker()
+        # Case-folded values of the fields duplicate matching compares -> live record ids.
+        self._match_index: dict[tuple[str, str], dict[str, set[str]]] = {
+            key: {} for key in self.duplicates.indexed_fields() if key[0] in self.schema
+        }
 
     # ------------------------------------------------------------------------------ lookup helpers
 
@@ -141,7 +157,7 @@ class Store:
         if record is None:
             raise not_found()
         if record["IsDeleted"]:
-            raise SfError(404, "ENTITY_IS_DELETED", "entity is deleted")
+            raise SfError(404, "ENTITY_IS_DELETED", "entity is deleted", always_fields=True)
         return record
 
     def by_external_id(self, sobject: str, field_name: str, value: str) -> list[dict[str, Any]]:
@@ -200,6 +216,15 @@ class Store:
     def _index(self, sobject: str, record: dict[str, Any] | None, remove: bool) -> None:
         if record is None or record["IsDeleted"]:
             return
+        for (obj, fname), values in self._match_index.items():
+            value = record.get(fname) if obj == sobject else None
+            if value is None or str(value).strip() == "":
+                continue
+            key = str(value).strip().casefold()
+            if remove:
+                values.get(key, set()).discard(record["Id"])
+            else:
+                values.setdefault(key, set()).add(record["Id"])
         for (obj, fname), index in self._unique.items():
             value = record.get(fname) if obj == sobject else None
             if value is None:
@@ -354,12 +379,48 @@ class Store:
                     [],
                 )
 
+    def _check_duplicates(
+        self, obj: ObjectDef, record: dict[str, Any], creating: bool, header: DuplicateHeader | None
+    ) -> None:
+        """Run the active duplicate rules (API saves only); raise DUPLICATES_DETECTED on a refusal."""
+        if header is None:
+            return
+        result = self.duplicates.check(
+            obj.name,
+            record,
+            creating,
+            header,
+            lambda sobject, fname, key: sorted(self._match_index.get((sobject, fname), {}).get(key, ())),
+            self._live_or_none,
+            lambda sobject, found, details: self._match_record(sobject, found, details, header.version),
+        )
+        if result is not None:
+            raise SfError(
+                400, "DUPLICATES_DETECTED", result["errorMessage"], [], extra={"duplicateResult": result}
+            )
+
+    def _live_or_none(self, sobject: str, record_id: str) -> dict[str, Any] | None:
+        record = self.tables[sobject].get(record_id)
+        return None if record is None or record["IsDeleted"] else record
+
+    def _match_record(
+        self, sobject: str, record: dict[str, Any], details: bool, version: str
+    ) -> dict[str, Any]:
+        if details:
+            return self.serialize(self.schema[sobject], record, version)
+        return {"attributes": self.attributes(sobject, record["Id"], version), "Id": record["Id"]}
+
     # ------------------------------------------------------------------------------ writes
 
     def create(
-        self, sobject: str, values: dict[str, Any], user_id: str = API_USER_ID, trusted: bool = False
+        self,
+        sobject: str,
+        values: dict[str, Any],
+        user_id: str = API_USER_ID,
+        trusted: bool = False,
+        duplicates: DuplicateHeader | None = None,
     ) -> str:
-        """Insert a record; return its ID."""
+        """Insert a record; return its ID. ``duplicates`` (API saves) runs the duplicate rules."""
         obj = self.object(sobject)
         if not obj.createable and not trusted:
             raise SfError(400, "INVALID_TYPE_FOR_OPERATION", f"entity type cannot be inserted: {obj.name}")
@@ -382,6 +443,7 @@ class Store:
                 record["OwnerId"] = user_id
             written = self._apply(obj, record, values, creating=True, trusted=trusted)
             self._finish(obj, record, written, creating=True)
+            self._check_duplicates(obj, record, True, duplicates)
             self._put(obj.name, record)
             self._track(obj, None, record, user_id)
             self._pending.append(Change(obj.name, record["Id"], True))
@@ -394,8 +456,9 @@ class Store:
         values: dict[str, Any],
         user_id: str = API_USER_ID,
         trusted: bool = False,
+        duplicates: DuplicateHeader | None = None,
     ) -> None:
-        """Update fields of a live record."""
+        """Update fields of a live record. ``duplicates`` (API saves) runs the duplicate rules."""
         obj = self.object(sobject)
         with self.atomic():
             current = self.live(obj.name, record_id)
@@ -406,6 +469,7 @@ class Store:
             record = dict(current)
             written = self._apply(obj, record, values, creating=False, trusted=trusted)
             self._finish(obj, record, written, creating=False)
+            self._check_duplicates(obj, record, False, duplicates)
             now = self.clock.now()
             record.update(LastModifiedDate=now, LastModifiedById=user_id, SystemModstamp=now)
             self._put(obj.name, record)
@@ -426,7 +490,13 @@ class Store:
             self._put(obj.name, record)
 
     def upsert(
-        self, sobject: str, field_name: str, value: str, values: dict[str, Any], user_id: str = API_USER_ID
+        self,
+        sobject: str,
+        field_name: str,
+        value: str,
+        values: dict[str, Any],
+        user_id: str = API_USER_ID,
+        duplicates: DuplicateHeader | None = None,
     ) -> tuple[str, bool]:
         """Create or update by an External ID field; return (id, created)."""
         obj = self.object(sobject)
@@ -453,10 +523,10 @@ class Store:
                 )
             if matches:
                 body.pop(fdef.name, None)
-                self.update(obj.name, matches[0]["Id"], body, user_id)
+                self.update(obj.name, matches[0]["Id"], body, user_id, duplicates=duplicates)
                 return str(matches[0]["Id"]), False
             body[fdef.name] = value
-            return self.create(obj.name, body, user_id), True
+            return self.create(obj.name, body, user_id, duplicates=duplicates), True
 
     def convert_lead(
         self,

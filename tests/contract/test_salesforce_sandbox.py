@@ -25,6 +25,7 @@ from simple_salesforce.exceptions import (
 
 from sandboxes.common import FaultRule, ServerThread, SimClock
 from sandboxes.salesforce import SalesforceSandbox, SandboxTLS
+from sync.connectors.errors import classify_salesforce, duplicate_match_ids
 
 START = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 OM = "{http://soap.sforce.com/2005/09/outbound}"
@@ -133,6 +134,181 @@ def test_duplicate_external_id_is_rejected_case_insensitively(env: Any) -> None:
     with pytest.raises(SalesforceMalformedRequest) as err:
         sf.Contact.create({"LastName": "Dup2", "Closedloop_Id__c": "cl-dup"})
     assert _content(err.value)[0]["errorCode"] == "DUPLICATE_VALUE"
+
+
+def test_standard_duplicate_rules_refuse_a_lead_whose_email_matches_a_lead_or_contact(env: Any) -> None:
+    """New orgs have the standard Lead and Contact duplicate rules active.
+
+    Salesforce Help, "Standard Lead Duplicate Rule": matches leads that duplicate other leads and
+    contacts (Standard Lead + Standard Contact Matching Rule); action on create "Allow" with alert, on
+    edit "Allow" with report only. Metadata API "DuplicateRule" (actionOnInsert Allow): the API gets
+    an error unless DuplicateRuleHeader.allowSave is true. SOAP API guide "DuplicateError",
+    "DuplicateResult", "MatchResult", "MatchRecord" give the error's shape; REST API guide "Duplicate
+    Rule Header" gives ``Sforce-Duplicate-Rule-Header: allowSave=true``.
+    """
+    sandbox, sf = env
+    lead_id = sandbox.insert("Lead", _lead("dup1", Email="Dupe.Person@Example.com"))  # as a rep in the UI
+    contact_id = sandbox.insert("Contact", {"LastName": "Dupe", "Email": "dupe.person@example.com"})
+    before = sandbox.count("SELECT COUNT() FROM Lead")
+    with pytest.raises(SalesforceMalformedRequest) as err:
+        sf.Lead.create(_lead("dup2", Email="DUPE.person@example.COM"))
+    assert err.value.status == 400
+    body = _content(err.value)
+    assert body[0]["errorCode"] == "DUPLICATES_DETECTED"
+    assert body[0]["message"] == "Use one of these records?"
+    result = body[0]["duplicateResult"]
+    assert result["duplicateRule"] == "Standard_Lead_Duplicate_Rule"
+    assert result["duplicateRuleEntityType"] == "Lead" and result["allowSave"] is True
+    by_type = {m["entityType"]: m for m in result["matchResults"]}
+    assert by_type["Lead"]["rule"] == "Standard_Lead_Match_Rule_v1_0"
+    assert by_type["Contact"]["rule"] == "Standard_Contact_Match_Rule_v1_1"
+    assert [r["record"]["Id"] for r in by_type["Lead"]["matchRecords"]] == [lead_id]
+    assert [r["record"]["Id"] for r in by_type["Contact"]["matchRecords"]] == [contact_id]
+    assert by_type["Contact"]["size"] == 1 and by_type["Contact"]["success"] is True
+    assert sandbox.count("SELECT COUNT() FROM Lead") == before  # nothing saved
+
+    # The connector's classification keeps the category and the matched IDs for the caller.
+    classified = classify_salesforce(err.value)
+    assert classified.category == "duplicate_rule" and classified.transient is False
+    assert set(classified.matched_ids) == {lead_id, contact_id}
+
+    # An upsert that would insert is refused the same way; one that updates is not (edit = report only).
+    with pytest.raises(SalesforceMalformedRequest) as err:
+        sf.Lead.upsert("Closedloop_Id__c/CL-DUP-NEW", _lead("dup3", Email="dupe.person@example.com"))
+    assert _content(err.value)[0]["errorCode"] == "DUPLICATES_DETECTED"
+    other = sf.Lead.create(_lead("dup4", Closedloop_Id__c="CL-DUP-4"))["id"]
+    assert sf.Lead.update(other, {"Email": "dupe.person@example.com"}) == 204
+    assert sf.Lead.upsert("Closedloop_Id__c/CL-DUP-4", {"Title": "CFO"}) == 200
+
+    # Acknowledging the alert saves the duplicate; blank emails never match.
+    saved = sf.Lead.create(
+        _lead("dup5", Email="dupe.person@example.com"),
+        headers={"Sforce-Duplicate-Rule-Header": "allowSave=true"},
+    )
+    assert saved["success"] is True
+    sf.Lead.create({"LastName": "NoMail1", "Company": "Acme"})
+    sf.Lead.create({"LastName": "NoMail2", "Company": "Acme"})
+
+    # The Contact rule matches Leads too; converted Leads are not offered as duplicates.
+    with pytest.raises(SalesforceMalformedRequest) as err:
+        sf.Contact.create({"LastName": "Dupe2", "Email": "dupe.person@example.com"})
+    assert _content(err.value)[0]["duplicateResult"]["duplicateRule"] == "Standard_Contact_Duplicate_Rule"
+    converted = sandbox.insert("Lead", _lead("dupconv", Email="converted@example.com"))
+    sandbox.convert_lead(converted, create_opportunity=False)
+    assert duplicate_match_ids(_lead_error(sf, "converted@example.com")) == (
+        sandbox.get("Lead", converted)["ConvertedContactId"],  # type: ignore[index]
+    )
+
+
+def _lead_error(sf: Salesforce, email: str) -> Any:
+    """The REST error body of creating a Lead with ``email`` (which must be refused)."""
+    with pytest.raises(SalesforceMalformedRequest) as err:
+        sf.Lead.create(_lead("probe", Email=email))
+    return _content(err.value)
+
+
+def test_duplicate_rules_in_collections_and_composite(env: Any) -> None:
+    """sObject Collections return the DuplicateError inside the record's SaveResult; a Composite
+    subrequest carries the header in its ``httpHeaders``.
+
+    REST API guide, "sObject Collections" (SaveResult per record, allOrNone) and "Composite"
+    (``httpHeaders`` per subrequest); SOAP API guide "DuplicateError" (statusCode, message, fields,
+    duplicateResult).
+    """
+    sandbox, sf = env
+    existing = sandbox.insert("Lead", _lead("coldup", Email="col.dup@example.com"))
+    records = [
+        {"attributes": {"type": "Lead"}, **_lead("coldup-a", Email="col.dup.a@example.com")},
+        {"attributes": {"type": "Lead"}, **_lead("coldup-b", Email="Col.Dup@example.com")},
+    ]
+    out = sf.restful("composite/sobjects", method="POST", json={"allOrNone": False, "records": records})
+    assert out[0]["success"] is True and out[1]["success"] is False
+    error = out[1]["errors"][0]
+    assert error["statusCode"] == "DUPLICATES_DETECTED" and error["fields"] == []
+    assert duplicate_match_ids(error) == (existing,)
+
+    upserts = [
+        {
+            "attributes": {"type": "Lead"},
+            "Closedloop_Id__c": "CL-COLDUP",
+            **_lead("cu", Email="col.dup@example.com"),
+        }
+    ]
+    out = sf.restful(
+        "composite/sobjects/Lead/Closedloop_Id__c",
+        method="PATCH",
+        json={"allOrNone": False, "records": upserts},
+    )
+    assert out[0]["errors"][0]["statusCode"] == "DUPLICATES_DETECTED"
+    out = sf.restful(
+        "composite/sobjects/Lead/Closedloop_Id__c",
+        method="PATCH",
+        json={"allOrNone": False, "records": upserts},
+        headers={"Sforce-Duplicate-Rule-Header": "allowSave=true"},
+    )
+    assert out[0]["success"] is True and out[0]["created"] is True
+
+    body = {
+        "compositeRequest": [
+            {
+                "method": "POST",
+                "url": "/services/data/v59.0/sobjects/Lead",
+                "referenceId": "refused",
+                "body": _lead("cmp1", Email="col.dup@example.com"),
+            },
+            {
+                "method": "POST",
+                "url": "/services/data/v59.0/sobjects/Lead",
+                "referenceId": "acknowledged",
+                "body": _lead("cmp2", Email="col.dup@example.com"),
+                "httpHeaders": {"Sforce-Duplicate-Rule-Header": "allowSave=true"},
+            },
+        ]
+    }
+    refused, acknowledged = sf.restful("composite", method="POST", json=body)["compositeResponse"]
+    assert refused["httpStatusCode"] == 400 and refused["body"][0]["errorCode"] == "DUPLICATES_DETECTED"
+    assert acknowledged["httpStatusCode"] == 201
+
+
+def test_duplicate_rules_can_be_deactivated_or_set_to_block(env: Any) -> None:
+    """Setup > Duplicate Rules: a rule can be deactivated, or its action on create set to Block.
+
+    Metadata API "DuplicateRule" (isActive; actionOnInsert Block: "the DuplicateRule API returns an
+    error and the record isn't inserted"); DuplicateResult.allowSave is then false.
+    """
+    sandbox, sf = env
+    sandbox.insert("Lead", _lead("rule1", Email="rule.dup@example.com"))
+    try:
+        sandbox.configure_duplicate_rule("Standard_Lead_Duplicate_Rule", action_on_insert="Block")
+        with pytest.raises(SalesforceMalformedRequest) as err:
+            sf.Lead.create(
+                _lead("rule2", Email="rule.dup@example.com"),
+                headers={"Sforce-Duplicate-Rule-Header": "allowSave=true"},
+            )
+        assert _content(err.value)[0]["duplicateResult"]["allowSave"] is False
+        sandbox.configure_duplicate_rule("Standard_Lead_Duplicate_Rule", active=False)
+        assert sf.Lead.create(_lead("rule3", Email="rule.dup@example.com"))["success"] is True
+    finally:
+        sandbox.configure_duplicate_rule(
+            "Standard_Lead_Duplicate_Rule", active=True, action_on_insert="Allow"
+        )
+
+
+def test_entity_is_deleted_body_carries_empty_fields(env: Any) -> None:
+    """A deleted record answers 404 ``[{"errorCode": "ENTITY_IS_DELETED", "message": "entity is
+    deleted", "fields": []}]`` (REST API guide, "Status Codes and Error Responses"; recorded real
+    responses carry the empty ``fields`` list, unlike NOT_FOUND)."""
+    _sandbox, sf = env
+    rid = sf.Lead.create(_lead("deleted-body"))["id"]
+    sf.Lead.delete(rid)
+    with pytest.raises(SalesforceResourceNotFound) as err:
+        sf.Lead.get(rid)
+    assert _content(err.value) == [
+        {"errorCode": "ENTITY_IS_DELETED", "message": "entity is deleted", "fields": []}
+    ]
+    with pytest.raises(SalesforceResourceNotFound) as err:
+        sf.Lead.get("00Q000000000000AAA")
+    assert "fields" not in _content(err.value)[0]
 
 
 @pytest.mark.parametrize(
