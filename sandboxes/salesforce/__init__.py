@@ -125,6 +125,10 @@ class SalesforceSandbox:
                     raise ValueError(f"action must be Allow or Block, not {action_on_insert!r}")
                 rule.action_on_insert = action_on_insert
 
+    def set_history_tracking(self, sobject: str, field_name: str, tracked: bool) -> None:
+        """Switch field history tracking of ``sobject.field_name`` (Lead, Opportunity) on or off."""
+        self.store.set_history_tracking(sobject, field_name, tracked)
+
     # ------------------------------------------------------------------------------ outbound messages
 
     def configure_outbound(

@@ -99,6 +99,10 @@ class RestApi:
             return self._only(req, "GET", lambda: self._query_more(req, head, parts[1]))
         if head == "sobjects":
             return self._sobjects(req, parts[1:])
+        if head == "tooling" and parts[1:2] == ["query"] and len(parts) <= 3:
+            if len(parts) == 2:
+                return self._only(req, "GET", lambda: self._query(req, "tooling/query"))
+            return self._only(req, "GET", lambda: self._query_more(req, "tooling/query", parts[2]))
         raise not_found()
 
     @staticmethod
@@ -121,7 +125,9 @@ class RestApi:
         soql = req.params.get("q")
         if not soql:
             raise SfError(400, "MALFORMED_QUERY", "SOQL statements cannot be empty or null")
-        records, total = self.store.query(soql, resource == "queryAll", req.version)
+        records, total = self.store.query(
+            soql, resource == "queryAll", req.version, tooling=resource.startswith("tooling")
+        )
         batch = _batch_size(req.headers.get("sforce-query-options", ""))
         if len(records) <= batch:
             return ApiResponse(200, {"totalSize": total, "done": True, "records": records})
@@ -264,11 +270,11 @@ class RestApi:
             "keyPrefix": obj.key_prefix,
             "custom": False,
             "createable": obj.createable,
-            "updateable": not obj.history,
-            "deletable": not obj.history,
+            "updateable": not obj.read_only,
+            "deletable": not obj.read_only,
             "queryable": True,
             "retrieveable": True,
-            "searchable": not obj.history,
+            "searchable": not obj.read_only,
             "urls": {"sobject": base, "describe": f"{base}/describe", "rowTemplate": f"{base}/{{ID}}"},
         }
 

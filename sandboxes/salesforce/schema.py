@@ -114,6 +114,12 @@ class ObjectDef:
     fields: dict[str, FieldDef] = field(default_factory=dict)
     createable: bool = True
     history: bool = False  # a read-only history object
+    setup: bool = False  # read-only setup metadata (EntityDefinition, FieldDefinition)
+
+    @property
+    def read_only(self) -> bool:
+        """Whether the API refuses every write (history and setup objects)."""
+        return self.history or self.setup
 
     def field_ci(self, name: str) -> FieldDef | None:
         """Field by case-insensitive name, as the API resolves them."""
@@ -359,11 +365,91 @@ def build_schema() -> dict[str, ObjectDef]:
         createable=False,
         history=True,
     )
-    objects = [lead, contact, account, opportunity, ocr, task, lead_history, opp_history]
+    opp_field_history = _obj(
+        "OpportunityFieldHistory",
+        # Real orgs give every field history object the key prefix 017; the sandbox resolves an ID's
+        # object from its prefix, so this one gets its own.
+        "01F",
+        [
+            _ro(
+                "OpportunityId",
+                "reference",
+                length=18,
+                reference_to=("Opportunity",),
+                relationship_name="Opportunity",
+            ),
+            _ro("Field", "picklist", length=255),
+            _ro("OldValue", "anyType"),
+            _ro("NewValue", "anyType"),
+        ],
+        owner=False,
+        createable=False,
+        history=True,
+    )
+    objects = [lead, contact, account, opportunity, ocr, task, lead_history, opp_history, opp_field_history]
+    objects += _setup_objects()
     return {o.name: o for o in objects}
 
 
-# Fields whose changes write a LeadHistory row (Setup > Lead Fields > Set History Tracking).
+def _setup_objects() -> list[ObjectDef]:
+    """EntityDefinition and FieldDefinition: setup metadata as rows (Tooling API / SOQL, API 45.0+)."""
+    entity = ObjectDef(
+        "EntityDefinition",
+        "0EN",
+        {
+            f.name: f
+            for f in (
+                _ro("Id", "id", length=18, nillable=False),
+                _ro("DurableId", "string", length=70),
+                _ro("QualifiedApiName", "string", length=250),
+                _ro("DeveloperName", "string", length=40),
+                _ro("Label", "string", length=40),
+            )
+        },
+        createable=False,
+        setup=True,
+    )
+    definition = ObjectDef(
+        "FieldDefinition",
+        "0FD",
+        {
+            f.name: f
+            for f in (
+                _ro("Id", "id", length=18, nillable=False),
+                _ro("DurableId", "string", length=255),
+                _ro("QualifiedApiName", "string", length=250),
+                _ro("DeveloperName", "string", length=40),
+                _ro("Label", "string", length=40),
+                _ro("DataType", "string", length=255),
+                _ro(
+                    "EntityDefinitionId",
+                    "reference",
+                    length=18,
+                    reference_to=("EntityDefinition",),
+                    relationship_name="EntityDefinition",
+                ),
+                _ro("IsFieldHistoryTracked", "boolean", nillable=False),
+            )
+        },
+        createable=False,
+        setup=True,
+    )
+    return [entity, definition]
+
+
+# The sandbox org's initial field history tracking (Setup > Object Manager > Fields & Relationships >
+# Set History Tracking): changes of these fields write LeadHistory / OpportunityFieldHistory rows. The
+# set is a per-org setting; :meth:`Store.set_history_tracking` changes it.
 LEAD_TRACKED = ("Status", "OwnerId", "Rating", "LeadSource", "Email", "Company", "Closedloop_Id__c")
-# Any change of these writes an OpportunityHistory snapshot (Object Reference: OpportunityHistory).
+OPPORTUNITY_FIELD_TRACKED = ("StageName", "Amount", "CloseDate", "OwnerId")
+# "You can select up to 20 standard and custom fields per object" (Salesforce Help, Field History
+# Tracking); Field Audit Trail raises it to 60, which the sandbox does not emulate.
+MAX_TRACKED_FIELDS = 20
+# Any change of these writes an OpportunityHistory snapshot, whatever the tracking settings
+# (Object Reference: OpportunityHistory).
 OPPORTUNITY_TRACKED = ("StageName", "Amount", "CloseDate", "Probability")
+# Objects whose field history the sandbox can track, with their history object and parent field.
+HISTORY_OBJECTS = {
+    "Lead": ("LeadHistory", "LeadId"),
+    "Opportunity": ("OpportunityFieldHistory", "OpportunityId"),
+}

@@ -22,7 +22,10 @@ from sandboxes.salesforce.duplicates import DuplicateChecker, DuplicateHeader
 from sandboxes.salesforce.lookup import EqualityLookups
 from sandboxes.salesforce.schema import (
     API_USER_ID,
+    HISTORY_OBJECTS,
     LEAD_TRACKED,
+    MAX_TRACKED_FIELDS,
+    OPPORTUNITY_FIELD_TRACKED,
     OPPORTUNITY_TRACKED,
     STAGES_BY_NAME,
     FieldDef,
@@ -130,6 +133,12 @@ class Store:
         self._match_index: dict[tuple[str, str], dict[str, set[str]]] = {
             key: {} for key in self.duplicates.indexed_fields() if key[0] in self.schema
         }
+        self.history_tracking: dict[str, set[str]] = {
+            "Lead": set(LEAD_TRACKED),
+            "Opportunity": set(OPPORTUNITY_FIELD_TRACKED),
+        }
+        self._field_definitions: dict[tuple[str, str], str] = {}  # (object, field) -> FieldDefinition Id
+        self._build_setup_rows()
 
     # ------------------------------------------------------------------------------ lookup helpers
 
@@ -462,7 +471,7 @@ class Store:
         obj = self.object(sobject)
         with self.atomic():
             current = self.live(obj.name, record_id)
-            if obj.history:
+            if obj.read_only:
                 raise SfError(400, "INVALID_TYPE_FOR_OPERATION", f"entity type cannot be updated: {obj.name}")
             if obj.name == "Lead" and current["IsConverted"] and not trusted:
                 raise SfError(400, "CANNOT_UPDATE_CONVERTED_LEAD", "cannot reference converted lead", [])
@@ -481,7 +490,7 @@ class Store:
         obj = self.object(sobject)
         with self.atomic():
             current = self.live(obj.name, record_id)
-            if obj.history:
+            if obj.read_only:
                 raise SfError(400, "INVALID_TYPE_FOR_OPERATION", f"entity type cannot be deleted: {obj.name}")
             now = self.clock.now()
             record = dict(
@@ -606,23 +615,25 @@ class Store:
             }
 
     def _track(self, obj: ObjectDef, old: dict[str, Any] | None, new: dict[str, Any], user_id: str) -> None:
-        """Write LeadHistory / OpportunityHistory rows as field history tracking does."""
-        if obj.name == "Lead":
+        """Write field history rows for tracked fields, and OpportunityHistory stage snapshots."""
+        if obj.name in HISTORY_OBJECTS:
+            history, parent = HISTORY_OBJECTS[obj.name]
             rows: list[tuple[str, Any, Any]] = []
             if old is None:
                 rows.append(("created", None, None))
             else:
-                rows.extend((f, old.get(f), new.get(f)) for f in LEAD_TRACKED if old.get(f) != new.get(f))
-                if new["IsConverted"] and not old["IsConverted"]:
+                tracked = [f for f in obj.fields if f in self.history_tracking[obj.name]]
+                rows.extend((f, old.get(f), new.get(f)) for f in tracked if old.get(f) != new.get(f))
+                if obj.name == "Lead" and new["IsConverted"] and not old["IsConverted"]:
                     rows.append(("leadConverted", None, None))
             for fname, before, after in rows:
                 self.create(
-                    "LeadHistory",
-                    {"LeadId": new["Id"], "Field": fname, "OldValue": before, "NewValue": after},
+                    history,
+                    {parent: new["Id"], "Field": fname, "OldValue": before, "NewValue": after},
                     user_id,
                     trusted=True,
                 )
-        elif obj.name == "Opportunity" and (
+        if obj.name == "Opportunity" and (
             old is None or any(old.get(f) != new.get(f) for f in OPPORTUNITY_TRACKED)
         ):
             self.create(
@@ -631,6 +642,59 @@ class Store:
                 user_id,
                 trusted=True,
             )
+
+    # ------------------------------------------------------------------------------ setup
+
+    def set_history_tracking(self, sobject: str, field_name: str, tracked: bool) -> None:
+        """Switch field history tracking of one field on or off, as Setup > Set History Tracking does."""
+        obj = self.object(sobject)
+        if obj.name not in self.history_tracking:
+            raise ValueError(f"field history tracking is not available for {obj.name}")
+        fdef = obj.field_ci(field_name)
+        if fdef is None or not fdef.updateable:
+            raise ValueError(f"{obj.name}.{field_name} cannot be history-tracked")
+        with self.lock:
+            fields = self.history_tracking[obj.name]
+            if tracked and fdef.name not in fields and len(fields) >= MAX_TRACKED_FIELDS:
+                raise ValueError(f"{obj.name} already tracks the maximum of {MAX_TRACKED_FIELDS} fields")
+            (fields.add if tracked else fields.discard)(fdef.name)
+            row = self.tables["FieldDefinition"][self._field_definitions[(obj.name, fdef.name)]]
+            row["IsFieldHistoryTracked"] = tracked
+            self.lookups.changed("FieldDefinition")
+
+    def _build_setup_rows(self) -> None:
+        """EntityDefinition and FieldDefinition rows describing the org's objects and fields."""
+        entity_ids: dict[str, str] = {}
+        for seq, obj in enumerate((o for o in self.schema.values() if not o.setup), start=1):
+            rid = ids.make_id(self.schema["EntityDefinition"].key_prefix, seq)
+            entity_ids[obj.name] = rid
+            self.tables["EntityDefinition"][rid] = {
+                "Id": rid,
+                "IsDeleted": False,
+                "DurableId": obj.name,
+                "QualifiedApiName": obj.name,
+                "DeveloperName": obj.name.removesuffix("__c"),
+                "Label": obj.name,
+            }
+        seq = 0
+        for obj in self.schema.values():
+            if obj.setup:
+                continue
+            for fdef in obj.fields.values():
+                seq += 1
+                rid = ids.make_id(self.schema["FieldDefinition"].key_prefix, seq)
+                self._field_definitions[(obj.name, fdef.name)] = rid
+                self.tables["FieldDefinition"][rid] = {
+                    "Id": rid,
+                    "IsDeleted": False,
+                    "DurableId": f"{obj.name}.{fdef.name}",
+                    "QualifiedApiName": fdef.name,
+                    "DeveloperName": fdef.name.removesuffix("__c"),
+                    "Label": fdef.label or fdef.name,
+                    "DataType": fdef.type,
+                    "EntityDefinitionId": entity_ids[obj.name],
+                    "IsFieldHistoryTracked": fdef.name in self.history_tracking.get(obj.name, ()),
+                }
 
     # ------------------------------------------------------------------------------ reads
 
@@ -684,11 +748,17 @@ class Store:
             return None
         return current.get(ref.target.name)
 
-    def query(self, soql: str, include_deleted: bool, version: str) -> tuple[list[dict[str, Any]], int]:
-        """Run SOQL; return (serialized records, totalSize). COUNT() returns no records."""
+    def query(
+        self, soql: str, include_deleted: bool, version: str, tooling: bool = False
+    ) -> tuple[list[dict[str, Any]], int]:
+        """Run SOQL; return (serialized records, totalSize). COUNT() returns no records.
+
+        ``tooling`` (the Tooling API's query) sees only setup objects such as FieldDefinition.
+        """
         parsed = parse(soql)
         with self.lock:
-            obj = bind(parsed, self.schema)
+            schema = {n: o for n, o in self.schema.items() if o.setup} if tooling else self.schema
+            obj = bind(parsed, schema)
             evaluator = Evaluator(self._resolve, self.clock.now())
             rows = [
                 r

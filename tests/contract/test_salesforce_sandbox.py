@@ -25,6 +25,8 @@ from simple_salesforce.exceptions import (
 
 from sandboxes.common import FaultRule, ServerThread, SimClock
 from sandboxes.salesforce import SalesforceSandbox, SandboxTLS
+from sandboxes.salesforce.schema import FieldDef, build_schema
+from sandboxes.salesforce.store import Store
 from sync.connectors.errors import classify_salesforce, duplicate_match_ids
 
 START = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
@@ -412,6 +414,108 @@ def test_history_rows_and_opportunity_semantics(env: Any) -> None:
     with pytest.raises(SalesforceMalformedRequest) as err:
         sf.Opportunity.update(opp, {"IsWon": True})
     assert _content(err.value)[0]["errorCode"] == "INVALID_FIELD_FOR_INSERT_UPDATE"
+
+
+def test_opportunity_field_history_is_queryable_and_follows_tracked_fields(env: Any) -> None:
+    """OpportunityFieldHistory exists in every org; it gets rows only for history-tracked fields,
+    while OpportunityHistory snapshots every stage/amount/close-date change regardless.
+
+    Object Reference, "OpportunityFieldHistory" (OpportunityId, Field, OldValue, NewValue) and
+    "OpportunityHistory"; Salesforce Help, "Field History Tracking" (tracked fields per object).
+    """
+    sandbox, sf = env
+    opp = sf.Opportunity.create({"Name": "Tracked", "StageName": "Prospecting", "CloseDate": "2026-12-31"})[
+        "id"
+    ]
+    sf.Opportunity.update(opp, {"StageName": "Needs Analysis", "Name": "Tracked 2"})
+    rows = sf.query(
+        f"SELECT Field, OldValue, NewValue FROM OpportunityFieldHistory WHERE OpportunityId = '{opp}' "
+        "ORDER BY CreatedDate"
+    )["records"]
+    # Name is not tracked by default: no row for it.
+    assert [(r["Field"], r["OldValue"], r["NewValue"]) for r in rows] == [
+        ("created", None, None),
+        ("StageName", "Prospecting", "Needs Analysis"),
+    ]
+    sandbox.set_history_tracking("Opportunity", "StageName", False)
+    try:
+        sf.Opportunity.update(opp, {"StageName": "Closed Won"})
+        fields = [
+            r["Field"]
+            for r in sf.query(f"SELECT Field FROM OpportunityFieldHistory WHERE OpportunityId = '{opp}'")[
+                "records"
+            ]
+        ]
+        assert fields == ["created", "StageName"]  # nothing new for the untracked field
+        stages = sf.query(f"SELECT StageName FROM OpportunityHistory WHERE OpportunityId = '{opp}'")[
+            "records"
+        ]
+        assert [s["StageName"] for s in stages] == ["Prospecting", "Needs Analysis", "Closed Won"]
+    finally:
+        sandbox.set_history_tracking("Opportunity", "StageName", True)
+    with pytest.raises(SalesforceMalformedRequest) as err:
+        sf.restful("sobjects/OpportunityFieldHistory", method="POST", json={"OpportunityId": opp})
+    assert _content(err.value)[0]["errorCode"] == "INVALID_TYPE_FOR_OPERATION"
+
+
+def test_history_tracking_is_detectable_through_field_definition(env: Any) -> None:
+    """A client detects per-field tracking with ``SELECT QualifiedApiName, IsFieldHistoryTracked FROM
+    FieldDefinition WHERE EntityDefinition.QualifiedApiName = 'Lead'`` through the REST query or the
+    Tooling API query; an untracked field writes no LeadHistory row; at most 20 fields per object.
+
+    Tooling API / Object Reference, "FieldDefinition" (IsFieldHistoryTracked, EntityDefinition;
+    REST Query supported, SOAP/REST exposure since API 45.0); Salesforce Help, "Field History
+    Tracking" ("You can select up to 20 standard and custom fields per object").
+    """
+    sandbox, sf = env
+    soql = (
+        "SELECT QualifiedApiName, IsFieldHistoryTracked FROM FieldDefinition "
+        "WHERE EntityDefinition.QualifiedApiName = 'Lead' AND QualifiedApiName IN ('Status', 'Title')"
+    )
+
+    def tracked(rows: list[dict[str, Any]]) -> dict[str, bool]:
+        return {r["QualifiedApiName"]: r["IsFieldHistoryTracked"] for r in rows}
+
+    assert tracked(sf.query(soql)["records"]) == {"Status": True, "Title": False}
+    sandbox.set_history_tracking("Lead", "Status", False)
+    try:
+        via_tooling = sf.toolingexecute("query/", params={"q": soql})
+        assert tracked(via_tooling["records"]) == {"Status": False, "Title": False}
+        lead = sf.Lead.create(_lead("untracked"))["id"]
+        sf.Lead.update(lead, {"Status": "Working - Contacted", "Rating": "Hot"})
+        history = sf.query(f"SELECT Field FROM LeadHistory WHERE LeadId = '{lead}' ORDER BY CreatedDate")
+        assert [r["Field"] for r in history["records"]] == ["created", "Rating"]
+    finally:
+        sandbox.set_history_tracking("Lead", "Status", True)
+    assert tracked(sf.query(soql)["records"])["Status"] is True
+    with pytest.raises(SalesforceMalformedRequest) as err:
+        sf.toolingexecute("query/", params={"q": "SELECT Id FROM Lead"})
+    assert _content(err.value)[0]["errorCode"] == "INVALID_TYPE"
+    with pytest.raises(SalesforceMalformedRequest):
+        sf.restful(
+            f"sobjects/FieldDefinition/{sf.query(soql)['records'][0]['attributes']['url'].rsplit('/', 1)[1]}",
+            method="PATCH",
+            json={"IsFieldHistoryTracked": False},
+        )
+
+
+def test_at_most_twenty_fields_per_object_are_tracked() -> None:
+    """Salesforce Help, "Field History Tracking": up to 20 standard and custom fields per object;
+    read-only fields cannot be tracked."""
+    schema = build_schema()
+    extra = {f"Note{i}__c": FieldDef(f"Note{i}__c", "string", length=80) for i in range(25)}
+    schema["Opportunity"].fields.update(extra)
+    store = Store(SimClock(start=START), schema)
+    already = set(store.history_tracking["Opportunity"])
+    for name in list(extra)[: 20 - len(already)]:
+        store.set_history_tracking("Opportunity", name, True)
+    assert len(store.history_tracking["Opportunity"]) == 20
+    with pytest.raises(ValueError, match="maximum of 20"):
+        store.set_history_tracking("Opportunity", "Note24__c", True)
+    store.set_history_tracking("Opportunity", "Amount", False)  # freeing one slot allows another
+    store.set_history_tracking("Opportunity", "Note24__c", True)
+    with pytest.raises(ValueError):
+        store.set_history_tracking("Opportunity", "IsWon", True)
 
 
 def test_collections_create_update_upsert_delete(env: Any) -> None:
