@@ -1,8 +1,11 @@
 """sObject Collections (``composite/sobjects``) and the Composite resource (``composite``).
 
 REST API Developer Guide: "sObject Collections" (at most 200 records, ``allOrNone`` rollback,
-SaveResult per record in request order) and "Composite" (at most 25 subrequests, ``@{ref.field}``
-references, ``allOrNone`` turning every other subrequest into PROCESSING_HALTED).
+SaveResult per record in request order) and "Composite" (at most 25 subrequests, of which at most 5
+sObject Collections or Query/QueryAll operations; ``@{ref.field}`` references; reference IDs of
+letters, digits and underscores; no Accept/Authorization/Content-Type in a subrequest's
+``httpHeaders``; ``allOrNone`` turning every other subrequest into PROCESSING_HALTED; the whole
+request counts as one API call, which the app's per-HTTP-request allocation already does).
 """
 
 from __future__ import annotations
@@ -22,6 +25,9 @@ from sandboxes.salesforce.store import SfError, Store
 
 MAX_COLLECTION = 200
 MAX_SUBREQUESTS = 25
+MAX_QUERY_OR_COLLECTION = 5
+_FORBIDDEN_SUBREQUEST_HEADERS = {"accept", "authorization", "content-type"}
+_REFERENCE_ID_RE = re.compile(r"[A-Za-z0-9_]+")
 _ROLLED_BACK = SfError(
     400,
     "ALL_OR_NONE_OPERATION_ROLLED_BACK",
@@ -207,6 +213,7 @@ class CompositeApi:
                 or not sub.get("method")
             ):
                 raise SfError(400, "INVALID_INPUT", "Each subrequest needs method, url and referenceId")
+        _check_subrequests(subrequests)
         all_or_none = bool(body.get("allOrNone", False))
         outputs: list[dict[str, Any]] = []
         results: dict[str, tuple[int, Any]] = {}
@@ -267,6 +274,37 @@ class CompositeApi:
             headers,
         )
         return self.rest.handle(request)
+
+
+def _check_subrequests(subrequests: list[dict[str, Any]]) -> None:
+    """Refuse the whole request for the documented per-request rules (before anything runs)."""
+    heavy = 0
+    for sub in subrequests:
+        if not _REFERENCE_ID_RE.fullmatch(str(sub["referenceId"])):
+            raise SfError(
+                400,
+                "INVALID_INPUT",
+                f"Invalid referenceId '{sub['referenceId']}': use only letters, numbers and underscores",
+            )
+        headers = sub.get("httpHeaders") or {}
+        if not isinstance(headers, dict):
+            raise SfError(400, "JSON_PARSER_ERROR", "httpHeaders must be a JSON object")
+        bad = sorted(h for h in headers if str(h).lower() in _FORBIDDEN_SUBREQUEST_HEADERS)
+        if bad:
+            raise SfError(
+                400, "INVALID_INPUT", f"Subrequests inherit {', '.join(bad)} from the top-level request"
+            )
+        m = _VERSION_PATH.match(urlsplit(str(sub["url"])).path)
+        resource = m.group(2).strip("/") if m else ""
+        if resource.split("/")[0] in ("query", "queryAll") or resource.startswith("composite/sobjects"):
+            heavy += 1
+    if heavy > MAX_QUERY_OR_COLLECTION:
+        raise SfError(
+            400,
+            "LIMIT_EXCEEDED",
+            f"A composite request can have at most {MAX_QUERY_OR_COLLECTION} sObject Collections or query "
+            f"subrequests; this one has {heavy}",
+        )
 
 
 class _UnresolvedReference(Exception):

@@ -626,6 +626,61 @@ def test_composite_references_limits_and_all_or_none(env: Any) -> None:
         sf.restful("composite", method="POST", json=too_many)
 
 
+def _sub(ref: str, url: str, method: str = "GET", **extra: Any) -> dict[str, Any]:
+    return {"method": method, "url": f"/services/data/v59.0/{url}", "referenceId": ref, **extra}
+
+
+def test_composite_is_one_api_call_with_at_most_five_queries_or_collections(env: Any) -> None:
+    """REST API Developer Guide, "Composite": "The entire series of requests counts as a single call
+    toward your API limits"; up to 25 subrequests, "up to 5 of these subrequests can be sObject
+    Collections or query operations, including Query and QueryAll requests"; "Composite Subrequest":
+    Accept, Authorization and Content-Type are inherited and must not appear in ``httpHeaders``;
+    "Composite Subrequest Result": referenceIds contain only letters, numbers and underscores; with
+    allOrNone false, subrequests that depend on a failed one are not executed.
+    """
+    sandbox, sf = env
+    lead = sf.Lead.create(_lead("cmpq", Closedloop_Id__c="CL-CMPQ"))["id"]
+    polls = [_sub(f"q{i}", f"query?q=SELECT+Id+FROM+Lead+WHERE+Id+=+'{lead}'") for i in range(4)]
+    polls.append(_sub("all", "queryAll?q=SELECT+Id+FROM+Lead+LIMIT+1"))
+    polls += [_sub(f"row{i}", f"sobjects/Lead/{lead}?fields=Closedloop_Id__c") for i in range(20)]
+    sf.limits()
+    used_before = sf.api_usage["api-usage"].used
+    calls_before = sandbox.counter.total("/services/data/v59.0/")
+    out = sf.restful("composite", method="POST", json={"compositeRequest": polls})["compositeResponse"]
+    assert len(out) == 25 and {o["httpStatusCode"] for o in out} == {200}
+    assert out[0]["body"]["records"][0]["Id"] == lead
+    assert out[24]["body"]["Closedloop_Id__c"] == "CL-CMPQ"
+    assert sf.api_usage["api-usage"].used == used_before + 1  # Sforce-Limit-Info: one call
+    assert sandbox.counter.total("/services/data/v59.0/") == calls_before + 1
+
+    six = [*polls[:5], _sub("coll", f"composite/sobjects/Lead?ids={lead}&fields=Id")]
+    with pytest.raises(SalesforceMalformedRequest) as err:
+        sf.restful("composite", method="POST", json={"compositeRequest": six})
+    assert _content(err.value)[0]["errorCode"] == "LIMIT_EXCEEDED"
+    with pytest.raises(SalesforceMalformedRequest):
+        sf.restful(
+            "composite",
+            method="POST",
+            json={"compositeRequest": [_sub("x", "limits", httpHeaders={"Content-Type": "text/xml"})]},
+        )
+    with pytest.raises(SalesforceMalformedRequest):
+        sf.restful("composite", method="POST", json={"compositeRequest": [_sub("bad-ref", "limits")]})
+
+    # allOrNone false: the failed create's dependant is not executed, the independent one runs.
+    partial_body = {
+        "allOrNone": False,
+        "compositeRequest": [
+            _sub("badAcct", "sobjects/Account", "POST", body={}),
+            _sub("ct", "sobjects/Contact", "POST", body={"LastName": "Dep", "AccountId": "@{badAcct.id}"}),
+            _sub("okAcct", "sobjects/Account", "POST", body={"Name": "Independent"}),
+        ],
+    }
+    out = sf.restful("composite", method="POST", json=partial_body)["compositeResponse"]
+    assert [o["httpStatusCode"] for o in out] == [400, 400, 201]
+    assert out[1]["body"][0]["errorCode"] == "PROCESSING_HALTED"
+    assert sandbox.get("Account", out[2]["body"]["id"]) is not None
+
+
 def test_limits_header_and_request_limit_exceeded(tls: SandboxTLS) -> None:
     sandbox = SalesforceSandbox(clock=SimClock(start=START), daily_api_limit=3)
     server = _serve(sandbox, tls)
