@@ -46,6 +46,26 @@ LEAD_STATUSES = (
 CONVERTED_STATUSES = frozenset({"Closed - Converted"})
 LEAD_SOURCES = ("Web", "Phone Inquiry", "Partner Referral", "Purchased List", "Other")
 LOSS_REASONS = ("Price", "Competitor", "No Budget", "No Decision", "Timing", "Product Fit", "Other")
+# Default values of a new org plus the sandbox org's own additions (Issue 16: customer success).
+ACCOUNT_TYPES = (
+    "Prospect",
+    "Customer - Direct",
+    "Customer - Channel",
+    "Channel Partner / Reseller",
+    "Installation Partner",
+    "Technology Partner",
+    "Other",
+)
+CUSTOMER_STATUSES = ("Onboarding", "Active", "Churned")  # custom Account.Customer_Status__c
+OPPORTUNITY_TYPES = (
+    "Existing Customer - Upgrade",
+    "Existing Customer - Replacement",
+    "Existing Customer - Downgrade",
+    "New Customer",
+    "New Business",  # added by the sandbox org's admin
+    "Existing Business - Upgrade",  # added by the sandbox org's admin
+)
+ACTIVITY_TYPES = ("Call", "Email", "Meeting", "Other", "Kickoff")  # Kickoff: the sandbox org's addition
 TASK_STATUSES = ("Not Started", "In Progress", "Completed", "Waiting on someone else", "Deferred")
 CONTACT_ROLES = (
     "Business User",
@@ -259,7 +279,23 @@ def build_schema() -> dict[str, ObjectDef]:
             _closedloop_id(),
         ],
     )
-    account = _obj("Account", "001", [FieldDef("Name", "string", "Account Name", length=255, required=True)])
+    account = _obj(
+        "Account",
+        "001",
+        [
+            FieldDef("Name", "string", "Account Name", length=255, required=True),
+            FieldDef("Type", "picklist", "Account Type", length=255, picklist=ACCOUNT_TYPES),
+            FieldDef(
+                "Customer_Status__c",
+                "picklist",
+                "Customer Status",
+                length=255,
+                picklist=CUSTOMER_STATUSES,
+                restricted=True,
+            ),
+            FieldDef("Kickoff_Date__c", "date", "Kickoff Date"),
+        ],
+    )
     opportunity = _obj(
         "Opportunity",
         "006",
@@ -281,6 +317,7 @@ def build_schema() -> dict[str, ObjectDef]:
             _ro("IsClosed", "boolean", label="Closed", nillable=False),
             _ro("IsWon", "boolean", label="Won", nillable=False),
             FieldDef("LeadSource", "picklist", "Lead Source", length=255, picklist=LEAD_SOURCES),
+            FieldDef("Type", "picklist", "Opportunity Type", length=255, picklist=OPPORTUNITY_TYPES),
             FieldDef(
                 "Loss_Reason__c",
                 "picklist",
@@ -329,8 +366,42 @@ def build_schema() -> dict[str, ObjectDef]:
                 default="Normal",
             ),
             FieldDef("ActivityDate", "date", "Due Date Only"),
+            FieldDef("Type", "picklist", "Type", length=40, picklist=ACTIVITY_TYPES),
             FieldDef("Description", "textarea", "Description", length=32000),
         ],
+    )
+    event = _obj(
+        "Event",
+        "00U",
+        [
+            _ref("WhoId", ("Lead", "Contact"), "Who"),
+            _ref("WhatId", ("Account", "Opportunity"), "What"),
+            FieldDef("Subject", "combobox", "Subject", length=255),
+            FieldDef("Type", "picklist", "Type", length=40, picklist=ACTIVITY_TYPES),
+            FieldDef("StartDateTime", "datetime", "Start Date Time"),
+            FieldDef("EndDateTime", "datetime", "End Date Time"),
+            FieldDef("DurationInMinutes", "int", "Duration"),
+            FieldDef("IsAllDayEvent", "boolean", "All-Day Event", nillable=False, default=False),
+            _ro("ActivityDate", "date", label="Due Date Only"),
+            _ro("ActivityDateTime", "datetime", label="Due Date Time"),
+            FieldDef("Description", "textarea", "Description", length=32000),
+        ],
+    )
+    user = _obj(
+        "User",
+        "005",
+        [
+            FieldDef("Username", "string", "Username", length=80, required=True, unique=True),
+            FieldDef("FirstName", "string", "First Name", length=40),
+            FieldDef("LastName", "string", "Last Name", length=80, required=True),
+            _ro("Name", "string", label="Full Name", length=121),
+            FieldDef("Email", "email", "Email", length=128, required=True),
+            FieldDef("Alias", "string", "Alias", length=8, required=True),
+            FieldDef("Title", "string", "Title", length=80),
+            FieldDef("Department", "string", "Department", length=80),
+            FieldDef("IsActive", "boolean", "Active", nillable=False, default=True),
+        ],
+        owner=False,
     )
     lead_history = _obj(
         "LeadHistory",
@@ -386,7 +457,8 @@ def build_schema() -> dict[str, ObjectDef]:
         createable=False,
         history=True,
     )
-    objects = [lead, contact, account, opportunity, ocr, task, lead_history, opp_history, opp_field_history]
+    objects = [lead, contact, account, opportunity, ocr, task, event, user]
+    objects += [lead_history, opp_history, opp_field_history]
     objects += _setup_objects()
     return {o.name: o for o in objects}
 

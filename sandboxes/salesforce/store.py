@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sandboxes.common import SimClock
@@ -27,6 +27,7 @@ from sandboxes.salesforce.schema import (
     MAX_TRACKED_FIELDS,
     OPPORTUNITY_FIELD_TRACKED,
     OPPORTUNITY_TRACKED,
+    SALES_USER_ID,
     STAGES_BY_NAME,
     FieldDef,
     ObjectDef,
@@ -97,7 +98,42 @@ def value_out(fdef: FieldDef, value: Any) -> Any:
         return value.isoformat()
     if fdef.type in ("currency", "percent", "double"):
         return float(value)
+    if fdef.type == "int":
+        return int(value)
     return value
+
+
+def _finish_event(record: dict[str, Any], written: set[str]) -> None:
+    """Event times as the API keeps them: start, end and duration agree; ActivityDate follows start.
+
+    Object Reference, "Event": ActivityDateTime/StartDateTime are required unless IsAllDayEvent;
+    DurationInMinutes or EndDateTime is required, the other is derived.
+    """
+    start = record.get("StartDateTime")
+    if start is None:
+        missing = "ActivityDate" if record.get("IsAllDayEvent") else "StartDateTime"
+        raise SfError(400, "REQUIRED_FIELD_MISSING", f"Required fields are missing: [{missing}]", [missing])
+    end, duration = record.get("EndDateTime"), record.get("DurationInMinutes")
+    if end is not None and ("EndDateTime" in written or duration is None):
+        if end < start:
+            raise SfError(
+                400,
+                "FIELD_INTEGRITY_EXCEPTION",
+                "End Date Time: End time must be after start time",
+                ["EndDateTime"],
+            )
+        record["DurationInMinutes"] = float((end - start).total_seconds() // 60)
+    elif duration is not None:
+        record["EndDateTime"] = start + timedelta(minutes=float(duration))
+    else:
+        raise SfError(
+            400,
+            "REQUIRED_FIELD_MISSING",
+            "Required fields are missing: [DurationInMinutes]",
+            ["DurationInMinutes"],
+        )
+    record["ActivityDateTime"] = start
+    record["ActivityDate"] = start.date()
 
 
 def _parse_iso_datetime(text: str) -> datetime:
@@ -139,6 +175,9 @@ class Store:
         }
         self._field_definitions: dict[tuple[str, str], str] = {}  # (object, field) -> FieldDefinition Id
         self._build_setup_rows()
+        if "User" in self.schema:
+            self._seed_user(API_USER_ID, "Integration", "User", "integration")
+            self._seed_user(SALES_USER_ID, "Sales", "Operations", "salesops")
 
     # ------------------------------------------------------------------------------ lookup helpers
 
@@ -364,6 +403,8 @@ class Store:
                     record[fdef.name] = fdef.default
         if "LastName" in obj.fields:
             record["Name"] = " ".join(p for p in (record.get("FirstName"), record.get("LastName")) if p)
+        if obj.name == "Event":
+            _finish_event(record, written)
         if obj.name == "Opportunity":
             stage = STAGES_BY_NAME.get(record.get("StageName") or "")
             if stage is not None:
@@ -661,6 +702,29 @@ class Store:
             row = self.tables["FieldDefinition"][self._field_definitions[(obj.name, fdef.name)]]
             row["IsFieldHistoryTracked"] = tracked
             self.lookups.changed("FieldDefinition")
+
+    def _seed_user(self, user_id: str, first: str, last: str, alias: str) -> None:
+        """The users every sandbox org has: the API integration user and the sales team's user."""
+        now = self.clock.now()
+        record: dict[str, Any] = {name: None for name in self.schema["User"].fields}
+        record.update(
+            Id=user_id,
+            IsDeleted=False,
+            CreatedDate=now,
+            CreatedById=API_USER_ID,
+            LastModifiedDate=now,
+            LastModifiedById=API_USER_ID,
+            SystemModstamp=now,
+            Username=f"{alias}@sandbox.example.com",
+            FirstName=first,
+            LastName=last,
+            Name=f"{first} {last}",
+            Email=f"{alias}@sandbox.example.com",
+            Alias=alias[:8],
+            IsActive=True,
+        )
+        self.tables["User"][user_id] = record
+        self._index("User", record, remove=False)
 
     def _build_setup_rows(self) -> None:
         """EntityDefinition and FieldDefinition rows describing the org's objects and fields."""

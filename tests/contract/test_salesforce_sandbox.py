@@ -681,6 +681,86 @@ def test_composite_is_one_api_call_with_at_most_five_queries_or_collections(env:
     assert sandbox.get("Account", out[2]["body"]["id"]) is not None
 
 
+def test_customer_success_records_accounts_activities_and_users(env: Any) -> None:
+    """Account customer status, Events/Tasks of a type linked by WhoId/WhatId, Opportunity Type and
+    User names, all through the API and SOQL.
+
+    Object Reference: "Account" (Type), "Opportunity" (Type: default values Existing Customer -
+    Upgrade/Replacement/Downgrade, New Customer; admins add values), "Event" (WhoId, WhatId, Type,
+    StartDateTime, EndDateTime/DurationInMinutes, ActivityDate, OwnerId), "Task" (Type,
+    ActivityDate), "User" (Name = FirstName + LastName). Custom fields Customer_Status__c (restricted
+    picklist) and Kickoff_Date__c are the sandbox org's own.
+    """
+    sandbox, sf = env
+    cs_rep = sandbox.add_user("Hana", "Sato", title="Customer Success Manager", department="CS")
+    users = {u["Id"]: u["Name"] for u in sf.query("SELECT Id, Name FROM User")["records"]}
+    assert users[cs_rep] == "Hana Sato" and "Integration User" in users.values()
+
+    account = sf.Account.create(
+        {
+            "Name": "Kaisha KK",
+            "Type": "Customer - Direct",
+            "Customer_Status__c": "Onboarding",
+            "OwnerId": cs_rep,
+        }
+    )["id"]
+    with pytest.raises(SalesforceMalformedRequest) as err:
+        sf.Account.update(account, {"Customer_Status__c": "Happy"})
+    assert _content(err.value)[0]["errorCode"] == "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"
+    with pytest.raises(SalesforceMalformedRequest) as err:
+        sf.Account.update(account, {"OwnerId": "005000000000099AAA"})  # no such user
+    assert _content(err.value)[0]["errorCode"] == "INVALID_CROSS_REFERENCE_KEY"
+    contact = sf.Contact.create({"LastName": "Tanaka", "AccountId": account})["id"]
+    opp = sf.Opportunity.create(
+        {
+            "Name": "Kaisha - upsell",
+            "AccountId": account,
+            "StageName": "Closed Won",
+            "CloseDate": "2026-11-20",
+            "Type": "Existing Business - Upgrade",
+        }
+    )["id"]
+    event = sf.Event.create(
+        {
+            "Subject": "Kickoff",
+            "Type": "Kickoff",
+            "WhoId": contact,
+            "WhatId": opp,
+            "OwnerId": cs_rep,
+            "StartDateTime": "2026-11-24T01:00:00.000+0000",
+            "DurationInMinutes": 90,
+        }
+    )["id"]
+    got = sf.Event.get(event)
+    assert got["EndDateTime"] == "2026-11-24T02:30:00.000+0000" and got["ActivityDate"] == "2026-11-24"
+    assert got["DurationInMinutes"] == 90
+    with pytest.raises(SalesforceMalformedRequest) as err:
+        sf.Event.create({"Subject": "No end", "StartDateTime": "2026-11-24T01:00:00Z"})
+    assert _content(err.value)[0]["errorCode"] == "REQUIRED_FIELD_MISSING"
+    sf.Task.create(
+        {"Subject": "Send welcome pack", "Type": "Email", "WhatId": account, "ActivityDate": "2026-11-25"}
+    )
+    sf.Account.update(account, {"Customer_Status__c": "Active", "Kickoff_Date__c": "2026-11-24"})
+
+    kickoffs = sf.query(
+        "SELECT Type, ActivityDate, Who.Name, Owner.Name, What.Id FROM Event "
+        f"WHERE Type = 'Kickoff' AND WhatId = '{opp}'"
+    )["records"]
+    assert len(kickoffs) == 1
+    assert kickoffs[0]["Who"]["Name"] == "Tanaka" and kickoffs[0]["Owner"]["Name"] == "Hana Sato"
+    assert kickoffs[0]["ActivityDate"] == "2026-11-24"
+    tasks = sf.query(f"SELECT Type FROM Task WHERE WhatId = '{account}'")["records"]
+    assert [t["Type"] for t in tasks] == ["Email"]
+    customers = sf.query(
+        "SELECT Name, Kickoff_Date__c, Owner.Name FROM Account WHERE Customer_Status__c = 'Active'"
+    )["records"]
+    assert [(a["Name"], a["Kickoff_Date__c"], a["Owner"]["Name"]) for a in customers] == [
+        ("Kaisha KK", "2026-11-24", "Hana Sato")
+    ]
+    upsells = sf.query("SELECT Id FROM Opportunity WHERE Type = 'Existing Business - Upgrade'")["records"]
+    assert [o["Id"] for o in upsells] == [opp]
+
+
 def test_limits_header_and_request_limit_exceeded(tls: SandboxTLS) -> None:
     sandbox = SalesforceSandbox(clock=SimClock(start=START), daily_api_limit=3)
     server = _serve(sandbox, tls)
