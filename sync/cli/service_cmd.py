@@ -10,6 +10,7 @@ import typer
 from sync.cli.app import app
 from sync.config import Settings, load_settings
 from sync.logs import configure_logging
+from sync.roles import ROLES
 
 
 def _settings() -> Settings:
@@ -20,24 +21,21 @@ def _settings() -> Settings:
 
 @app.command()
 def setup(dry_run: bool = typer.Option(False, "--dry-run", help="Only print what would be created")) -> None:
-    """Create Closedloop's HubSpot properties and check the Salesforce fields it needs (idempotent)."""
+    """Create the fields Closedloop writes and check the ones it reads, in both systems (idempotent)."""
     from sync.operations import runtime
     from sync.setup import run_setup
 
     _settings()
     rt = runtime()
     mapping, _ = rt.mappings.get()
-    report = run_setup(mapping, rt.hubspot, rt.salesforce, dry_run=dry_run)
-    verb = "would create" if dry_run else "created"
-    for name in report.created_properties:
-        typer.echo(f"HubSpot: {verb} contact property {name}")
-    for name in report.missing_sfa_fields:
-        typer.echo(f"Salesforce: missing field {name} (create it in Setup → Object Manager)")
+    report = run_setup(mapping, rt.ma, rt.sfa, dry_run=dry_run)
+    for line in (*report.created, *report.missing):
+        typer.echo(line)
     for problem in report.problems:
         typer.echo(f"problem: {problem}")
-    if not (report.created_properties or report.missing_sfa_fields or report.problems):
+    if not (report.created or report.missing or report.problems):
         typer.echo("everything Closedloop needs is in place")
-    if report.missing_sfa_fields or report.problems:
+    if report.missing or report.problems:
         raise typer.Exit(1)
 
 
@@ -54,8 +52,8 @@ def sync_once(
     operations.runtime().store.upgrade()
     while True:
         total = 0
-        for system in ("hubspot", "salesforce"):
-            for batch in operations.poll(system):
+        for role in ROLES:
+            for batch in operations.poll(role):
                 result = operations.sync_people(batch)
                 total += int(result.get("people", 0))
         typer.echo(f"synced {total} people")

@@ -71,7 +71,7 @@ def test_sync_once_hands_over_mqls_and_status_reports_streams(boxes: Sandboxes) 
     status = runner.invoke(app_(), ["status", "--json"])
     assert status.exit_code == 0, status.output
     streams = {s["stream"] for s in json.loads(status.stdout)["streams"]}
-    assert {"hubspot:contacts", "salesforce:Lead"} <= streams
+    assert {"ma:contacts", "sfa:Lead"} <= streams
 
 
 def test_errors_replay_and_dismiss(boxes: Sandboxes, tmp_path: Path) -> None:
@@ -82,7 +82,8 @@ def test_errors_replay_and_dismiss(boxes: Sandboxes, tmp_path: Path) -> None:
             session.add(
                 SyncError(
                     common_id=f"01TEST{i}",
-                    system="salesforce",
+                    role="sfa",
+                    connector="salesforce",
                     object_type="Lead",
                     operation="write",
                     category=category,
