@@ -92,6 +92,7 @@ def _serve_web(settings: Settings, host: str, port: int, in_thread: bool) -> thr
         rt.store,
         lambda ids: process_inbox.delay(list(ids)),
         ready_checks={"broker": broker_ok, "mappings": mappings_ok},
+        mapping=lambda: rt.mappings.get()[0],
     )
     config = uvicorn.Config(web, host=host, port=port, log_level="warning", access_log=False)
     server = uvicorn.Server(config)

@@ -1,9 +1,8 @@
 """The reporting schema on SQLite and PostgreSQL: docs/reporting.md's sample queries give the funnel
 report's figures, exports open with the right characters, and the read-only role reads only views.
 
-The history is made by walking simulated people through the default mapping with the engine's own
-stage rules (``decide_transition``: skipped stages logged, recycle jumps logged alone) and the real
-SLA timer code, then stored; every figure compared comes out of `funnel report --format json`.
+The history comes from ``funnel_history`` (the engine's stage rules and SLA timer code); every
+figure compared comes out of `funnel report --format json`.
 """
 
 from __future__ import annotations
@@ -11,48 +10,25 @@ from __future__ import annotations
 import csv
 import io
 import json
-import random
 import re
 import uuid
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy import insert, text
+from sqlalchemy import text
 from typer.testing import CliRunner
 
 from sync.cli import app
-from sync.funnel.sla import detect_breaches, on_transition
-from sync.mapping import load_mapping
-from sync.sla_hooks import sla_calendar, sla_rules
-from sync.stages import decide_transition
 from sync.store.db import Store
-from sync.store.models import Person, RecordLink, Transition
 from tests.conftest import PG_ADMIN_URL
+from tests.unit.funnel_history import MAPPING, simulate
 
 ROOT = Path(__file__).parents[2]
 DOC = ROOT / "docs" / "reporting.md"
-MAPPING = ROOT / "mappings"
 SINCE, UNTIL = "2026-10-01", "2026-11-01"
-CAMPAIGNS = ("ウェビナー秋", "Search ads", "展示会2026", None)
 runner = CliRunner()
-
-# computed stages a person's records may show next, from each stage (None = first sighting)
-NEXT: dict[str | None, tuple[str, ...]] = {
-    None: ("lead", "lead", "mql", "sql"),
-    "lead": ("mql", "mql", "mql", "recycled"),
-    "mql": ("sal", "sal", "sql", "disqualified", "recycled", "won"),
-    "sal": ("sql", "sql", "disqualified", "opportunity"),
-    "sql": ("opportunity", "opportunity", "lost", "won"),
-    "opportunity": ("won", "lost", "lost"),
-    "recycled": ("mql", "sql", "won", "mql"),
-    "lost": ("won", "recycled"),
-    "disqualified": ("recycled", "sql"),
-    "won": (),
-}
 
 
 def sample_queries() -> dict[str, str]:
@@ -69,51 +45,6 @@ def sample_queries() -> dict[str, str]:
 def for_dialect(sql: str, dialect: str) -> str:
     """The doc's rule: on SQLite, ``reporting.`` becomes ``reporting_``."""
     return sql if dialect == "postgresql" else sql.replace("reporting.", "reporting_")
-
-
-def simulate(store: Store, n: int, seed: int) -> None:
-    """People walking the default funnel, stored the way the engine stores them, SLA timers included."""
-    mapping = load_mapping(MAPPING)
-    rules, calendar = sla_rules(mapping), sla_calendar(mapping)
-    path, detours = mapping.success_path(), mapping.detours()
-    rng = random.Random(seed)
-    now = datetime(2026, 11, 25, tzinfo=UTC)
-    with store.session() as session:
-        for i in range(n):
-            cid = f"c{i:04d}"
-            campaign = rng.choice(CAMPAIGNS)
-            owner = rng.choice(("005A", "005B"))
-            at = datetime(2026, 9, 10, tzinfo=UTC) + timedelta(minutes=rng.randrange(0, 60 * 24 * 45))
-            current: str | None = None
-            rows = []
-            while NEXT[current] and at < now and rng.random() < 0.85:
-                computed = rng.choice(NEXT[current])
-                for stage in decide_transition(mapping, current, computed):
-                    amount = Decimal(rng.randrange(1, 50) * 10_000) if stage == "won" else None
-                    reason = (
-                        rng.choice(("価格", "Timing", None)) if stage in ("lost", "disqualified") else None
-                    )
-                    rows.append(
-                        dict(common_id=cid, from_stage=current, to_stage=stage, occurred_at=at, recorded_at=at,
-                             campaign=campaign, owner=owner, reason=reason, amount=amount,
-                             score=Decimal(rng.randrange(30, 100)), cause="poll")
-                    )  # fmt: skip
-                    on_transition(session, cid, stage, at, rules, calendar, path, detours)
-                    current = stage
-                at += timedelta(hours=rng.choice((0.5, 3, 20, 30, 70, 200)), minutes=rng.randrange(60))
-            session.add(
-                Person(common_id=cid, stage=current, campaign=campaign, owner=owner, source="web",
-                       attributes={}, created_at=now, updated_at=now,
-                       merged_into="c0000" if i % 97 == 5 else None)
-            )  # fmt: skip
-            session.add(
-                RecordLink(common_id=cid, system="hubspot", object_type="contact", record_id=str(1000 + i),
-                           created_at=now)
-            )  # fmt: skip
-            if rows:
-                session.execute(insert(Transition), rows)
-        session.flush()
-        detect_breaches(session, now, rules, None)
 
 
 def invoke(url: str, *args: str) -> Any:

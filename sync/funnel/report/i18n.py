@@ -169,6 +169,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "login": "Sign in to the dashboard",
         "token": "Dashboard token",
         "sign_in": "Sign in",
+        "bad_token": "That token is not right.",
         # terminal tables
         "t_title": "Funnel {since} – {until}",
         "t_stages": "Stages",
@@ -296,6 +297,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "login": "ダッシュボードにサインイン",
         "token": "ダッシュボードのトークン",
         "sign_in": "サインイン",
+        "bad_token": "トークンが正しくありません。",
         "t_title": "ファネル {since}〜{until}",
         "t_stages": "ステージ",
         "t_in_stage_now": "現在の人数",
