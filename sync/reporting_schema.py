@@ -52,6 +52,12 @@ def has_reporting_schema(engine: Engine) -> bool:
     return inspect(engine).has_table("reporting_stages")
 
 
+def require_reporting_schema(engine: Engine) -> None:
+    """ReportingError with the way out when migration 0002 has not run yet."""
+    if not has_reporting_schema(engine):
+        raise ReportingError("this database has no reporting schema yet: run closedloop db upgrade")
+
+
 def publish_stages(store: Store, mapping: Mapping) -> int:
     """Replace the ``stages`` table's rows with the mapping's stages (order, kind, labels); returns count."""
     locales = {language: Locale.of(language, mapping) for language in LANGUAGES}
@@ -100,6 +106,7 @@ def export_csv(store: Store, view: str, out: IO[str]) -> int:
     streamed, so a big view does not fill memory. Returns the number of data rows.
     """
     name = qualified(store.engine, view)
+    require_reporting_schema(store.engine)
     out.write(BOM)
     writer = csv.writer(out, lineterminator="\r\n")
     count = 0

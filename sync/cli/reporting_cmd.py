@@ -5,14 +5,18 @@ from __future__ import annotations
 import io
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from sync.cli.app import funnel_app, reporting_app
 from sync.config import load_settings
 
+if TYPE_CHECKING:
+    from sync.store.db import Store
 
-def _store():  # type: ignore[no-untyped-def]
+
+def _store() -> Store:
     from sync.store.db import Store
 
     return Store(load_settings().database_url)
@@ -66,7 +70,7 @@ def export(
     output: Path | None = typer.Option(None, "--output", help="Write to this file instead of stdout"),
 ) -> None:
     """Export one reporting view for spreadsheet users."""
-    from sync.reporting_schema import VIEWS, export_csv
+    from sync.reporting_schema import VIEWS, ReportingError
 
     if fmt != "csv":
         raise typer.BadParameter("must be csv", param_hint="--format")
@@ -74,18 +78,29 @@ def export(
         raise typer.BadParameter(f"unknown view {view!r}: use one of {', '.join(VIEWS)}", param_hint="VIEW")
     store = _store()
     try:
-        if output is None:
-            sys.stdout.flush()
-            stream = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="")
-            try:
-                count = export_csv(store, view, stream)
-                stream.flush()
-            finally:
-                stream.detach()  # leave the process's stdout open
-        else:
-            output.parent.mkdir(parents=True, exist_ok=True)
-            with output.open("w", encoding="utf-8", newline="") as stream:
-                count = export_csv(store, view, stream)
+        _export(store, view, output)
+    except ReportingError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
     finally:
         store.dispose()
+
+
+def _export(store: Store, view: str, output: Path | None) -> None:
+    """Write the view to ``output`` or stdout (as UTF-8 whatever the terminal's encoding)."""
+    from sync.reporting_schema import export_csv, require_reporting_schema
+
+    require_reporting_schema(store.engine)  # before an output file is created
+    if output is None:
+        sys.stdout.flush()
+        stream = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="")
+        try:
+            count = export_csv(store, view, stream)
+            stream.flush()
+        finally:
+            stream.detach()  # leave the process's stdout open
+    else:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        with output.open("w", encoding="utf-8", newline="") as stream:
+            count = export_csv(store, view, stream)
     typer.echo(f"exported {count} rows of {view}" + (f" to {output}" if output else ""), err=True)

@@ -36,6 +36,7 @@ from sync.mapping import Mapping
 from sync.reporting import funnel_report
 from sync.store.db import Store
 from sync.store.models import Person
+from sync.timeutil import utcnow
 from sync.web.body import RequestRejected, read_limited_body
 
 log = get_logger(__name__)
@@ -44,6 +45,7 @@ PATH = "/dashboard"
 COOKIE = "closedloop_dashboard"
 _STYLE = re.compile(r"<style>(.*?)</style>", re.S)
 _MAX_CHOICES = 500
+DEFAULT_DAYS = 30
 
 
 class BadFilter(ValueError):
@@ -77,17 +79,15 @@ class Filters:
             raise BadFilter("until: the period ends before it starts")
         return cls(since, until, (query.get("campaign") or None), (query.get("owner") or None))
 
-    def period(self) -> tuple[datetime | None, datetime | None]:
-        """``[since 00:00, day after until 00:00)`` in UTC (None = the report's default)."""
-        since = (
-            datetime(self.since.year, self.since.month, self.since.day, tzinfo=UTC) if self.since else None
-        )
-        until = None
-        if self.until:
-            until = datetime(self.until.year, self.until.month, self.until.day, tzinfo=UTC) + timedelta(
-                days=1
-            )
-        return since, until
+    def period(self, today: date) -> tuple[datetime, datetime]:
+        """``[since 00:00, day after until 00:00)`` in UTC; by default the last 30 days up to today.
+
+        A default period keeps each reload cheap on a big store (the report streams every move of it).
+        """
+        last = self.until or today
+        first = self.since or last - timedelta(days=DEFAULT_DAYS - 1)
+        since = datetime(first.year, first.month, first.day, tzinfo=UTC)
+        return since, datetime(last.year, last.month, last.day, tzinfo=UTC) + timedelta(days=1)
 
 
 def _secret(value: object) -> str:
@@ -241,7 +241,7 @@ def dashboard_router(settings: Settings, store: Store, mapping: Callable[[], Map
         return secure_headers(response, request, settings, page)
 
     def build(filters: Filters) -> tuple[FunnelReport, tuple[list[str], list[str]]]:
-        since, until = filters.period()
+        since, until = filters.period(utcnow().date())
         who = PeopleFilter(filters.campaign, filters.owner)
         report = funnel_report(store, mapping(), since=since, until=until, who=who)
         return report, _choices(store)

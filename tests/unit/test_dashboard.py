@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from html import unescape
 from pathlib import Path
 from typing import Any
@@ -289,3 +289,15 @@ def test_settings_refuse_half_a_basic_auth_pair(tmp_path: Path) -> None:
     assert not half.dashboard_enabled
     masked = Settings(mappings=MAPPING, dashboard_token=SecretStr(TOKEN)).masked()
     assert masked["dashboard_token"] == "***" and TOKEN not in str(masked)
+
+
+def test_default_period_is_the_last_30_days(store: Store) -> None:
+    client = TestClient(create_app(with_basic(store), store, lambda ids: None))
+    before = datetime.now(UTC).date()
+    page = client.get("/dashboard", headers=basic(USER, PASSWORD)).text
+    after = datetime.now(UTC).date()
+    since = re.search(r'name="since" value="([0-9-]+)"', page)
+    until = re.search(r'name="until" value="([0-9-]+)"', page)
+    assert since and until
+    assert until[1] in {before.isoformat(), after.isoformat()}
+    assert (date.fromisoformat(until[1]) - date.fromisoformat(since[1])).days == 29

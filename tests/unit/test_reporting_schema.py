@@ -17,11 +17,14 @@ from typing import Any
 
 import psycopg
 import pytest
+from alembic import command
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from typer.testing import CliRunner
 
 from sync.cli import app
-from sync.store.db import Store
+from sync.reporting_schema import has_reporting_schema
+from sync.store.db import Store, alembic_config, upgrade
 from tests.conftest import PG_ADMIN_URL
 from tests.unit.funnel_history import MAPPING, simulate
 
@@ -204,3 +207,24 @@ def test_grant_refuses_sqlite_and_odd_role_names(sqlite_url: str) -> None:
     assert refused.exit_code == 1 and "SQLite has no roles" in refused.output
     odd = runner.invoke(app, ["reporting", "grant", 'x"; DROP TABLE people; --'], env=env)
     assert odd.exit_code == 2 and "not a usable role name" in odd.output
+
+
+def test_export_before_the_migration_says_what_to_do(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    upgrade(url, "0001")
+    env = {"CLOSEDLOOP_DATABASE_URL": url, "CLOSEDLOOP_MAPPINGS": str(MAPPING)}
+    result = runner.invoke(app, ["funnel", "export", "people", "--output", str(tmp_path / "p.csv")], env=env)
+    assert result.exit_code == 1 and "run closedloop db upgrade" in result.output
+    assert not (tmp_path / "p.csv").exists()
+
+
+def test_migration_0002_downgrades_and_upgrades_cleanly(store: Store) -> None:
+    postgres = store.engine.dialect.name == "postgresql"
+    name = "reporting.people" if postgres else "reporting_people"
+    command.downgrade(alembic_config(store.url), "0001")
+    assert not has_reporting_schema(store.engine)
+    with store.engine.connect() as conn, pytest.raises(DBAPIError):
+        conn.execute(text(f"SELECT 1 FROM {name}"))
+    upgrade(store.url)
+    assert has_reporting_schema(store.engine)
+    assert run(store, f"SELECT COUNT(*) AS n FROM {name}") == [{"n": 0}]
