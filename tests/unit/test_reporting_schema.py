@@ -12,6 +12,7 @@ import io
 import json
 import re
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,9 @@ from sqlalchemy.exc import DBAPIError
 from typer.testing import CliRunner
 
 from sync.cli import app
+from sync.funnel.filters import PeopleFilter
+from sync.mapping import load_mapping
+from sync.reporting import funnel_report
 from sync.reporting_schema import has_reporting_schema
 from sync.store.db import Store, alembic_config, upgrade
 from tests.conftest import PG_ADMIN_URL
@@ -228,3 +232,59 @@ def test_migration_0002_downgrades_and_upgrades_cleanly(store: Store) -> None:
     upgrade(store.url)
     assert has_reporting_schema(store.engine)
     assert run(store, f"SELECT COUNT(*) AS n FROM {name}") == [{"n": 0}]
+
+
+def test_a_report_narrowed_to_campaign_and_owner_matches_the_views(
+    world: tuple[Store, dict[str, Any]],
+) -> None:
+    store, _ = world
+    r = "reporting." if store.engine.dialect.name == "postgresql" else "reporting_"
+    campaign, owner = "展示会2026", "005A"
+    narrowed = funnel_report(
+        store,
+        load_mapping(MAPPING),
+        since=datetime(2026, 10, 1, tzinfo=UTC),
+        until=datetime(2026, 11, 1, tzinfo=UTC),
+        who=PeopleFilter(campaign, owner),
+    )
+    reached = run(
+        store,
+        f"SELECT t.to_stage AS stage, COUNT(DISTINCT t.common_id) AS n FROM {r}transitions t "
+        f"JOIN {r}people p ON p.common_id = t.common_id WHERE p.campaign = '{campaign}' "
+        f"AND p.owner = '{owner}' AND t.occurred_on >= '{SINCE}' AND t.occurred_on < '{UNTIL}' "
+        "GROUP BY t.to_stage",
+    )
+    assert {row["stage"]: row["n"] for row in reached} == {
+        s.stage: s.reached for s in narrowed.stages if s.reached
+    }
+    started = run(
+        store,
+        f"SELECT sla_id, COUNT(*) AS n FROM {r}sla_timers WHERE campaign = '{campaign}' AND owner = '{owner}' "
+        f"AND started_on >= '{SINCE}' AND started_on < '{UNTIL}' GROUP BY sla_id",
+    )
+    assert {row["sla_id"]: row["n"] for row in started} == {
+        s.sla_id: s.started for s in narrowed.sla if s.started
+    }
+    everyone = funnel_report(
+        store,
+        load_mapping(MAPPING),
+        since=datetime(2026, 10, 1, tzinfo=UTC),
+        until=datetime(2026, 11, 1, tzinfo=UTC),
+    )
+    assert 0 < narrowed.stage("mql").reached < everyone.stage("mql").reached  # type: ignore[union-attr]
+
+
+def test_reporting_stages_publishes_an_edited_mapping(sqlite_url: str, tmp_path: Path) -> None:
+    edited = tmp_path / "mapping.yaml"
+    text_ = (MAPPING / "default.yaml").read_text(encoding="utf-8")
+    edited.write_text(text_.replace("ja: 商談化", "ja: 有望商談"), encoding="utf-8")
+    env = {"CLOSEDLOOP_DATABASE_URL": sqlite_url, "CLOSEDLOOP_MAPPINGS": str(edited)}
+    result = runner.invoke(app, ["reporting", "stages"], env=env)
+    assert result.exit_code == 0, result.output
+    store = Store(sqlite_url)
+    rows = run(store, "SELECT stage, position, kind, label_ja FROM reporting.stages ORDER BY stage")
+    store.dispose()
+    by_stage = {row["stage"]: row for row in rows}
+    assert by_stage["sql"]["label_ja"] == "有望商談" and by_stage["sql"]["position"] == 4
+    assert by_stage["recycled"]["kind"] == "recycle" and by_stage["recycled"]["position"] is None
+    assert len(rows) == 9
