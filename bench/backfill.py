@@ -174,7 +174,7 @@ def main() -> None:
         )
         rt = Runtime.from_settings(settings)
         mapping, _ = rt.mappings.get()
-        run_setup(mapping, rt.hubspot, rt.salesforce)
+        run_setup(mapping, rt.ma, rt.sfa)
         sampler = Sampler()
         phases: dict[str, float] = {}
         started: dict[str, float] = {}
@@ -187,7 +187,7 @@ def main() -> None:
                 phases[data["stream"]] = time.monotonic() - started[data["stream"]]
 
         options = BackfillOptions(batch_size=args.batch_size, sync=args.sync)
-        job = Backfill(rt.store, mapping, rt.hubspot, rt.salesforce, rt.engine, options, progress=progress)
+        job = Backfill(rt.store, mapping, rt.ma, rt.sfa, rt.engine, options, progress=progress)
         cpu0, wall0 = time.process_time(), time.monotonic()
         sampler.start()
         if args.profile:

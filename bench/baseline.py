@@ -99,7 +99,7 @@ def baseline_side(scenario: Scenario) -> tuple[SideFigures, int]:
     began = time.perf_counter()
     props = sorted({fm.ma for fm in mapping.fields} | {ma_prop, "lastmodifieddate"})
     written = 0
-    for page in runtime.hubspot.changed_since(None, props):  # the same search pages a poller reads
+    for page in runtime.edges.ma.changed_since(None, props):  # the same search pages a poller reads
         for contact in page:
             cid = contact.properties.get(ma_prop)
             if not cid:

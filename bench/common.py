@@ -106,7 +106,7 @@ class WriteTally:
 
     def install(self, runtime: Runtime) -> None:
         """Wrap the runtime's connector writes (instance attributes; the classes are untouched)."""
-        hs, sf = runtime.hubspot, runtime.salesforce
+        hs, sf = runtime.edges.ma, runtime.edges.sfa
         self._wrap(hs, "update", lambda a: ("hubspot", "contact", "update", len(a[0])))
         self._wrap(hs, "upsert", lambda a: ("hubspot", "contact", "upsert", len(a[1])))
         self._wrap(sf, "upsert", lambda a: ("salesforce", a[0], "upsert", len(a[2])))

@@ -16,6 +16,13 @@ from sync.mapping import Mapping, load_mapping
 from sync.mapping.project import closed_loop_values, project
 from sync.stages import PersonView, compute_stage, decide_transition
 
+
+def sfa_view(ma: Any = None, lead: Any = None, contact: Any = None, opportunity: Any = None) -> PersonView:
+    """A person's view with the sales side given per Salesforce object."""
+    sfa = {"Lead": lead, "Contact": contact, "Opportunity": opportunity}
+    return PersonView(ma=ma, sfa={obj: rec for obj, rec in sfa.items() if rec is not None})
+
+
 SOURCES = [
     "ORGANIC_SEARCH",
     "PAID_SEARCH",
@@ -91,7 +98,7 @@ def people(n: int, seed: int = 7) -> list[tuple[PersonView, str | None]]:
         roll = rng.random()
         lead = _lead(rng, i, rng.choice(LEAD_STATUS)) if roll > 0.4 else None
         opp = _opportunity(rng, i) if lead and lead["IsConverted"] else None
-        out.append((PersonView(ma=_contact(rng, i), lead=lead, opportunity=opp), rng.choice(stored)))
+        out.append((sfa_view(ma=_contact(rng, i), lead=lead, opportunity=opp), rng.choice(stored)))
     return out
 
 
@@ -101,8 +108,8 @@ def run(mapping: Mapping, population: list[tuple[PersonView, str | None]]) -> di
     for view, current in population:
         assert view.ma is not None
         project(mapping, "ma", view.ma, "Lead")
-        if view.lead is not None:
-            project(mapping, "sfa", view.lead, "Lead")
+        if (lead := view.record("Lead")) is not None:
+            project(mapping, "sfa", lead, "Lead")
         stage = compute_stage(mapping, view)
         decide_transition(mapping, current, stage)
         closed_loop_values(mapping, view, stage)

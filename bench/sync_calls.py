@@ -36,8 +36,8 @@ from bench.common import (  # noqa: E402
 from sandboxes.population import advance_clock_to, generate_population  # noqa: E402
 from sandboxes.scenario import Scenario  # noqa: E402
 from sync import operations  # noqa: E402
+from sync.connectors.salesforce_sfa import STREAMS as SALESFORCE_STREAMS  # noqa: E402
 from sync.logs import configure_logging  # noqa: E402
-from sync.poller import SALESFORCE_STREAMS  # noqa: E402
 
 # The poller re-reads this margin behind its watermark until that much time has passed since the
 # watermark last moved (then it settles). The shipped default is 120 s; a short margin keeps the
@@ -131,11 +131,11 @@ def measure_idle(scenario: Scenario) -> IdleFigures:
     time.sleep(POLL_OVERLAP_SECONDS + 0.5)
     for counter in counters:
         counter.reset()
-    settling = operations.poll("hubspot") + operations.poll("salesforce")
+    settling = operations.poll("ma") + operations.poll("sfa")
     settling_calls = sum(calls_total(c) for c in counters)
     for counter in counters:
         counter.reset()
-    found = settling + operations.poll("hubspot") + operations.poll("salesforce")
+    found = settling + operations.poll("ma") + operations.poll("sfa")
     return IdleFigures(
         hubspot_calls=calls_total(boxes.hubspot.counter),
         salesforce_calls=calls_total(boxes.salesforce.counter),

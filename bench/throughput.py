@@ -75,7 +75,7 @@ def write_path(scenario: Scenario, seconds: float, threads: int, contacts: int =
     at the first call and the run lasts whole windows: the rate is what the limit allows on average.
     """
     assert scenario.boxes is not None and scenario.runtime is not None
-    hubspot = scenario.runtime.hubspot
+    hubspot = scenario.runtime.edges.ma
     ids = [
         scenario.boxes.hubspot.seed_contact({"email": f"tp{i}@bench.example", "firstname": "T"})
         for i in range(contacts)

@@ -1,6 +1,8 @@
-"""FastAPI routes of the HubSpot sandbox: CRM v3 contacts (basic, batch, search, merge) and properties.
+"""FastAPI routes of the HubSpot sandbox: CRM v3 objects (contacts and deals: basic, batch, search,
+contact merge) and properties; pipelines and associations come from :mod:`hubspot_api_crm`.
 
-Response shapes follow https://developers.hubspot.com/docs/api/crm/contacts and
+Response shapes follow https://developers.hubspot.com/docs/api/crm/contacts,
+https://developers.hubspot.com/docs/api/crm/deals and
 https://developers.hubspot.com/docs/api/crm/properties; every error is a HubSpot error body.
 """
 
@@ -14,16 +16,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from sandboxes.hubspot_api_crm import association_routes, pipeline_routes
 from sandboxes.hubspot_errors import HubSpotError, not_found
 from sandboxes.hubspot_props import FIELD_TYPES, PropertyDef, iso_ms, validate_name
 from sandboxes.hubspot_search import search
-from sandboxes.hubspot_store import Contact, Source
+from sandboxes.hubspot_store import ObjectStore, Record, Source
 
 if TYPE_CHECKING:
     from sandboxes.hubspot import HubSpotSandbox
 
-CONTACTS = "/crm/v3/objects/contacts"
-PROPERTIES = "/crm/v3/properties/contacts"
 MAX_BATCH_INPUTS = 100
 MAX_LIST_LIMIT = 100
 
@@ -85,12 +86,12 @@ def _batch_response(
     return JSONResponse(body, status_code=ok)
 
 
-def _missing_error(ids: list[str], verb: str) -> dict[str, Any]:
+def _missing_error(store: ObjectStore, ids: list[str], verb: str) -> dict[str, Any]:
     return {
         "status": "error",
         "category": "OBJECT_NOT_FOUND",
-        "message": f"Could not {verb} some CONTACT objects, they may be deleted or not exist. "
-        "Check that ids are valid.",
+        "message": f"Could not {verb} some {store.singular.upper()} objects, they may be deleted or not "
+        "exist. Check that ids are valid.",
         "context": {"ids": ids},
     }
 
@@ -98,9 +99,6 @@ def _missing_error(ids: list[str], verb: str) -> dict[str, Any]:
 def build_app(sandbox: HubSpotSandbox) -> FastAPI:
     """The sandbox's HTTP API."""
     app = FastAPI(title="HubSpot sandbox", openapi_url=None, docs_url=None, redoc_url=None)
-    store = sandbox.store
-    lock = sandbox.lock
-    api: Source = sandbox.api_source
 
     @app.exception_handler(HubSpotError)
     async def _hubspot_error(_request: Request, exc: HubSpotError) -> Response:
@@ -140,10 +138,40 @@ def build_app(sandbox: HubSpotSandbox) -> FastAPI:
         response.headers.update(headers)
         return response
 
-    # ----- contacts: basic ---------------------------------------------------------------------
+    _object_routes(app, sandbox, sandbox.store)
+    _merge_route(app, sandbox, sandbox.store)
+    _object_routes(app, sandbox, sandbox.deals)
+    _property_routes(app, sandbox)
+    pipeline_routes(app, sandbox)
+    association_routes(app, sandbox)
+    return app
 
-    @app.get(CONTACTS)
-    async def list_contacts(request: Request) -> Response:
+
+def _merge_route(app: FastAPI, sandbox: HubSpotSandbox, store: ObjectStore) -> None:
+    base = f"/crm/v3/objects/{store.object_type}"
+
+    @app.post(f"{base}/merge")
+    async def merge_records(request: Request) -> Response:
+        body = await _json(request)
+        with sandbox.lock:
+            primary = store.require(str(body.get("primaryObjectId")))
+            secondary = store.require(str(body.get("objectIdToMerge")))
+            if primary is secondary:
+                raise HubSpotError(400, f"Cannot merge a {store.singular} with itself")
+            sandbox.emit(store.merge(primary, secondary, sandbox.api_source))
+            return JSONResponse(store.render(primary))
+
+
+def _object_routes(app: FastAPI, sandbox: HubSpotSandbox, store: ObjectStore) -> None:
+    """Basic, batch and search endpoints of one object type (``/crm/v3/objects/<type>``)."""
+    base = f"/crm/v3/objects/{store.object_type}"
+    lock = sandbox.lock
+    api: Source = sandbox.api_source
+
+    # ----- basic -------------------------------------------------------------------------------
+
+    @app.get(base)
+    async def list_records(request: Request) -> Response:
         try:
             limit = int(request.query_params.get("limit", "10"))
             after = int(request.query_params.get("after", "0") or 0)
@@ -158,71 +186,58 @@ def build_app(sandbox: HubSpotSandbox) -> FastAPI:
             body: dict[str, Any] = {"results": [store.render(c, props, hist) for c in page]}
             if more:
                 nxt = page[-1].id
-                body["paging"] = {
-                    "next": {"after": nxt, "link": f"{request.base_url}{CONTACTS[1:]}?after={nxt}"}
-                }
+                body["paging"] = {"next": {"after": nxt, "link": f"{request.base_url}{base[1:]}?after={nxt}"}}
         return JSONResponse(body)
 
-    @app.post(CONTACTS)
-    async def create_contact(request: Request) -> Response:
+    @app.post(base)
+    async def create_record(request: Request) -> Response:
         body = await _json(request)
         with lock:
             values = store.validate(body.get("properties") or {}, api)
-            contact, events = store.create(values, api)
-            sandbox.emit(events)
-            return JSONResponse(store.render(contact, list(values) or None), status_code=201)
+            links = sandbox.check_associations(store.object_type, body.get("associations"))
+            record = sandbox.create_record(store, values, api, links)
+            return JSONResponse(store.render(record, list(values) or None), status_code=201)
 
-    @app.post(f"{CONTACTS}/search")
-    async def search_contacts(request: Request) -> Response:
+    @app.post(f"{base}/search")
+    async def search_records(request: Request) -> Response:
         body = await _json(request)
         with lock:
             return JSONResponse(search(store, body))
 
-    @app.post(f"{CONTACTS}/merge")
-    async def merge_contacts(request: Request) -> Response:
-        body = await _json(request)
+    @app.get(base + "/{record_id}")
+    async def get_record(record_id: str, request: Request) -> Response:
         with lock:
-            primary = store.require(str(body.get("primaryObjectId")))
-            secondary = store.require(str(body.get("objectIdToMerge")))
-            if primary is secondary:
-                raise HubSpotError(400, "Cannot merge a contact with itself")
-            sandbox.emit(store.merge(primary, secondary, api))
-            return JSONResponse(store.render(primary))
-
-    @app.get(CONTACTS + "/{contact_id}")
-    async def get_contact(contact_id: str, request: Request) -> Response:
-        with lock:
-            contact = store.resolve(
-                contact_id, request.query_params.get("idProperty"), archived=_bool_param(request, "archived")
+            record = store.resolve(
+                record_id, request.query_params.get("idProperty"), archived=_bool_param(request, "archived")
             )
-            if contact is None:
+            if record is None:
                 raise not_found()
             return JSONResponse(
                 store.render(
-                    contact, _list_param(request, "properties"), _list_param(request, "propertiesWithHistory")
+                    record, _list_param(request, "properties"), _list_param(request, "propertiesWithHistory")
                 )
             )
 
-    @app.patch(CONTACTS + "/{contact_id}")
-    async def update_contact(contact_id: str, request: Request) -> Response:
+    @app.patch(base + "/{record_id}")
+    async def update_record(record_id: str, request: Request) -> Response:
         body = await _json(request)
         with lock:
-            contact = store.require(contact_id, request.query_params.get("idProperty"))
+            record = store.require(record_id, request.query_params.get("idProperty"))
             values = store.validate(body.get("properties") or {}, api)
-            sandbox.emit(store.update(contact, values, api))
-            return JSONResponse(store.render(contact, list(values) or None))
+            sandbox.emit(store.update(record, values, api))
+            return JSONResponse(store.render(record, list(values) or None))
 
-    @app.delete(CONTACTS + "/{contact_id}")
-    async def archive_contact(contact_id: str) -> Response:
+    @app.delete(base + "/{record_id}")
+    async def archive_record(record_id: str) -> Response:
         with lock:
-            contact = store.resolve(contact_id)
-            if contact is not None:  # HubSpot answers 204 for unknown ids too
-                sandbox.emit(store.archive(contact, api))
+            record = store.resolve(record_id)
+            if record is not None:  # HubSpot answers 204 for unknown ids too
+                sandbox.emit(store.archive(record, api))
         return Response(status_code=204)
 
-    # ----- contacts: batch ---------------------------------------------------------------------
+    # ----- batch -------------------------------------------------------------------------------
 
-    @app.post(f"{CONTACTS}/batch/read")
+    @app.post(f"{base}/batch/read")
     async def batch_read(request: Request) -> Response:
         body = await _json(request)
         inputs = _inputs(body)
@@ -233,16 +248,16 @@ def build_app(sandbox: HubSpotSandbox) -> FastAPI:
             results, missing, seen = [], [], set()
             for item in inputs:
                 key = str((item or {}).get("id"))
-                contact = store.resolve(key, id_property)
-                if contact is None:
+                record = store.resolve(key, id_property)
+                if record is None:
                     missing.append(key)
-                elif contact.id not in seen:
-                    seen.add(contact.id)
-                    results.append(store.render(contact, props, hist))
-            errors = [_missing_error(missing, "get")] if missing else []
+                elif record.id not in seen:
+                    seen.add(record.id)
+                    results.append(store.render(record, props, hist))
+            errors = [_missing_error(store, missing, "get")] if missing else []
             return _batch_response(sandbox, results, errors, started, 200)
 
-    @app.post(f"{CONTACTS}/batch/create")
+    @app.post(f"{base}/batch/create")
     async def batch_create(request: Request) -> Response:
         body = await _json(request)
         inputs = _inputs(body)
@@ -250,15 +265,18 @@ def build_app(sandbox: HubSpotSandbox) -> FastAPI:
         with lock:
             # The whole batch is validated first: one bad input fails the request (400/409).
             all_values = [store.validate((item or {}).get("properties") or {}, api) for item in inputs]
-            _check_batch_unique(sandbox, all_values)
+            all_links = [
+                sandbox.check_associations(store.object_type, (item or {}).get("associations"))
+                for item in inputs
+            ]
+            _check_batch_unique(store, all_values)
             results = []
-            for values in all_values:
-                contact, events = store.create(values, api)
-                sandbox.emit(events)
-                results.append(store.render(contact, list(values) or None))
+            for values, links in zip(all_values, all_links, strict=True):
+                record = sandbox.create_record(store, values, api, links)
+                results.append(store.render(record, list(values) or None))
             return _batch_response(sandbox, results, [], started, 201)
 
-    @app.post(f"{CONTACTS}/batch/update")
+    @app.post(f"{base}/batch/update")
     async def batch_update(request: Request) -> Response:
         body = await _json(request)
         inputs = _inputs(body)
@@ -267,24 +285,24 @@ def build_app(sandbox: HubSpotSandbox) -> FastAPI:
             keys = [str((item or {}).get("id")) for item in inputs]
             if len(set(keys)) != len(keys):
                 raise HubSpotError(400, "Duplicate IDs found in batch input: each id may appear once")
-            planned: list[tuple[Contact, dict[str, str | None]]] = []
+            planned: list[tuple[Record, dict[str, str | None]]] = []
             missing: list[str] = []
             for item, key in zip(inputs, keys, strict=True):
                 values = store.validate(item.get("properties") or {}, api)
-                contact = store.resolve(key, item.get("idProperty") or body.get("idProperty"))
-                if contact is None:
+                record = store.resolve(key, item.get("idProperty") or body.get("idProperty"))
+                if record is None:
                     missing.append(key)
                 else:
-                    store.check_unique(values, exclude_id=contact.id)
-                    planned.append((contact, values))
+                    store.check_unique(values, exclude_id=record.id)
+                    planned.append((record, values))
             results = []
-            for contact, values in planned:
-                sandbox.emit(store.update(contact, values, api))
-                results.append(store.render(contact, list(values) or None))
-            errors = [_missing_error(missing, "update")] if missing else []
+            for record, values in planned:
+                sandbox.emit(store.update(record, values, api))
+                results.append(store.render(record, list(values) or None))
+            errors = [_missing_error(store, missing, "update")] if missing else []
             return _batch_response(sandbox, results, errors, started, 200)
 
-    @app.post(f"{CONTACTS}/batch/upsert")
+    @app.post(f"{base}/batch/upsert")
     async def batch_upsert(request: Request) -> Response:
         body = await _json(request)
         inputs = _inputs(body)
@@ -305,51 +323,62 @@ def build_app(sandbox: HubSpotSandbox) -> FastAPI:
                 values = store.validate(item.get("properties") or {}, api)
                 id_value = store.validate({id_property: item.get("id")}, Source("", "", via_api=False))
                 values = {**values, **id_value}
-                contact = store.resolve(str(item.get("id")), id_property)
-                store.check_unique(values, exclude_id=contact.id if contact else None)
-                planned.append((contact, values))
+                record = store.resolve(str(item.get("id")), id_property)
+                store.check_unique(values, exclude_id=record.id if record else None)
+                planned.append((record, values))
             pairs = [(str((i or {}).get("idProperty")), str((i or {}).get("id"))) for i in inputs]
             if len(set(pairs)) != len(pairs):
                 raise HubSpotError(400, "Duplicate IDs found in batch input: each id may appear once")
             results = []
-            for contact, values in planned:
-                if contact is None:
-                    contact, events = store.create(values, api)
+            for record, values in planned:
+                if record is None:
+                    record, events = store.create(values, api)
                     new = True
                 else:
-                    events = store.update(contact, values, api)
+                    events = store.update(record, values, api)
                     new = False
                 sandbox.emit(events)
-                rendered = store.render(contact, list(values) or None)
+                rendered = store.render(record, list(values) or None)
                 rendered["new"] = new
                 results.append(rendered)
             return _batch_response(sandbox, results, [], started, 200)
 
-    @app.post(f"{CONTACTS}/batch/archive")
+    @app.post(f"{base}/batch/archive")
     async def batch_archive(request: Request) -> Response:
         body = await _json(request)
         inputs = _inputs(body)
         with lock:
             for item in inputs:
-                contact = store.resolve(str((item or {}).get("id")))
-                if contact is not None:
-                    sandbox.emit(store.archive(contact, api))
+                record = store.resolve(str((item or {}).get("id")))
+                if record is not None:
+                    sandbox.emit(store.archive(record, api))
         return Response(status_code=204)
 
-    # ----- properties --------------------------------------------------------------------------
 
-    @app.get(f"{PROPERTIES}/groups")
-    async def list_groups() -> Response:
+def _property_routes(app: FastAPI, sandbox: HubSpotSandbox) -> None:
+    """``/crm/v3/properties/{objectType}``: definitions and groups of contacts and deals."""
+    lock = sandbox.lock
+    base = "/crm/v3/properties/{object_type}"
+
+    def store_for(object_type: str) -> ObjectStore:
+        found = sandbox.stores.get(object_type.lower())
+        if found is None:
+            raise HubSpotError(400, f"Unable to infer object type from: {object_type}")
+        return found
+
+    @app.get(f"{base}/groups")
+    async def list_groups(object_type: str) -> Response:
         with lock:
-            return JSONResponse({"results": list(store.groups.values())})
+            return JSONResponse({"results": list(store_for(object_type).groups.values())})
 
-    @app.post(f"{PROPERTIES}/groups")
-    async def create_group(request: Request) -> Response:
+    @app.post(f"{base}/groups")
+    async def create_group(object_type: str, request: Request) -> Response:
         body = await _json(request)
         name, label = body.get("name"), body.get("label")
         if not name or not label or not validate_name(str(name)):
             raise HubSpotError(400, "A property group needs a lowercase name and a label")
         with lock:
+            store = store_for(object_type)
             if name in store.groups:
                 raise HubSpotError(
                     409, f"A property group named '{name}' already exists.", "OBJECT_ALREADY_EXISTS"
@@ -363,52 +392,53 @@ def build_app(sandbox: HubSpotSandbox) -> FastAPI:
             store.groups[str(name)] = group
             return JSONResponse(group, status_code=201)
 
-    @app.get(PROPERTIES + "/groups/{name}")
-    async def get_group(name: str) -> Response:
+    @app.get(base + "/groups/{name}")
+    async def get_group(object_type: str, name: str) -> Response:
         with lock:
-            group = store.groups.get(name)
+            group = store_for(object_type).groups.get(name)
             if group is None:
                 raise not_found(f"Unable to find property group {name}")
             return JSONResponse(group)
 
-    @app.get(PROPERTIES)
-    async def list_properties(request: Request) -> Response:
+    @app.get(base)
+    async def list_properties(object_type: str, request: Request) -> Response:
         archived = _bool_param(request, "archived")
         with lock:
-            return JSONResponse(
-                {"results": [p.to_json() for p in store.properties.values() if p.archived == archived]}
-            )
+            props = store_for(object_type).properties.values()
+            return JSONResponse({"results": [p.to_json() for p in props if p.archived == archived]})
 
-    @app.post(PROPERTIES)
-    async def create_property(request: Request) -> Response:
+    @app.post(base)
+    async def create_property(object_type: str, request: Request) -> Response:
         body = await _json(request)
         with lock:
-            prop = _new_property(sandbox, body)
+            store = store_for(object_type)
+            prop = _new_property(sandbox, store, body)
             store.add_property(prop)
             return JSONResponse(prop.to_json(), status_code=201)
 
-    @app.get(PROPERTIES + "/{name}")
-    async def get_property(name: str) -> Response:
+    @app.get(base + "/{name}")
+    async def get_property(object_type: str, name: str) -> Response:
         with lock:
-            prop = store.properties.get(name)
+            prop = store_for(object_type).properties.get(name)
             if prop is None or prop.archived:
                 raise not_found(f"Unable to find property {name}")
             return JSONResponse(prop.to_json())
 
-    @app.patch(PROPERTIES + "/{name}")
-    async def update_property(name: str, request: Request) -> Response:
+    @app.patch(base + "/{name}")
+    async def update_property(object_type: str, name: str, request: Request) -> Response:
         body = await _json(request)
         with lock:
+            store = store_for(object_type)
             prop = store.properties.get(name)
             if prop is None or prop.archived:
                 raise not_found(f"Unable to find property {name}")
-            _patch_property(sandbox, prop, body)
+            _patch_property(sandbox, store, prop, body)
             return JSONResponse(prop.to_json())
 
-    @app.delete(PROPERTIES + "/{name}")
-    async def archive_property(name: str) -> Response:
+    @app.delete(base + "/{name}")
+    async def archive_property(object_type: str, name: str) -> Response:
         with lock:
-            prop = store.properties.get(name)
+            prop = store_for(object_type).properties.get(name)
             if prop is None or prop.archived:
                 raise not_found(f"Unable to find property {name}")
             if prop.hubspot_defined:
@@ -418,15 +448,13 @@ def build_app(sandbox: HubSpotSandbox) -> FastAPI:
             prop.archived = True
         return Response(status_code=204)
 
-    return app
 
-
-def _check_batch_unique(sandbox: HubSpotSandbox, all_values: list[dict[str, str | None]]) -> None:
-    """Unique values must be unique within the batch and against existing contacts."""
+def _check_batch_unique(store: ObjectStore, all_values: list[dict[str, str | None]]) -> None:
+    """Unique values must be unique within the batch and against existing records."""
     seen: dict[tuple[str, str], int] = {}
-    unique = sandbox.store.unique_properties()
+    unique = store.unique_properties()
     for i, values in enumerate(all_values):
-        sandbox.store.check_unique(values)
+        store.check_unique(values)
         for name, value in values.items():
             if name in unique and value:
                 if (name, value) in seen:
@@ -457,16 +485,16 @@ def _options(raw: Any) -> list[dict[str, Any]]:
     return out
 
 
-def _check_types(sandbox: HubSpotSandbox, type_: Any, field_type: Any, group: Any) -> None:
+def _check_types(store: ObjectStore, type_: Any, field_type: Any, group: Any) -> None:
     if type_ not in FIELD_TYPES:
         raise HubSpotError(400, f"Unknown property type '{type_}'")
     if field_type not in FIELD_TYPES[str(type_)]:
         raise HubSpotError(400, f"fieldType '{field_type}' is not valid for a property of type '{type_}'")
-    if group not in sandbox.store.groups:
+    if group not in store.groups:
         raise HubSpotError(400, f"Property group '{group}' does not exist")
 
 
-def _new_property(sandbox: HubSpotSandbox, body: dict[str, Any]) -> PropertyDef:
+def _new_property(sandbox: HubSpotSandbox, store: ObjectStore, body: dict[str, Any]) -> PropertyDef:
     missing = [k for k in ("name", "label", "type", "fieldType", "groupName") if not body.get(k)]
     if missing:
         raise HubSpotError(
@@ -479,10 +507,10 @@ def _new_property(sandbox: HubSpotSandbox, body: dict[str, Any]) -> PropertyDef:
         raise HubSpotError(
             400, f"Property name '{name}' is invalid: use lowercase letters, digits and underscores"
         )
-    existing = sandbox.store.properties.get(name)
+    existing = store.properties.get(name)
     if existing is not None:
         raise HubSpotError(409, f"Property named '{name}' already exists.", "OBJECT_ALREADY_EXISTS")
-    _check_types(sandbox, body["type"], body["fieldType"], body["groupName"])
+    _check_types(store, body["type"], body["fieldType"], body["groupName"])
     unique = bool(body.get("hasUniqueValue", False))
     if unique and body["type"] not in {"string", "number"}:
         raise HubSpotError(400, "Only string and number properties can require unique values")
@@ -504,13 +532,15 @@ def _new_property(sandbox: HubSpotSandbox, body: dict[str, Any]) -> PropertyDef:
     )
 
 
-def _patch_property(sandbox: HubSpotSandbox, prop: PropertyDef, body: dict[str, Any]) -> None:
+def _patch_property(
+    sandbox: HubSpotSandbox, store: ObjectStore, prop: PropertyDef, body: dict[str, Any]
+) -> None:
     if "hasUniqueValue" in body and bool(body["hasUniqueValue"]) != prop.has_unique_value:
         raise HubSpotError(400, "hasUniqueValue can't be changed after a property is created")
     if prop.read_only_definition and set(body) - {"options"}:
         raise HubSpotError(400, f"Property {prop.name} has a read-only definition")
     type_, field_type = body.get("type", prop.type), body.get("fieldType", prop.field_type)
-    _check_types(sandbox, type_, field_type, body.get("groupName", prop.group_name))
+    _check_types(store, type_, field_type, body.get("groupName", prop.group_name))
     prop.type, prop.field_type = str(type_), str(field_type)
     prop.group_name = str(body.get("groupName", prop.group_name))
     prop.label = str(body.get("label", prop.label))

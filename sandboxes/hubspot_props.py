@@ -1,4 +1,4 @@
-"""Contact property definitions for the HubSpot sandbox: the stock defaults, and value checks.
+"""Property definitions for the HubSpot sandbox (contacts and deals): the stock defaults, and value checks.
 
 Shapes follow the CRM v3 properties API
 (https://developers.hubspot.com/docs/api/crm/properties): every property has a name, label,
@@ -177,13 +177,19 @@ def default_properties(created: str) -> dict[str, PropertyDef]:
                 ]
             ),
         ),
+        # A score property HubSpot computes from the portal's scoring rules: the properties API
+        # reports fieldType calculation_score and readOnlyValue, and writes are rejected
+        # (https://knowledge.hubspot.com/properties/hubspots-default-contact-properties, "HubSpot Score").
         PropertyDef(
             "hubspotscore",
             "HubSpot Score",
             "number",
-            "number",
+            "calculation_score",
             "sales_properties",
+            description="The number that shows qualification of contacts to sales readiness. "
+            "It can be set in HubSpot's Lead Scoring app.",
             read_only_value=True,
+            read_only_definition=True,
             calculated=True,
         ),
         PropertyDef(
@@ -255,36 +261,132 @@ def default_properties(created: str) -> dict[str, PropertyDef]:
         ),
     ]
     for stage in LIFECYCLE_STAGES:
-        specs.append(
-            PropertyDef(
-                f"hs_lifecyclestage_{stage}_date",
-                f"Date entered '{_STAGE_LABELS[stage]} (Lifecycle Stage Pipeline)'",
-                "datetime",
-                "date",
-                ci,
-                read_only_value=True,
-                read_only_definition=True,
-                calculated=True,
-            )
-        )
-    # HubSpot lets integrations write a few "calculated" ones (score/source are set by the scripted
-    # marketing side in this sandbox), so only the truly system-owned ones stay read-only.
+        label = f"{_STAGE_LABELS[stage]} (Lifecycle Stage Pipeline)"
+        specs.append(_calculated_date(f"hs_lifecyclestage_{stage}_date", f"Date entered '{label}'", ci))
+        specs += stage_date_properties(stage, label, ci)
+    # hs_analytics_source stays writable: the scripted marketing side sets it through the API.
     for spec in specs:
-        spec.hubspot_defined = True
         spec.read_only_definition = spec.read_only_definition or spec.name == "email"
-        spec.created_at = spec.updated_at = created
-        if spec.name in {"hubspotscore", "hs_analytics_source"}:
+        if spec.name == "hs_analytics_source":
             spec.read_only_value = False
+    return _finish(specs, created)
+
+
+def _calculated_date(name: str, label: str, group: str) -> PropertyDef:
+    return PropertyDef(
+        name,
+        label,
+        "datetime",
+        "date",
+        group,
+        read_only_value=True,
+        read_only_definition=True,
+        calculated=True,
+    )
+
+
+def stage_date_properties(stage_id: str, label: str, group: str) -> list[PropertyDef]:
+    """The calculated ``hs_v2_date_entered_<stage>`` / ``hs_v2_date_exited_<stage>`` pair of a stage.
+
+    Real portals fill these for lifecycle stages and deal stages
+    (https://knowledge.hubspot.com/properties/hubspots-default-contact-properties, "Date entered
+    (stage)", "Date exited (stage)").
+    """
+    return [
+        _calculated_date(f"hs_v2_date_entered_{stage_id}", f'Date entered "{label}"', group),
+        _calculated_date(f"hs_v2_date_exited_{stage_id}", f'Date exited "{label}"', group),
+    ]
+
+
+def _finish(specs: list[PropertyDef], created: str) -> dict[str, PropertyDef]:
     for i, spec in enumerate(specs):
+        spec.hubspot_defined = True
+        spec.created_at = spec.updated_at = created
         spec.display_order = i
     return {p.name: p for p in specs}
 
 
-SYSTEM_PROPERTIES = frozenset(
-    {"hs_object_id", "lastmodifieddate", "hs_merged_object_ids"}
-    | {f"hs_lifecyclestage_{s}_date" for s in LIFECYCLE_STAGES}
-)
-"""Properties only HubSpot itself writes; a write through the API is a validation error."""
+def default_deal_groups() -> list[dict[str, Any]]:
+    """Stock deal property groups."""
+    names = [("dealinformation", "Deal information"), ("deal_activity", "Deal activity")]
+    return [
+        {"name": n, "label": lbl, "displayOrder": i, "archived": False} for i, (n, lbl) in enumerate(names)
+    ]
+
+
+def default_deal_properties(created: str) -> dict[str, PropertyDef]:
+    """The stock deal properties (https://knowledge.hubspot.com/properties/hubspots-default-deal-properties).
+
+    ``dealstage`` and ``pipeline`` get their options from the portal's pipelines; the
+    ``hs_date_entered_<stage>`` family is added per stage by :mod:`hubspot_pipelines`.
+    """
+    di = "dealinformation"
+
+    def calculated(name: str, label: str, type_: str, field_type: str) -> PropertyDef:
+        return PropertyDef(
+            name,
+            label,
+            type_,
+            field_type,
+            di,
+            read_only_value=True,
+            read_only_definition=True,
+            calculated=True,
+        )
+
+    specs: list[PropertyDef] = [
+        PropertyDef("dealname", "Deal Name", "string", "text", di, read_only_definition=True),
+        PropertyDef("dealstage", "Deal Stage", "enumeration", "radio", di, read_only_definition=True),
+        PropertyDef("pipeline", "Pipeline", "enumeration", "select", di, read_only_definition=True),
+        PropertyDef("amount", "Amount", "number", "number", di),
+        PropertyDef("closedate", "Close Date", "datetime", "date", di),
+        PropertyDef("closed_lost_reason", "Closed Lost Reason", "string", "textarea", di),
+        PropertyDef("closed_won_reason", "Closed Won Reason", "string", "textarea", di),
+        PropertyDef(
+            "dealtype",
+            "Deal Type",
+            "enumeration",
+            "radio",
+            di,
+            options=_options([("newbusiness", "New Business"), ("existingbusiness", "Existing Business")]),
+        ),
+        PropertyDef("description", "Deal Description", "string", "textarea", di),
+        PropertyDef("hubspot_owner_id", "Deal owner", "enumeration", "select", di),
+        PropertyDef("createdate", "Create Date", "datetime", "date", di, read_only_definition=True),
+        PropertyDef(
+            "hs_object_id",
+            "Record ID",
+            "number",
+            "number",
+            di,
+            read_only_value=True,
+            read_only_definition=True,
+        ),
+        calculated("hs_lastmodifieddate", "Last Modified Date", "datetime", "date"),
+        calculated("hs_is_closed", "Is Deal Closed?", "bool", "booleancheckbox"),
+        calculated("hs_is_closed_won", "Is Closed Won", "bool", "booleancheckbox"),
+        calculated("hs_is_closed_lost", "Is closed lost", "bool", "booleancheckbox"),
+        calculated("hs_deal_stage_probability", "Deal Stage Probability", "number", "number"),
+        calculated("hs_closed_amount", "Closed Deal Amount", "number", "number"),
+        calculated("num_associated_contacts", "Number of Contacts", "number", "number"),
+        calculated("days_to_close", "Days to close", "number", "number"),
+    ]
+    return _finish(specs, created)
+
+
+def stage_properties(stage_id: str, label: str, created: str, display_order: int) -> list[PropertyDef]:
+    """Calculated date properties HubSpot adds for each deal stage (legacy and ``hs_v2_`` families)."""
+    di = "dealinformation"
+    specs = [
+        _calculated_date(f"hs_date_entered_{stage_id}", f'Date entered "{label}"', di),
+        _calculated_date(f"hs_date_exited_{stage_id}", f'Date exited "{label}"', di),
+        *stage_date_properties(stage_id, label, di),
+    ]
+    for spec in specs:
+        spec.hubspot_defined = True
+        spec.created_at = spec.updated_at = created
+        spec.display_order = display_order
+    return specs
 
 
 def validate_name(name: str) -> bool:

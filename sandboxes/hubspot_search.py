@@ -1,5 +1,7 @@
 """CRM v3 search for the HubSpot sandbox (https://developers.hubspot.com/docs/api/crm/search).
 
+The same for every object type; what it sees is the store's search index (see :mod:`hubspot_index`).
+
 Filter groups are ORed, filters inside a group ANDed; at most 5 groups, 6 filters per group and
 18 filters in all; ``limit`` at most 200; paging stops at 10,000 results (``after`` beyond → 400).
 """
@@ -13,7 +15,7 @@ from typing import Any
 
 from sandboxes.hubspot_errors import HubSpotError
 from sandboxes.hubspot_props import PropertyDef
-from sandboxes.hubspot_store import Contact, ContactStore
+from sandboxes.hubspot_store import ObjectStore, Record
 from sync.timeutil import parse_timestamp, to_epoch_ms
 
 MAX_LIMIT = 200
@@ -21,7 +23,6 @@ MAX_RESULTS = 10_000
 MAX_GROUPS = 5
 MAX_FILTERS_PER_GROUP = 6
 MAX_FILTERS = 18
-_QUERY_PROPERTIES = ("email", "firstname", "lastname", "phone", "company", "hs_object_id")
 _TOKEN_SPLIT = re.compile(r"[^0-9a-z*]+")
 
 
@@ -53,10 +54,10 @@ def _tokens_match(stored: str, token: str) -> bool:
     return token in _TOKEN_SPLIT.split(text) or token == text
 
 
-Predicate = Callable[[Contact], bool]
+Predicate = Callable[[Record], bool]
 
 
-def _compile_filter(store: ContactStore, spec: Any) -> Predicate:
+def _compile_filter(store: ObjectStore, spec: Any) -> Predicate:
     if not isinstance(spec, dict):
         raise HubSpotError(400, "Invalid input JSON: each filter must be an object")
     name = spec.get("propertyName")
@@ -65,7 +66,7 @@ def _compile_filter(store: ContactStore, spec: Any) -> Predicate:
     if prop is None:
         raise HubSpotError(400, f"There was a problem with the request: property {name} does not exist")
 
-    def stored(c: Contact) -> str | None:
+    def stored(c: Record) -> str | None:
         return c.values.get(prop.name)
 
     if operator == "HAS_PROPERTY":
@@ -105,7 +106,7 @@ def _compile_filter(store: ContactStore, spec: Any) -> Predicate:
     return lambda c: (v := stored(c)) is not None and op(_key(prop, v), target)
 
 
-def _compile(store: ContactStore, groups: Any) -> Predicate:
+def _compile(store: ObjectStore, groups: Any) -> Predicate:
     if not isinstance(groups, list):
         raise HubSpotError(400, "Invalid input JSON: filterGroups must be a list")
     if len(groups) > MAX_GROUPS:
@@ -127,7 +128,7 @@ def _compile(store: ContactStore, groups: Any) -> Predicate:
     return lambda c: any(all(f(c) for f in group) for group in compiled)
 
 
-def _sort_key(store: ContactStore, sorts: Any) -> tuple[Callable[[Contact], Any], bool]:
+def _sort_key(store: ObjectStore, sorts: Any) -> tuple[Callable[[Record], Any], bool]:
     if not sorts:
         return (lambda c: int(c.id)), False
     first = sorts[0]
@@ -142,7 +143,7 @@ def _sort_key(store: ContactStore, sorts: Any) -> tuple[Callable[[Contact], Any]
     if prop is None:
         raise HubSpotError(400, f"There was a problem with the request: property {name} does not exist")
 
-    def key(c: Contact) -> Any:
+    def key(c: Record) -> Any:
         v = c.values.get(name)
         # Records without the property sort after those with it, whatever the direction.
         missing = v is None
@@ -151,7 +152,7 @@ def _sort_key(store: ContactStore, sorts: Any) -> tuple[Callable[[Contact], Any]
     return key, descending
 
 
-def search(store: ContactStore, body: dict[str, Any]) -> dict[str, Any]:
+def search(store: ObjectStore, body: dict[str, Any]) -> dict[str, Any]:
     """Run a search request body against the store and build the response."""
     try:
         limit = int(body.get("limit") or 10)
@@ -169,9 +170,11 @@ def search(store: ContactStore, body: dict[str, Any]) -> dict[str, Any]:
         )
     matches = _compile(store, body.get("filterGroups") or [])
     query = str(body.get("query") or "").strip().lower()
-    found = [c for c in store.live() if matches(c)]
+    found = [c for c in store.searchable() if matches(c)]
     if query:
-        found = [c for c in found if any(query in (c.values.get(p) or "").lower() for p in _QUERY_PROPERTIES)]
+        found = [
+            c for c in found if any(query in (c.values.get(p) or "").lower() for p in store.query_properties)
+        ]
     key, descending = _sort_key(store, body.get("sorts"))
     found.sort(key=key, reverse=descending)
     page = found[offset : offset + limit]

@@ -1,5 +1,8 @@
 """Webhook delivery for the HubSpot sandbox (https://developers.hubspot.com/docs/api/webhooks).
 
+Contact events (creation, deletion, merge, propertyChange) and, when subscribed, deal events
+(creation, deletion, propertyChange, associationChange).
+
 Events are batched (at most 100 per POST) into a JSON array and signed both ways HubSpot does:
 ``X-HubSpot-Signature`` (v1: SHA-256 hex of secret + body, announced by
 ``X-HubSpot-Signature-Version: v1``) and ``X-HubSpot-Signature-v3`` (base64 HMAC-SHA256 with the
@@ -64,6 +67,7 @@ class WebhookSettings:
     properties: set[str] = field(default_factory=set)
     max_attempts: int = 10
     retry_base_seconds: float = 1.0
+    deal_properties: set[str] | None = None  # None: no deal subscriptions at all
     retry_max_seconds: float = 3600.0
     timeout_seconds: float = 5.0
     poll_seconds: float = 0.02
@@ -95,6 +99,13 @@ class WebhookQueue:
                 self._subscription_ids.setdefault(
                     f"contact.propertyChange:{prop}", 100_000 + len(self._subscription_ids)
                 )
+            if settings.deal_properties is not None:
+                for kind in ("deal.creation", "deal.deletion", "deal.associationChange"):
+                    self._subscription_ids.setdefault(kind, 100_000 + len(self._subscription_ids))
+                for prop in sorted(settings.deal_properties):
+                    self._subscription_ids.setdefault(
+                        f"deal.propertyChange:{prop}", 100_000 + len(self._subscription_ids)
+                    )
 
     def enqueue(self, events: list[ChangeEvent]) -> None:
         """Turn store change events into subscribed webhook payloads."""
@@ -107,13 +118,22 @@ class WebhookQueue:
                 if payload is not None:
                     self._pending.append(_Pending(payload, now))
 
+    def _subscribed(self, ev: ChangeEvent) -> bool:
+        if ev.object_type == "deal":
+            props = self.settings.deal_properties
+            if props is None:
+                return False
+            return ev.kind != "propertyChange" or ev.property_name in props
+        if ev.kind == "associationChange":
+            return False  # contact.associationChange is not subscribed
+        return ev.kind != "propertyChange" or ev.property_name in self.settings.properties
+
     def _payload(self, ev: ChangeEvent) -> dict[str, Any] | None:
+        if not self._subscribed(ev):
+            return None
+        sub_type = key = f"{ev.object_type}.{ev.kind}"
         if ev.kind == "propertyChange":
-            if ev.property_name not in self.settings.properties:
-                return None
-            sub_type, key = "contact.propertyChange", f"contact.propertyChange:{ev.property_name}"
-        else:
-            sub_type = key = f"contact.{ev.kind}"
+            key = f"{sub_type}:{ev.property_name}"
         payload: dict[str, Any] = {
             "eventId": next(self._ids),
             "subscriptionId": self._subscription_ids.get(key, 0),
@@ -133,6 +153,11 @@ class WebhookQueue:
             payload["propertyName"] = ev.property_name
             payload["propertyValue"] = ev.property_value
             payload.pop("changeFlag")
+        if ev.kind == "associationChange":
+            # Association events name both ends instead of one object
+            # (https://developers.hubspot.com/docs/api/webhooks, "Association change events").
+            for name in ("objectId", "changeFlag"):
+                payload.pop(name)
         payload.update(ev.extra)
         return payload
 

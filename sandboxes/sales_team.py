@@ -248,12 +248,16 @@ def _reason(rng: random.Random, rates: TeamRates) -> str:
 ContactResolver = Callable[[str | None, str | None], str | None]
 
 
-class SalesTeam:
-    """Works every Lead Closedloop hands over; see the module docstring."""
+class ScriptedTeam:
+    """Plans and carries out the fate of every person handed to sales; backends say where.
+
+    A backend supplies :meth:`_new_leads` (what was handed over, as Lead-shaped dicts: ``Id``,
+    ``Email``, ``Company``, ``Status``, ``IsConverted``, ``Closedloop_Id__c``, ``CreatedDate``) and
+    :meth:`_apply` (one action in its system, returning the details the ground truth records).
+    """
 
     def __init__(
         self,
-        salesforce: SalesforceTarget,
         hubspot: HubSpotTarget,
         clock: SimClock,
         seed: int,
@@ -261,7 +265,6 @@ class SalesTeam:
         contact_resolver: ContactResolver | None = None,
     ) -> None:
         """``contact_resolver(closedloop_id, email) -> HubSpot contact id`` overrides the lookup."""
-        self.salesforce = salesforce
         self.hubspot = hubspot
         self.clock = clock
         self.seed = seed
@@ -309,18 +312,10 @@ class SalesTeam:
         return found
 
     def _new_leads(self) -> list[dict[str, Any]]:
-        """Leads created since the watermark (minus a margin for late commits), oldest first."""
-        since = ""
-        if self._watermark is not None:
-            floor = (self._watermark - WATERMARK_OVERLAP).astimezone(UTC)
-            since = f" WHERE CreatedDate >= {floor.strftime('%Y-%m-%dT%H:%M:%SZ')}"
-        leads = self.salesforce.query(
-            f"SELECT {', '.join(LEAD_FIELDS)} FROM Lead{since} ORDER BY CreatedDate"
-        )
-        newest = parse_timestamp(leads[-1].get("CreatedDate")) if leads else None  # ordered by CreatedDate
-        if newest is not None and (self._watermark is None or newest > self._watermark):
-            self._watermark = newest
-        return leads
+        raise NotImplementedError
+
+    def _apply(self, person: _Person, action: PlannedAction, at: datetime) -> dict[str, Any]:
+        raise NotImplementedError
 
     def handed_over(self) -> list[HandedLead]:
         """Every Lead the team has discovered, in discovery order."""
@@ -352,8 +347,6 @@ class SalesTeam:
                 done += 1
         return done
 
-    # -- execution ------------------------------------------------------------------------------
-
     def _execute(self, person: _Person, action: PlannedAction) -> bool:
         at = self.clock.now()
         try:
@@ -370,6 +363,68 @@ class SalesTeam:
             )
         )
         return True
+
+    def _find_contact(self, closedloop_id: str | None, email: str | None) -> str | None:
+        """The HubSpot contact of a person: by common ID, else by normalised email."""
+        for refresh in (False, True):
+            if refresh or not self._contact_index:
+                self._contact_index = self._index_contacts()
+            for key in (
+                f"id:{closedloop_id}" if closedloop_id else None,
+                f"email:{email}" if email else None,
+            ):
+                if key is not None and key in self._contact_index:
+                    return self._contact_index[key]
+        return None
+
+    def _contact_properties(self, closedloop_id: str | None, email: str | None) -> dict[str, Any]:
+        """The person's HubSpot properties, or {} when the contact cannot be found."""
+        contact_id = self._resolve_contact(closedloop_id, email)
+        props = self.hubspot.get_contact(contact_id) if contact_id else None
+        return dict(props or {})
+
+    def _index_contacts(self) -> dict[str, str]:
+        index: dict[str, str] = {}
+        for contact in self.hubspot.contacts():
+            if contact.get("archived"):
+                continue
+            props = contact.get("properties") or {}
+            if props.get("closedloop_id"):
+                index[f"id:{props['closedloop_id']}"] = str(contact["id"])
+            if props.get("email"):
+                index.setdefault(f"email:{normalise_email(str(props['email']))}", str(contact["id"]))
+        return index
+
+
+class SalesTeam(ScriptedTeam):
+    """Works every Salesforce Lead Closedloop hands over; see the module docstring."""
+
+    def __init__(
+        self,
+        salesforce: SalesforceTarget,
+        hubspot: HubSpotTarget,
+        clock: SimClock,
+        seed: int,
+        rates: TeamRates | None = None,
+        contact_resolver: ContactResolver | None = None,
+    ) -> None:
+        """``contact_resolver(closedloop_id, email) -> HubSpot contact id`` overrides the lookup."""
+        super().__init__(hubspot, clock, seed, rates, contact_resolver)
+        self.salesforce = salesforce
+
+    def _new_leads(self) -> list[dict[str, Any]]:
+        """Leads created since the watermark (minus a margin for late commits), oldest first."""
+        since = ""
+        if self._watermark is not None:
+            floor = (self._watermark - WATERMARK_OVERLAP).astimezone(UTC)
+            since = f" WHERE CreatedDate >= {floor.strftime('%Y-%m-%dT%H:%M:%SZ')}"
+        leads = self.salesforce.query(
+            f"SELECT {', '.join(LEAD_FIELDS)} FROM Lead{since} ORDER BY CreatedDate"
+        )
+        newest = parse_timestamp(leads[-1].get("CreatedDate")) if leads else None  # ordered by CreatedDate
+        if newest is not None and (self._watermark is None or newest > self._watermark):
+            self._watermark = newest
+        return leads
 
     def _apply(self, person: _Person, action: PlannedAction, at: datetime) -> dict[str, Any]:
         sf = self.salesforce
@@ -430,37 +485,6 @@ class SalesTeam:
             "close_date": fields.get("CloseDate"),
             "loss_reason": fields.get("Loss_Reason__c"),
         }
-
-    def _find_contact(self, closedloop_id: str | None, email: str | None) -> str | None:
-        """The HubSpot contact of a person: by common ID, else by normalised email."""
-        for refresh in (False, True):
-            if refresh or not self._contact_index:
-                self._contact_index = self._index_contacts()
-            for key in (
-                f"id:{closedloop_id}" if closedloop_id else None,
-                f"email:{email}" if email else None,
-            ):
-                if key is not None and key in self._contact_index:
-                    return self._contact_index[key]
-        return None
-
-    def _contact_properties(self, closedloop_id: str | None, email: str | None) -> dict[str, Any]:
-        """The person's HubSpot properties, or {} when the contact cannot be found."""
-        contact_id = self._resolve_contact(closedloop_id, email)
-        props = self.hubspot.get_contact(contact_id) if contact_id else None
-        return dict(props or {})
-
-    def _index_contacts(self) -> dict[str, str]:
-        index: dict[str, str] = {}
-        for contact in self.hubspot.contacts():
-            if contact.get("archived"):
-                continue
-            props = contact.get("properties") or {}
-            if props.get("closedloop_id"):
-                index[f"id:{props['closedloop_id']}"] = str(contact["id"])
-            if props.get("email"):
-                index.setdefault(f"email:{normalise_email(str(props['email']))}", str(contact["id"]))
-        return index
 
 
 def _number(value: Any) -> float | None:

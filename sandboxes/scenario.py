@@ -51,6 +51,9 @@ class ScenarioConfig:
     # Simulated time runs thousands of times faster than real time; a faster search allowance keeps
     # the per-simulated-day budget realistic. Contract tests check the real 5/s limit.
     hubspot_search_per_second: int = 5
+    # HubSpot's search indexing lag in real seconds (0: none). Without jitter changes become
+    # searchable in the order they were made, which a watermark without overlap survives.
+    hubspot_search_delay_seconds: float = 0.0
     extra_settings: dict[str, Any] = field(default_factory=dict)
 
 
@@ -114,6 +117,7 @@ class Scenario:
             hubspot_kwargs={
                 "window_limit": cfg.hubspot_window_limit,
                 "search_per_second": cfg.hubspot_search_per_second,
+                "search_delay_seconds": cfg.hubspot_search_delay_seconds,
             },
         )
         env = self.settings_env()
@@ -128,7 +132,7 @@ class Scenario:
 
         celery_app = configure(settings)
         mapping, _ = self.runtime.mappings.get()
-        run_setup(mapping, self.runtime.hubspot, self.runtime.salesforce)
+        run_setup(mapping, self.runtime.ma, self.runtime.sfa)
         self.contacts = contacts = generate_population(
             cfg.people, seed=cfg.seed, locale=cfg.locale, start=cfg.start, span_days=cfg.span_days
         )
@@ -224,14 +228,27 @@ class Scenario:
         """Poll both systems and sync what changed, until a round finds nothing."""
         for _ in range(max_rounds):
             self.stats.sync_rounds += 1
-            found = operations.poll("hubspot") + operations.poll("salesforce")
+            found = operations.poll("ma") + operations.poll("sfa")
             # A person changed on both sides is synced once, in full batches (not once per system).
             ids = list(dict.fromkeys(cid for batch in found for cid in batch))
             if not ids:
-                return
+                if not self._search_lagging():
+                    return
+                continue  # a change not searchable yet is not quiet: poll again once it is
             assert self.runtime is not None
             size = self.runtime.settings.batch_size
             self.dispatch([ids[i : i + size] for i in range(0, len(ids), size)])
+
+    def _search_lagging(self, timeout: float = 30.0) -> bool:
+        """Whether HubSpot's search index was behind; if so, wait until it has caught up."""
+        assert self.boxes is not None
+        hubspot = self.boxes.hubspot
+        if not hubspot.search_lagging():
+            return False
+        deadline = time.monotonic() + timeout
+        while hubspot.search_lagging() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return True
 
     def dispatch(self, batches: list[list[str]], timeout: float = 300.0) -> None:
         """Send sync tasks to the workers and wait until they have all finished."""

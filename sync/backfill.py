@@ -2,16 +2,14 @@
 
 Phases, each a resumable stream whose position lives in the ``cursors`` table:
 
-1. ``backfill:hubspot`` — ALL HubSpot contacts through the list API (``after`` token; search
-   would stop at 10,000), 100 per page.
-2. ``backfill:salesforce:Lead``, ``…:Contact``, ``…:OpportunityContactRole`` — SOQL ordered by
-   Id, resumed with ``WHERE Id > last``. Records are linked by common ID, then by normalised email
-   (:class:`sync.identity.IdentityMap`); a converted Lead also links its Contact and Opportunity,
-   and a contact role links its Opportunity to the Contact's person. Opportunities are reached only
-   through those links: one without a contact role or converting Lead belongs to nobody.
-3. ``backfill:people`` — the people in common-ID order, in batches: their fresh state and
-   LeadHistory/OpportunityHistory are read, the history is replayed
-   (:mod:`sync.backfill_history`) and stored as transitions with the source timestamps and
+1. ``backfill:<role>:<stream>`` — each connector's full scans (every marketing contact, every sales
+   lead, contact and contact role: see each connector's ``scan``), page by page. Records are
+   linked by common ID, then by normalised email (:class:`sync.identity.IdentityMap`); a page may
+   also attach a record to the person of one already linked (e.g. an opportunity to its contact's
+   person).
+2. ``backfill:people`` — the people in common-ID order, in batches: their fresh state and both
+   systems' history are read through the connectors, replayed through the mapping's stage rules
+   (:mod:`sync.replay`) and stored as transitions with the source timestamps and
    ``cause="backfill"``; then, unless ``sync=False``, the normal engine syncs the batch so both
    systems converge (handover of existing MQLs, common IDs and closed-loop properties written back).
 
@@ -25,59 +23,38 @@ outcomes; ``--no-sync`` loads identity and history only (e.g. to inspect the fun
 anything). The engine re-reads each batch's state (one more batch read per 100 contacts) because
 it must decide on fresh data; that is the price of reusing it unchanged.
 
-Before the first page, the newest modification time of each system is noted; when the backfill
-finishes, polling streams that have no watermark yet start from it, so the poller neither
-re-reads the whole portal nor misses a change made while the backfill ran.
+Before the first page, the newest modification time of each polling stream is noted; when the
+backfill finishes, polling streams that have no watermark yet start from it, so the poller neither
+re-reads the whole system nor misses a change made while the backfill ran.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from sync.backfill_history import (
-    HISTORY_MA_PROPERTIES,
-    LEAD_HISTORY_FIELDS,
-    OPPORTUNITY_HISTORY_FIELDS,
-    HistoryEvent,
-    StageFlags,
-    contact_events,
-    hubspot_events,
-    lead_events,
-    opportunity_events,
-    replay,
-)
-from sync.connectors.hubspot import HubSpotConnector
-from sync.connectors.salesforce import SalesforceConnector, soql_quote
+from sync.connectors.contract import MA, SFA, Connector, MarketingConnector, SalesConnector
 from sync.engine import Engine
-from sync.identity import Candidate, IdentityMap, RecordRef, normalise_email
+from sync.facts import Profiles, refresh_attributes, transition_row
+from sync.identity import IdentityMap, RecordRef
 from sync.logs import get_logger
 from sync.mapping import Mapping
-from sync.people import PersonState, StateReader
-from sync.poller import SALESFORCE_STREAMS, hubspot_candidate
+from sync.people import StateReader
+from sync.replay import replay
 from sync.store.db import Store
 from sync.store.errors import record_error
 from sync.store.models import Cursor, FieldState, MatchKey, Person, RecordLink, Transition
-from sync.timeutil import parse_timestamp, to_sf_datetime, utcnow
+from sync.timeutil import parse_timestamp, utcnow
 
 log = get_logger(__name__)
 
-HUBSPOT_STREAM = "backfill:hubspot"
-SALESFORCE_OBJECTS = ("Lead", "Contact", "OpportunityContactRole")
 PEOPLE_STREAM = "backfill:people"
 MARKS_STREAM = "backfill:marks"
-STREAMS = (
-    HUBSPOT_STREAM,
-    *(f"backfill:salesforce:{o}" for o in SALESFORCE_OBJECTS),
-    PEOPLE_STREAM,
-)
-SCORE_PROPERTY = "hubspotscore"
 # Tables a backfill fills in bulk, and the record count at which their statistics are first refreshed.
 FILLED_TABLES = tuple(model.__tablename__ for model in (Person, RecordLink, MatchKey, Transition, FieldState))
 FIRST_STATISTICS_REFRESH = 1_000
@@ -109,6 +86,25 @@ class BackfillStats:
     already_complete: bool = False
 
 
+def scan_stream_name(role: str, stream: str) -> str:
+    """The cursor of one connector's full scan."""
+    return f"backfill:{role}:{stream}"
+
+
+def backfill_streams(ma: Connector, sfa: Connector) -> list[str]:
+    """Every stream of a backfill with these connectors, in the order they run."""
+    scans = [scan_stream_name(role, s.name) for role, c in ((MA, ma), (SFA, sfa)) for s in c.scan_streams]
+    return [*scans, PEOPLE_STREAM]
+
+
+def stream_labels(ma: Connector, sfa: Connector) -> dict[str, str]:
+    """A readable label per stream, for progress bars."""
+    labels = {
+        scan_stream_name(role, s.name): s.label for role, c in ((MA, ma), (SFA, sfa)) for s in c.scan_streams
+    }
+    return labels | {PEOPLE_STREAM: "People: history + sync"}
+
+
 class Backfill:
     """Runs (or resumes) the backfill against one store."""
 
@@ -116,8 +112,8 @@ class Backfill:
         self,
         store: Store,
         mapping: Mapping,
-        hubspot: HubSpotConnector,
-        salesforce: SalesforceConnector,
+        ma: MarketingConnector,
+        sfa: SalesConnector,
         engine: Engine | None = None,
         options: BackfillOptions | None = None,
         progress: Progress | None = None,
@@ -125,19 +121,16 @@ class Backfill:
     ) -> None:
         self.store = store
         self.mapping = mapping
-        self.hubspot = hubspot
-        self.salesforce = salesforce
+        self.connectors: dict[str, Connector] = {MA: ma, SFA: sfa}
+        self.names: dict[str, str] = {MA: ma.profile.connector, SFA: sfa.profile.connector}
         self.engine = engine
         self.options = options or BackfillOptions()
         self.progress = progress or (lambda _event, _data: None)
         # Called after every commit with (stream, commits so far in this run); tests interrupt here.
         self.checkpoint = checkpoint or (lambda _stream, _n: None)
-        self.ext = mapping.identity.sfa_field
-        self.ma_prop = mapping.identity.ma_property
-        self.email_field = next((f.sfa for f in mapping.fields if f.ma == "email"), "Email")
-        self.reader = StateReader(mapping, hubspot, salesforce)
-        self.reader.ma_properties = sorted(set(self.reader.ma_properties) | set(HISTORY_MA_PROPERTIES))
-        self.flags = StageFlags()
+        self.reader = StateReader(ma, sfa)
+        self.profiles = Profiles(ma.profile, sfa.profile)
+        self.streams = backfill_streams(ma, sfa)
         self.stats = BackfillStats()
         self._commits = 0
         # Records written per stream in this run, and the count at which each stream next refreshes
@@ -152,14 +145,14 @@ class Backfill:
         if self.options.restart:
             self._reset()
         states = self._states()
-        if all(states.get(s, {}).get("done") for s in STREAMS):
+        if all(states.get(s, {}).get("done") for s in self.streams):
             self.stats.already_complete = True
             return self.stats
         marks = self._marks()
-        self._hubspot(states.get(HUBSPOT_STREAM, {}))
-        for obj in SALESFORCE_OBJECTS:
-            stream = f"backfill:salesforce:{obj}"
-            self._salesforce(obj, stream, states.get(stream, {}))
+        for role, connector in self.connectors.items():
+            for scan in connector.scan_streams:
+                stream = scan_stream_name(role, scan.name)
+                self._scan(connector, scan.name, stream, states.get(stream, {}))
         self._people(states.get(PEOPLE_STREAM, {}))
         self._start_pollers(marks)
         return self.stats
@@ -168,12 +161,12 @@ class Backfill:
 
     def _states(self) -> dict[str, dict[str, Any]]:
         with self.store.session() as session:
-            rows = session.execute(select(Cursor.stream, Cursor.state).where(Cursor.stream.in_(STREAMS)))
+            rows = session.execute(select(Cursor.stream, Cursor.state).where(Cursor.stream.in_(self.streams)))
             return {stream: dict(state or {}) for stream, state in rows}
 
     def _reset(self) -> None:
         with self.store.session() as session:
-            for stream in (*STREAMS, MARKS_STREAM):
+            for stream in (*self.streams, MARKS_STREAM):
                 cursor = session.get(Cursor, stream)
                 if cursor is not None:
                     session.delete(cursor)
@@ -204,21 +197,15 @@ class Backfill:
         self.checkpoint(stream, self._commits)
 
     def _marks(self) -> dict[str, str | None]:
-        """Each system's newest modification time when the backfill first started (kept across resumes)."""
+        """Each polling stream's newest modification time when the backfill first started (kept across resumes)."""
         with self.store.session() as session:
             cursor = session.get(Cursor, MARKS_STREAM)
             if cursor is not None:
                 return dict(cursor.state)
-        _total, newest = self.hubspot.summary()
-        marks: dict[str, str | None] = {"hubspot:contacts": newest.isoformat() if newest else None}
-        for sobject in SALESFORCE_STREAMS:
-            rows = list(
-                self.salesforce.query(
-                    f"SELECT Id, SystemModstamp FROM {sobject} ORDER BY SystemModstamp DESC LIMIT 1"
-                )
-            )
-            stamp = parse_timestamp(rows[0].get("SystemModstamp")) if rows else None
-            marks[f"salesforce:{sobject}"] = stamp.isoformat() if stamp else None
+        marks: dict[str, str | None] = {}
+        for role, connector in self.connectors.items():
+            for stream, newest in connector.newest_changes().items():
+                marks[f"{role}:{stream}"] = newest.isoformat() if newest else None
         with self.store.session() as session:
             self._save(session, MARKS_STREAM, marks)
         return marks
@@ -236,104 +223,51 @@ class Backfill:
                 elif cursor.watermark is None:
                     cursor.watermark = when
 
-    # -- phase 1: HubSpot --------------------------------------------------------------------------
+    # -- phase 1: every record of every system ----------------------------------------------------
 
-    def _hubspot(self, state: dict[str, Any]) -> None:
-        if state.get("done"):
-            return
-        total, _newest = self.hubspot.summary()
-        self.progress("start", {"stream": HUBSPOT_STREAM, "total": total, "completed": state.get("count", 0)})
-        after: str | None = state.get("after")
-        count = int(state.get("count", 0))
-        props = ["email", self.ma_prop, "lastmodifieddate"]
-        since = self.options.since
-        while True:
-            contacts, nxt = self.hubspot.list_page(after, props, limit=self.options.batch_size)
-            chosen = [c for c in contacts if since is None or c.updated_at is None or c.updated_at >= since]
-            with self.store.session() as session:
-                candidates = [hubspot_candidate(c, self.ma_prop) for c in chosen]
-                IdentityMap(session).resolve_batch(candidates)
-                count += len(contacts)
-                self._save(session, HUBSPOT_STREAM, {"after": nxt, "count": count, "done": nxt is None})
-            self._committed(HUBSPOT_STREAM, len(contacts))
-            if nxt is None:
-                break
-            after = nxt
-        self.progress("done", {"stream": HUBSPOT_STREAM})
-
-    # -- phase 2: Salesforce -----------------------------------------------------------------------
-
-    def _soql(self, sobject: str, last_id: str | None) -> str:
-        fields = {
-            "Lead": ["Id", self.ext, self.email_field, "ConvertedContactId", "ConvertedOpportunityId"],
-            "Contact": ["Id", self.ext, self.email_field],
-            "OpportunityContactRole": ["Id", "OpportunityId", "ContactId"],
-        }[sobject]
-        where = []
-        if last_id:
-            where.append(f"Id > {soql_quote(last_id)}")
-        if self.options.since is not None and sobject != "OpportunityContactRole":
-            where.append(f"SystemModstamp >= {to_sf_datetime(self.options.since)}")
-        clause = f" WHERE {' AND '.join(where)}" if where else ""
-        return f"SELECT {', '.join(dict.fromkeys(fields))} FROM {sobject}{clause} ORDER BY Id ASC"
-
-    def _salesforce(self, sobject: str, stream: str, state: dict[str, Any]) -> None:
+    def _scan(self, connector: Connector, scan: str, stream: str, state: dict[str, Any]) -> None:
         if state.get("done"):
             return
         count = int(state.get("count", 0))
-        last_id: str | None = state.get("last_id")
-        self.progress(
-            "start", {"stream": stream, "total": self.salesforce.count(sobject), "completed": count}
-        )
-        records = self.salesforce.query(self._soql(sobject, last_id))
-        for chunk in _chunked(records, self.options.batch_size):
+        total = connector.scan_total(scan)
+        self.progress("start", {"stream": stream, "total": total, "completed": count})
+        position = {k: v for k, v in state.items() if k not in ("count", "done")}
+        for page in connector.scan(scan, position, self.options.since, self.options.batch_size):
             with self.store.session() as session:
-                if sobject == "OpportunityContactRole":
-                    self._link_roles(session, chunk)
-                else:
-                    IdentityMap(session).resolve_batch([self._sf_candidate(sobject, r) for r in chunk])
-                count += len(chunk)
-                last_id = str(chunk[-1]["Id"])
-                self._save(session, stream, {"last_id": last_id, "count": count, "done": False})
-            self._committed(stream, len(chunk))
+                identity = IdentityMap(session, self.names)
+                if page.candidates:
+                    identity.resolve_batch(page.candidates)
+                if page.attachments:
+                    self._attach(session, identity, page.attachments)
+                count += page.records
+                position = dict(page.state)
+                self._save(session, stream, {**position, "count": count, "done": False})
+            self._committed(stream, page.records)
         with self.store.session() as session:
-            self._save(session, stream, {"last_id": last_id, "count": count, "done": True})
+            self._save(session, stream, {**position, "count": count, "done": True})
         self.progress("done", {"stream": stream})
 
-    def _sf_candidate(self, sobject: str, rec: dict[str, Any]) -> Candidate:
-        refs = [RecordRef("salesforce", sobject, str(rec["Id"]))]
-        if sobject == "Lead":
-            if rec.get("ConvertedContactId"):
-                refs.append(RecordRef("salesforce", "Contact", str(rec["ConvertedContactId"])))
-            if rec.get("ConvertedOpportunityId"):
-                refs.append(RecordRef("salesforce", "Opportunity", str(rec["ConvertedOpportunityId"])))
-        return Candidate.of(refs, rec.get(self.ext), rec.get(self.email_field))
-
-    def _link_roles(self, session: Session, roles: Sequence[dict[str, Any]]) -> None:
-        """An Opportunity belongs to the person of its (first) contact role's Contact."""
-        contact_ids = {str(r["ContactId"]) for r in roles if r.get("ContactId")}
-        linked = set(
-            session.scalars(
-                select(RecordLink.record_id).where(
-                    RecordLink.system == "salesforce",
-                    RecordLink.object_type == "Contact",
-                    RecordLink.record_id.in_(contact_ids),
+    @staticmethod
+    def _attach(session: Session, identity: IdentityMap, pairs: list[tuple[RecordRef, RecordRef]]) -> None:
+        """Link each second record to the person of the first, where the first is linked already."""
+        owners: dict[RecordRef, str] = {}
+        for known, _ in pairs:
+            if known in owners:
+                continue
+            row = session.execute(
+                select(RecordLink.common_id).where(
+                    RecordLink.role == known.role,
+                    RecordLink.object_type == known.object_type,
+                    RecordLink.record_id == known.record_id,
                 )
-            )
-        )
-        candidates = [
-            Candidate(
-                records=[
-                    RecordRef("salesforce", "Contact", str(r["ContactId"])),
-                    RecordRef("salesforce", "Opportunity", str(r["OpportunityId"])),
-                ]
-            )
-            for r in roles
-            if r.get("OpportunityId") and str(r.get("ContactId")) in linked
-        ]
-        IdentityMap(session).resolve_batch(candidates)
+            ).first()
+            if row is not None:
+                owners[known] = row[0]
+        for known, extra in pairs:
+            if known in owners:
+                identity.link(owners[known], extra)
 
-    # -- phase 3: people: history, then sync -------------------------------------------------------
+    # -- phase 2: people: history, then sync -------------------------------------------------------
 
     def _people(self, state: dict[str, Any]) -> None:
         if state.get("done"):
@@ -382,23 +316,16 @@ class Backfill:
             return
         todo = [cid for cid in ids if cid in fresh]
         states = self.reader.read(todo, {cid: links.get(cid, []) for cid in todo})
-        lead_rows = self._rows(
-            "LeadHistory", LEAD_HISTORY_FIELDS, "LeadId", [s.lead["Id"] for s in states.values() if s.lead]
-        )
-        opp_ids = [o["Id"] for s in states.values() for o in s.opportunities]
-        opp_rows = self._rows("OpportunityHistory", OPPORTUNITY_HISTORY_FIELDS, "OpportunityId", opp_ids)
-        for s in states.values():
-            for opp in s.opportunities:
-                self.flags.learn(opp)
+        events = self.reader.history(states)
         with self.store.session() as session:
-            query = (
-                select(Person)
-                .where(Person.common_id.in_(todo), Person.stage.is_(None))
-                .order_by(Person.common_id)
-            )
-            if session.get_bind().dialect.name == "postgresql":
-                query = query.with_for_update()
-            people = {p.common_id: p for p in session.execute(query).scalars()}
+            people = {
+                p.common_id: p
+                for p in session.execute(
+                    select(Person)
+                    .where(Person.common_id.in_(todo), Person.stage.is_(None))
+                    .order_by(Person.common_id)
+                ).scalars()
+            }
             existing = {
                 (cid, stage, at)
                 for cid, stage, at in session.execute(
@@ -408,10 +335,10 @@ class Backfill:
                 )
             }
             for cid, person in people.items():
-                state = states[cid]
-                self._refresh(person, state)
+                view = states[cid].view()
+                refresh_attributes(person, view, self.profiles)
                 try:
-                    steps = replay(self.mapping, self._events(state, lead_rows, opp_rows))
+                    steps = replay(self.mapping, self.profiles, events[cid])
                 except (
                     ValueError,
                     TypeError,
@@ -419,29 +346,24 @@ class Backfill:
                 ) as exc:  # one malformed record must not stop the load
                     self._bad_history(session, cid, exc)
                     continue
-                score = _decimal((state.ma or {}).get(SCORE_PROPERTY))
+                score = self.profiles.score(view)
                 for step in steps:
                     if (cid, step.to_stage, step.at) in existing:
                         continue
                     existing.add((cid, step.to_stage, step.at))
-                    session.add(
-                        Transition(
-                            common_id=cid,
-                            from_stage=step.from_stage,
-                            to_stage=step.to_stage,
-                            occurred_at=step.at,
-                            recorded_at=utcnow(),
-                            source_system=step.system,
-                            source_record=step.record_id,
-                            cause="backfill",
-                            campaign=person.campaign,
-                            source=person.source,
-                            owner=person.owner,
-                            reason=step.reason,
-                            amount=step.amount,
-                            score=score,
-                        )
+                    row = transition_row(
+                        self.mapping,
+                        self.profiles,
+                        person,
+                        step.to_stage,
+                        step.from_stage,
+                        step.at,
+                        view,
+                        (step.role, self.names[step.role], step.record_id),
+                        "backfill",
                     )
+                    row.reason, row.amount, row.score = step.reason, step.amount, score
+                    session.add(row)
                     self.stats.transitions += 1
                     if step.to_stage == self.mapping.handover.at and person.score_at_mql is None:
                         person.score_at_mql = score
@@ -455,72 +377,13 @@ class Backfill:
         log.warning("backfill_history_skipped", common_id=common_id, error=type(exc).__name__)
         record_error(
             session,
-            system="closedloop",
+            role="closedloop",
             operation="backfill",
             category="bad_history",
             message=f"history not replayed: {type(exc).__name__}: {str(exc)[:200]}",
             common_id=common_id,
         )
 
-    def _rows(
-        self, sobject: str, fields: Sequence[str], key: str, ids: list[str]
-    ) -> dict[str, list[dict[str, Any]]]:
-        out: dict[str, list[dict[str, Any]]] = {}
-        for row in self.salesforce.select_in(sobject, list(fields), key, ids) if ids else []:
-            out.setdefault(str(row[key]), []).append(row)
-        return out
-
-    def _events(
-        self,
-        state: PersonState,
-        lead_rows: dict[str, list[dict[str, Any]]],
-        opp_rows: dict[str, list[dict[str, Any]]],
-    ) -> list[HistoryEvent]:
-        events: list[HistoryEvent] = []
-        if state.ma is not None and state.hubspot_id:
-            events += hubspot_events(state.hubspot_id, state.ma)
-        if state.lead is not None:
-            events += lead_events(state.lead, lead_rows.get(str(state.lead["Id"]), []))
-        if state.contact is not None:
-            events += contact_events(state.contact)
-        for opp in state.opportunities:
-            events += opportunity_events(opp, opp_rows.get(str(opp["Id"]), []), self.flags)
-        return events
-
-    @staticmethod
-    def _refresh(person: Person, state: PersonState) -> None:
-        ma = state.ma or {}
-        if ma.get("hs_analytics_source_data_1"):
-            person.campaign = str(ma["hs_analytics_source_data_1"])
-        if ma.get("hs_analytics_source"):
-            person.source = str(ma["hs_analytics_source"])
-        owner = (state.opportunity or state.contact or state.lead or {}).get("OwnerId")
-        if owner:
-            person.owner = str(owner)
-        email = normalise_email(ma.get("email") or (state.contact or state.lead or {}).get("Email"))
-        if email:
-            person.email = email
-
 
 def _live() -> tuple[Any, ...]:
     return (Person.merged_into.is_(None), Person.deleted_at.is_(None))
-
-
-def _chunked(records: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
-    chunk: list[dict[str, Any]] = []
-    for rec in records:
-        chunk.append(rec)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
-def _decimal(value: Any) -> Decimal | None:
-    if value is None or value == "":
-        return None
-    try:
-        return Decimal(str(value))
-    except InvalidOperation:
-        return None

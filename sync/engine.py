@@ -6,12 +6,9 @@ so retries, duplicated events and out-of-order deliveries change nothing.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
 from functools import partial
 from typing import Any
 
@@ -19,35 +16,25 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from sync import metrics
+from sync.connectors.contract import HistoryEvent, MarketingConnector, SalesConnector
 from sync.connectors.errors import ConnectorError, RecordError
-from sync.connectors.hubspot import LIFECYCLE_ORDER, HubSpotConnector
-from sync.connectors.salesforce import SalesforceConnector
-from sync.fieldsync import MA, SFA, FieldDecision, canonical, decide_fields, same, value_hash
+from sync.facts import Profiles, refresh_attributes, transition_row
+from sync.fieldsync import MA, SFA, FieldDecision, decide_fields, same, value_hash
 from sync.identity import IdentityMap, RecordRef, normalise_email
 from sync.logs import get_logger
 from sync.mapping import Mapping
 from sync.mapping.project import closed_loop_values, project
 from sync.people import PersonState, StateReader
-from sync.stages import compute_stage, decide_transition, entered_at
+from sync.replay import Step, replay
+from sync.stages import PersonView, compute_stage, decide_transition, entered_at
 from sync.store.db import Store
 from sync.store.errors import record_error
 from sync.store.models import FieldState, Person, Transition
+from sync.store.person_locks import people_locked
 from sync.timeutil import parse_timestamp, utcnow
 
 log = get_logger(__name__)
 
-LIFECYCLE_FOR_STAGE = {
-    "lead": "lead",
-    "mql": "marketingqualifiedlead",
-    "sql": "salesqualifiedlead",
-    "opportunity": "opportunity",
-    "won": "customer",
-}
-CAMPAIGN_PROPERTY = "hs_analytics_source_data_1"
-SOURCE_PROPERTY = "hs_analytics_source"
-SCORE_PROPERTY = "hubspotscore"
-
-_SQLITE_SERIAL = threading.Lock()
 
 TransitionHook = Callable[[Session, str, str, datetime], None]
 
@@ -70,7 +57,7 @@ class SyncResult:
 class _Plan:
     """Writes collected for the whole batch, sent afterwards in full batches."""
 
-    ma_updates: dict[str, dict[str, Any]] = field(default_factory=dict)  # hubspot id -> props
+    ma_updates: dict[str, dict[str, Any]] = field(default_factory=dict)  # MA record id -> fields
     ma_creates: dict[str, dict[str, Any]] = field(default_factory=dict)  # common id -> props
     sfa_upserts: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # object -> cid -> fields
     sfa_updates: dict[str, dict[str, dict[str, Any]]] = field(
@@ -80,6 +67,17 @@ class _Plan:
     settled: dict[str, dict[tuple[str, str], Any]] = field(default_factory=dict)  # cid -> values after writes
 
 
+@dataclass
+class _Sent:
+    """What the write phase learned: records created, records refused, batch calls that failed."""
+
+    links: list[tuple[str, RecordRef]] = field(default_factory=list)
+    rejected: list[tuple[str, str, RecordError, str]] = field(
+        default_factory=list
+    )  # role, object, error, cid
+    failed_calls: list[tuple[str, str, str, ConnectorError, list[str]]] = field(default_factory=list)
+
+
 class Engine:
     """Decides and performs the sync of batches of people."""
 
@@ -87,47 +85,57 @@ class Engine:
         self,
         store: Store,
         mapping: Mapping,
-        hubspot: HubSpotConnector,
-        salesforce: SalesforceConnector,
+        ma: MarketingConnector,
+        sfa: SalesConnector,
         on_transition: TransitionHook | None = None,
         create_missing_in_ma: bool = True,
     ) -> None:
         self.store = store
         self.mapping = mapping
-        self.hubspot = hubspot
-        self.salesforce = salesforce
-        self.reader = StateReader(mapping, hubspot, salesforce)
+        self.ma = ma
+        self.sfa = sfa
+        self.profiles = Profiles(ma.profile, sfa.profile)
+        self.connectors: dict[str, str] = {MA: ma.profile.connector, SFA: sfa.profile.connector}
+        self.reader = StateReader(ma, sfa)
         self.on_transition = on_transition
         self.create_missing_in_ma = create_missing_in_ma
         path = mapping.success_path()
         self._handover_index = path.index(mapping.handover.at) if mapping.handover.at in path else 0
         self._path = path
-        # SQLite has no row locks: in the embedded mode batches are serialised in-process instead.
-        self._serialise = store.engine.dialect.name == "sqlite"
 
     # -- entry point -------------------------------------------------------------------------------
 
     def sync_people(self, common_ids: Sequence[str], cause: str = "poll") -> SyncResult:
-        """Sync these people end to end. Permanent per-record failures are recorded, not raised."""
+        """Sync these people end to end. Permanent per-record failures are recorded, not raised.
+
+        Three short transactions around the two network phases (read, then write): no transaction
+        stays open while the vendors are called or a retry waits.
+        """
         result = SyncResult()
         ids = sorted(set(common_ids))
         if not ids:
             return result
-        with _SQLITE_SERIAL if self._serialise else nullcontext(), self.store.session() as session:
-            people = self._lock_people(session, ids)
-            ids = [cid for cid in ids if cid in people]
-            identity = IdentityMap(session)
-            links = identity.links(ids)
+        with people_locked(self.store, ids):
+            with self.store.session() as session:
+                ids = list(session.scalars(select(Person.common_id).where(Person.common_id.in_(ids))))
+                links = IdentityMap(session, self.connectors).links(ids)
+                remembered = self._remembered(session, ids)
             states = self.reader.read(ids, links)
+            history = self.reader.history(states)
             plan = _Plan()
-            remembered = self._remembered(session, ids)
-            for cid in ids:
-                state = states[cid]
-                person = people[cid]
-                result.transitions += self._apply_stage(session, person, state, cause)
-                self._plan_person(person, state, remembered.get(cid, {}), plan)
-            self._send(session, plan, identity, result)
-            self._remember(session, plan, remembered)
+            with self.store.session() as session:
+                people = {
+                    p.common_id: p for p in session.scalars(select(Person).where(Person.common_id.in_(ids)))
+                }
+                for cid in ids:
+                    result.transitions += self._apply_stage(
+                        session, people[cid], states[cid], history.get(cid, []), cause
+                    )
+                    self._plan_person(people[cid], states[cid], remembered.get(cid, {}), plan)
+            sent = self._send(plan, result)
+            with self.store.session() as session:
+                self._record_sent(session, sent, plan, result)
+                self._remember(session, plan, remembered)
             result.people = len(ids)
         metrics.sync_records_total.labels(direction="sfa_to_ma").inc(result.ma_writes)
         metrics.sync_records_total.labels(direction="ma_to_sfa").inc(result.sfa_writes)
@@ -136,30 +144,64 @@ class Engine:
 
     # -- stages ------------------------------------------------------------------------------------
 
-    def _apply_stage(self, session: Session, person: Person, state: PersonState, cause: str) -> int:
+    def _apply_stage(
+        self, session: Session, person: Person, state: PersonState, history: list[HistoryEvent], cause: str
+    ) -> int:
+        """Log every stage the person went through since the last sync, with the source's times.
+
+        The systems' history is replayed first (so a lead worked and disqualified between two polls
+        still shows both stages, each at its own time); then the fresh state decides, for changes
+        the history does not keep, at the time the record says it changed.
+        """
         view = state.view()
-        self._refresh_attributes(person, state)
-        computed = compute_stage(self.mapping, view)
-        entering = decide_transition(self.mapping, person.stage, computed)
-        if not entering:
-            return 0
-        previous_time = person.stage_entered_at
+        refresh_attributes(person, view, self.profiles)
         added = 0
-        for stage_id in entering:
+        replayed = replay(
+            self.mapping, self.profiles, history, start=person.stage, after=person.stage_entered_at
+        )
+        for step in replayed:
+            source = (step.role, self.connectors[step.role], step.record_id)
+            added += self._enter(session, person, step.to_stage, step.at, view, source, cause, step)
+        computed = compute_stage(self.mapping, view)
+        for stage_id in decide_transition(self.mapping, person.stage, computed):
             when = self._entry_time(stage_id, state) or utcnow()
-            if previous_time is not None and when < previous_time:
-                when = previous_time  # a date-only source field must not put a stage before its predecessor
-            if self._record_transition(session, person, state, stage_id, when, cause):
-                added += 1
-                metrics.transitions_total.labels(to_stage=stage_id).inc()
-                if self.on_transition is not None:
-                    self.on_transition(session, person.common_id, stage_id, when)
-            if stage_id == self.mapping.handover.at and person.score_at_mql is None:
-                person.score_at_mql = _decimal((state.ma or {}).get(SCORE_PROPERTY))
-            person.stage = stage_id
-            person.stage_entered_at = when
-            previous_time = when
-        person.updated_at = utcnow()
+            if person.stage_entered_at is not None and when < person.stage_entered_at:
+                when = (
+                    person.stage_entered_at
+                )  # a date-only source field must not put a stage before its predecessor
+            added += self._enter(session, person, stage_id, when, view, self._source(stage_id, state), cause)
+        if added or replayed:
+            person.updated_at = utcnow()
+        return added
+
+    def _enter(
+        self,
+        session: Session,
+        person: Person,
+        stage_id: str,
+        when: datetime,
+        view: PersonView,
+        source: tuple[str, str, str | None],
+        cause: str,
+        step: Step | None = None,
+    ) -> int:
+        """Move the person into ``stage_id`` at ``when``; 1 if that appended a transition row."""
+        added = 0
+        if not self._logged(session, person.common_id, stage_id, when):
+            row = transition_row(
+                self.mapping, self.profiles, person, stage_id, person.stage, when, view, source, cause
+            )
+            if step is not None:  # the snapshot of that moment knows the reason and amount of then
+                row.reason, row.amount = step.reason, step.amount
+            session.add(row)
+            added = 1
+            metrics.transitions_total.labels(to_stage=stage_id).inc()
+            if self.on_transition is not None:
+                self.on_transition(session, person.common_id, stage_id, when)
+        if stage_id == self.mapping.handover.at and person.score_at_mql is None:
+            person.score_at_mql = self.profiles.score(view)
+        person.stage = stage_id
+        person.stage_entered_at = when
         return added
 
     def _entry_time(self, stage_id: str, state: PersonState) -> datetime | None:
@@ -171,67 +213,29 @@ class Engine:
         if stage.sfa is not None:
             record = state.record(stage.sfa.object)
             if record is not None:
-                return parse_timestamp(record.get("LastModifiedDate"))
+                return parse_timestamp(record.get(self.sfa.profile.modified_field))
         if stage.ma is not None:
             return state.ma_updated_at
         return None
 
-    def _record_transition(
-        self, session: Session, person: Person, state: PersonState, stage_id: str, when: datetime, cause: str
-    ) -> bool:
-        exists = session.execute(
+    @staticmethod
+    def _logged(session: Session, common_id: str, stage_id: str, when: datetime) -> bool:
+        found = session.execute(
             select(Transition.id).where(
-                Transition.common_id == person.common_id,
+                Transition.common_id == common_id,
                 Transition.to_stage == stage_id,
                 Transition.occurred_at == when,
             )
         ).first()
-        if exists:
-            return False
-        opp = state.opportunity or {}
-        stage = self.mapping.stage(stage_id)
-        source_system, source_record = "hubspot", state.hubspot_id
-        if stage.sfa is not None:
-            source_system, source_record = "salesforce", (state.record(stage.sfa.object) or {}).get("Id")
-        reason = None
-        if stage.detour:
-            reason = opp.get("Loss_Reason__c") if stage.sfa and stage.sfa.object == "Opportunity" else None
-            if reason is None and state.lead is not None and stage.sfa and stage.sfa.object == "Lead":
-                reason = state.lead.get("Status")
-        session.add(
-            Transition(
-                common_id=person.common_id,
-                from_stage=person.stage,
-                to_stage=stage_id,
-                occurred_at=when,
-                recorded_at=utcnow(),
-                source_system=source_system,
-                source_record=source_record,
-                cause=cause,
-                campaign=person.campaign,
-                source=person.source,
-                owner=person.owner,
-                reason=reason,
-                amount=_decimal(opp.get("Amount"))
-                if stage.sfa and stage.sfa.object == "Opportunity"
-                else None,
-                score=_decimal((state.ma or {}).get(SCORE_PROPERTY)),
-            )
-        )
-        return True
+        return found is not None
 
-    def _refresh_attributes(self, person: Person, state: PersonState) -> None:
-        ma = state.ma or {}
-        if ma.get(CAMPAIGN_PROPERTY):
-            person.campaign = str(ma[CAMPAIGN_PROPERTY])
-        if ma.get(SOURCE_PROPERTY):
-            person.source = str(ma[SOURCE_PROPERTY])
-        owner = (state.opportunity or state.contact or state.lead or {}).get("OwnerId")
-        if owner:
-            person.owner = str(owner)
-        email = normalise_email(ma.get("email") or (state.contact or state.lead or {}).get("Email"))
-        if email:
-            person.email = email
+    def _source(self, stage_id: str, state: PersonState) -> tuple[str, str, str | None]:
+        """The record whose state proves the stage: the sales-side record its condition names, else marketing's."""
+        stage = self.mapping.stage(stage_id)
+        if stage.sfa is not None:
+            evidence = state.record(stage.sfa.object) or {}
+            return (SFA, self.connectors[SFA], evidence.get(self.sfa.profile.id_field))
+        return (MA, self.connectors[MA], state.ma_id)
 
     # -- field writes ------------------------------------------------------------------------------
 
@@ -241,14 +245,14 @@ class Engine:
         cid = person.common_id
         ext = self.mapping.identity.sfa_field
         ma_prop = self.mapping.identity.ma_property
-        target = state.sfa_target()
+        target = self.reader.write_target(state)
         ma_writes: dict[str, Any] = {}
         settled: dict[tuple[str, str], Any] = {}
 
         if target is None and state.ma is not None and self._past_handover(person.stage):
-            if state.lead is None:  # handover: create the Lead, keyed by the common ID (never duplicated)
+            if not state.has_sfa:  # handover: create the person, keyed by the common ID (never duplicated)
                 create_as = self.mapping.handover.create_as
-                # Every mapped property counts, so defaults fill required fields HubSpot left out.
+                # Every mapped property counts, so defaults fill required fields the marketing side left out.
                 source = {fm.ma: None for fm in self.mapping.fields} | dict(state.ma)
                 fields = project(self.mapping, "ma", source, sfa_object=create_as)
                 fields[ext] = cid
@@ -259,7 +263,7 @@ class Engine:
                         settled[(SFA, fm.sfa)] = fields[fm.sfa]
                         settled[(MA, fm.ma)] = state.ma.get(fm.ma)
         elif target is not None:
-            obj, record = target
+            obj, record = target.object, target.record
             if state.ma is not None:
                 decision = self._decide(obj, state, record, remembered)
                 settled.update(decision.settled)
@@ -270,23 +274,24 @@ class Engine:
             if record.get(ext) != cid:
                 sfa_writes[ext] = cid
             if sfa_writes:
-                plan.sfa_updates.setdefault(obj, {})[record["Id"]] = sfa_writes
-                plan.owners[("sfa", record["Id"])] = cid
+                record_id = str(record[self.sfa.profile.id_field])
+                plan.sfa_updates.setdefault(obj, {})[record_id] = sfa_writes
+                plan.owners[("sfa", record_id)] = cid
 
         if state.ma is not None:
             ma_writes.update(self._closed_loop_writes(person, state))
             if state.ma.get(ma_prop) != cid:
                 ma_writes[ma_prop] = cid
-            if ma_writes and state.hubspot_id:
-                plan.ma_updates[state.hubspot_id] = ma_writes
-                plan.owners[("ma", state.hubspot_id)] = cid
+            if ma_writes and state.ma_id:
+                plan.ma_updates[state.ma_id] = ma_writes
+                plan.owners[("ma", state.ma_id)] = cid
         elif self.create_missing_in_ma and target is not None:
-            obj, record = target
-            email = normalise_email(record.get("Email"))
+            obj, record = target.object, target.record
+            email = normalise_email(record.get(self.sfa.profile.email_field))
             if email:
                 props = project(self.mapping, "sfa", record, sfa_object=obj)
                 props[ma_prop] = cid
-                props["email"] = email
+                props[self.ma.profile.email_field] = email
                 props.update(self._closed_loop_writes(person, state))
                 plan.ma_creates[cid] = props
                 plan.owners[("ma_create", cid)] = cid
@@ -307,28 +312,19 @@ class Engine:
             backward,
             remembered,
             state.ma_updated_at,
-            parse_timestamp(record.get("LastModifiedDate")),
+            parse_timestamp(record.get(self.sfa.profile.modified_field)),
         )
 
     def _closed_loop_writes(self, person: Person, state: PersonState) -> dict[str, Any]:
         ma = state.ma or {}
         writes: dict[str, Any] = {}
-        if state.lead is None and state.contact is None:
-            values: dict[str, Any] = {}
-        else:
-            values = closed_loop_values(self.mapping, state.view(), person.stage)
+        has_person = any(state.record(obj) is not None for obj in self.sfa.profile.person_objects)
+        values = closed_loop_values(self.mapping, state.view(), person.stage) if has_person else {}
         for prop, value in values.items():
             if not same(value, ma.get(prop)):
                 writes[prop] = value
-        lifecycle = LIFECYCLE_FOR_STAGE.get(person.stage or "")
-        current = str(ma.get("lifecyclestage") or "")
-        if (
-            lifecycle
-            and state.ma is not None
-            and (current == "" or current in LIFECYCLE_ORDER)
-            and LIFECYCLE_ORDER.index(lifecycle) > (LIFECYCLE_ORDER.index(current) if current else -1)
-        ):
-            writes["lifecyclestage"] = lifecycle
+        if state.ma is not None:
+            writes.update(self.ma.lifecycle_writes(person.stage, ma))
         return writes
 
     def _past_handover(self, stage: str | None) -> bool:
@@ -340,100 +336,82 @@ class Engine:
 
     # -- sending -----------------------------------------------------------------------------------
 
-    def _send(self, session: Session, plan: _Plan, identity: IdentityMap, result: SyncResult) -> None:
+    def _send(self, plan: _Plan, result: SyncResult) -> _Sent:
+        """Send the plan's writes in full batches; collect new links and failures (no database here)."""
         ext = self.mapping.identity.sfa_field
-        errors: list[tuple[str, str, RecordError, str]] = []  # (system, object, error, common id)
+        ma_object = self.ma.profile.person_objects[0]
+        sent = _Sent()
         for obj, rows in plan.sfa_upserts.items():
             ids, errs = self._guard(
-                session,
-                SFA,
-                obj,
-                "upsert",
-                list(rows),
-                result,
-                partial(self.salesforce.upsert, obj, ext, list(rows.values())),
+                sent, SFA, obj, "upsert", list(rows), partial(self.sfa.upsert, obj, ext, rows)
             )
-            for cid, record_id in (ids or {}).items():
-                identity.link(cid, RecordRef(SFA, obj, record_id))
+            sent.links += [(cid, RecordRef(SFA, obj, record_id)) for cid, record_id in (ids or {}).items()]
             result.leads_created += len(ids or {})
             result.sfa_writes += len(ids or {})
-            errors += [(SFA, obj, e, e.key) for e in errs or []]
+            sent.rejected += [(SFA, obj, e, e.key) for e in errs or []]
         for obj, updates in plan.sfa_updates.items():
-            records = [{"Id": rid, **fields} for rid, fields in updates.items()]
-            errs = self._guard(
-                session,
-                SFA,
-                obj,
-                "update",
-                [plan.owners[("sfa", r)] for r in updates],
-                result,
-                partial(self.salesforce.update, obj, records),
-            )
+            owners = [plan.owners[("sfa", r)] for r in updates]
+            errs = self._guard(sent, SFA, obj, "update", owners, partial(self.sfa.update, obj, updates))
             failed = {e.key for e in errs or []}
             result.sfa_writes += len(updates) - len(failed) if errs is not None else 0
-            errors += [(SFA, obj, e, plan.owners.get(("sfa", e.key), "")) for e in errs or []]
+            sent.rejected += [(SFA, obj, e, plan.owners.get(("sfa", e.key), "")) for e in errs or []]
         if plan.ma_updates:
+            owners = [plan.owners[("ma", h)] for h in plan.ma_updates]
             errs = self._guard(
-                session,
-                MA,
-                "contact",
-                "update",
-                [plan.owners[("ma", h)] for h in plan.ma_updates],
-                result,
-                lambda: self.hubspot.update(plan.ma_updates),
+                sent, MA, ma_object, "update", owners, partial(self.ma.update, plan.ma_updates)
             )
             result.ma_writes += len(plan.ma_updates) - len(errs or []) if errs is not None else 0
-            errors += [(MA, "contact", e, plan.owners.get(("ma", e.key), "")) for e in errs or []]
+            sent.rejected += [(MA, ma_object, e, plan.owners.get(("ma", e.key), "")) for e in errs or []]
         if plan.ma_creates:
             ma_prop = self.mapping.identity.ma_property
             created, errs = self._guard(
-                session,
+                sent,
                 MA,
-                "contact",
+                ma_object,
                 "upsert",
                 list(plan.ma_creates),
-                result,
-                lambda: self.hubspot.upsert(ma_prop, plan.ma_creates),
+                partial(self.ma.create, ma_prop, plan.ma_creates),
             )
-            for cid, hid in (created or {}).items():
-                identity.link(cid, RecordRef(MA, "contact", hid))
+            sent.links += [
+                (cid, RecordRef(MA, ma_object, record_id)) for cid, record_id in (created or {}).items()
+            ]
             result.ma_created += len(created or {})
-            errors += [(MA, "contact", e, e.key) for e in errs or []]
-        for system, obj, err, cid in errors:
-            self._record_error(
-                session, system, obj, "write", err.code, err.message, err.category, cid, err.key
-            )
+            sent.rejected += [(MA, ma_object, e, e.key) for e in errs or []]
+        return sent
+
+    def _guard(
+        self, sent: _Sent, role: str, obj: str, operation: str, owners: list[str], call: Callable[[], Any]
+    ) -> Any:
+        """Run one batch call; a failure that survived retries counts against every person in it."""
+        try:
+            return call()
+        except ConnectorError as exc:
+            sent.failed_calls.append((role, obj, operation, exc, owners))
+            log.error("batch_failed", role=role, object=obj, operation=operation, error=exc.message[:300])
+            return (None, None) if operation in ("upsert",) else None
+
+    def _record_sent(self, session: Session, sent: _Sent, plan: _Plan, result: SyncResult) -> None:
+        """Link the records just created; record every failure, per person."""
+        identity = IdentityMap(session, self.connectors)
+        for cid, ref in sent.links:
+            identity.link(cid, ref)
+        for role, obj, operation, exc, owners in sent.failed_calls:
+            for cid in owners:
+                self._record_error(
+                    session, role, obj, operation, exc.code, exc.message, exc.category, cid, None
+                )
+                result.errors += 1
+                result.error_keys.append(cid)
+        for role, obj, err, cid in sent.rejected:
+            self._record_error(session, role, obj, "write", err.code, err.message, err.category, cid, err.key)
             result.errors += 1
             result.error_keys.append(cid)
             plan.settled.pop(cid, None)  # not written: do not remember it as synced
 
-    def _guard(
-        self,
-        session: Session,
-        system: str,
-        obj: str,
-        operation: str,
-        owners: list[str],
-        result: SyncResult,
-        call: Callable[[], Any],
-    ) -> Any:
-        """Run one batch call; on a failure that survived retries, record it for every person in it."""
-        try:
-            return call()
-        except ConnectorError as exc:
-            for cid in owners:
-                self._record_error(
-                    session, system, obj, operation, exc.code, exc.message, exc.category, cid, None
-                )
-                result.errors += 1
-                result.error_keys.append(cid)
-            log.error("batch_failed", system=system, object=obj, operation=operation, error=exc.message[:300])
-            return (None, None) if operation in ("upsert",) else None
-
     def _record_error(
         self,
         session: Session,
-        system: str,
+        role: str,
         obj: str,
         operation: str,
         code: str | None,
@@ -444,7 +422,8 @@ class Engine:
     ) -> None:
         record_error(
             session,
-            system=system,
+            role=role,
+            connector=self.connectors.get(role, ""),
             operation=operation,
             category=category,
             message=message,
@@ -457,7 +436,7 @@ class Engine:
         log.warning(
             "record_rejected",
             common_id=common_id,
-            system=system,
+            role=role,
             object=obj,
             record_id=record_id,
             category=category,
@@ -467,22 +446,15 @@ class Engine:
 
     # -- store helpers -----------------------------------------------------------------------------
 
-    def _lock_people(self, session: Session, ids: list[str]) -> dict[str, Person]:
-        """Load and lock the people (PostgreSQL row locks, in ID order so workers never deadlock)."""
-        query = select(Person).where(Person.common_id.in_(ids)).order_by(Person.common_id)
-        if session.get_bind().dialect.name == "postgresql":
-            query = query.with_for_update()
-        return {p.common_id: p for p in session.execute(query).scalars()}
-
     def _remembered(self, session: Session, ids: list[str]) -> dict[str, dict[tuple[str, str], str]]:
         out: dict[str, dict[tuple[str, str], str]] = {}
         rows = session.execute(
-            select(FieldState.common_id, FieldState.system, FieldState.field, FieldState.value_hash).where(
+            select(FieldState.common_id, FieldState.role, FieldState.field, FieldState.value_hash).where(
                 FieldState.common_id.in_(ids)
             )
         )
-        for cid, system, name, digest in rows:
-            out.setdefault(cid, {})[(system, name)] = digest
+        for cid, role, name, digest in rows:
+            out.setdefault(cid, {})[(role, name)] = digest
         return out
 
     def _remember(
@@ -491,16 +463,16 @@ class Engine:
         now = utcnow()
         for cid, values in plan.settled.items():
             known = remembered.get(cid, {})
-            for (system, name), value in values.items():
+            for (role, name), value in values.items():
                 digest = value_hash(value)
-                if known.get((system, name)) == digest:
+                if known.get((role, name)) == digest:
                     continue
-                row = session.get(FieldState, (cid, system, name))
+                row = session.get(FieldState, (cid, role, name))
                 if row is None:
                     session.add(
                         FieldState(
                             common_id=cid,
-                            system=system,
+                            role=role,
                             field=name,
                             value_hash=digest,
                             written_by_us=True,
@@ -510,13 +482,3 @@ class Engine:
                 else:
                     row.value_hash = digest
                     row.updated_at = now
-
-
-def _decimal(value: Any) -> Decimal | None:
-    text = canonical(value)
-    if not text:
-        return None
-    try:
-        return Decimal(text)
-    except InvalidOperation:
-        return None

@@ -14,9 +14,9 @@ from typing import Any
 
 from sync.mapping import FieldMap
 from sync.mapping.coerce import is_blank
+from sync.roles import MA, SFA
 
-MA = "hubspot"
-SFA = "salesforce"
+__all__ = ["MA", "SFA", "FieldDecision", "canonical", "decide_fields", "same", "value_hash"]
 
 
 def canonical(value: Any) -> str:
@@ -70,8 +70,8 @@ def decide_fields(
 ) -> FieldDecision:
     """Decide every mapped field for one person.
 
-    ``forward``/``backward`` are the mapping's projections (MA→SFA keyed by Salesforce field, SFA→MA
-    keyed by HubSpot property). ``remembered`` holds value hashes per (system, field) from the last sync.
+    ``forward``/``backward`` are the mapping's projections (MA→SFA keyed by sales-side field, SFA→MA
+    keyed by marketing-side field). ``remembered`` holds value hashes per (role, field) from the last sync.
     """
     out = FieldDecision()
     for fm in fields:

@@ -7,7 +7,7 @@ keys (email by default) → a newly minted ULID.
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,9 +40,9 @@ def mint_common_id() -> str:
 
 @dataclass(frozen=True)
 class RecordRef:
-    """A record in one system: ``("hubspot", "contact", "123")`` or ``("salesforce", "Lead", "00Q…")``."""
+    """A record in one role's system: ``("ma", "contact", "123")`` or ``("sfa", "lead", "00Q…")``."""
 
-    system: str
+    role: str
     object_type: str
     record_id: str
 
@@ -71,14 +71,15 @@ class Candidate:
 class IdentityMap:
     """Resolves and links common IDs inside one database session."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, connectors: Mapping[str, str] | None = None) -> None:
         self.session = session
+        self.connectors = dict(connectors or {})  # role -> connector name, recorded on each link
 
     def resolve_batch(self, candidates: Sequence[Candidate]) -> list[str]:
         """The common ID of every candidate, minting and linking as needed (one query per kind).
 
         Webhook tasks run in parallel: another transaction may link the same record (e.g. the engine
-        that just created a Lead) between our read and our insert. On PostgreSQL the insert then fails
+        that just created a sales-side record) between our read and our insert. On PostgreSQL the insert then fails
         on the unique key once that transaction commits; we roll back to a savepoint and resolve again,
         now seeing its links. SQLite has one writer at a time: taking the write lock before reading
         serialises resolutions instead (a savepoint there would hold a stale read snapshot).
@@ -120,7 +121,8 @@ class IdentityMap:
                     self.session.add(
                         RecordLink(
                             common_id=common_id,
-                            system=ref.system,
+                            role=ref.role,
+                            connector=self.connectors.get(ref.role, ""),
                             object_type=ref.object_type,
                             record_id=ref.record_id,
                             created_at=now,
@@ -163,17 +165,17 @@ class IdentityMap:
 
     def _linked(self, refs: Iterable[RecordRef]) -> dict[RecordRef, str]:
         out: dict[RecordRef, str] = {}
-        by_system: dict[tuple[str, str], list[str]] = {}
+        by_role: dict[tuple[str, str], list[str]] = {}
         for ref in refs:
-            by_system.setdefault((ref.system, ref.object_type), []).append(ref.record_id)
-        for (system, obj), ids in by_system.items():
+            by_role.setdefault((ref.role, ref.object_type), []).append(ref.record_id)
+        for (role, obj), ids in by_role.items():
             rows = self.session.execute(
                 select(RecordLink.record_id, RecordLink.common_id).where(
-                    RecordLink.system == system, RecordLink.object_type == obj, RecordLink.record_id.in_(ids)
+                    RecordLink.role == role, RecordLink.object_type == obj, RecordLink.record_id.in_(ids)
                 )
             )
             for record_id, common_id in rows:
-                out[RecordRef(system, obj, record_id)] = common_id
+                out[RecordRef(role, obj, record_id)] = common_id
         return out
 
     def _keys(self, pairs: set[tuple[str, str]]) -> dict[tuple[str, str], str]:
@@ -202,12 +204,12 @@ class IdentityMap:
         """Every record linked to each common ID."""
         out: dict[str, list[RecordRef]] = {cid: [] for cid in common_ids}
         rows = self.session.execute(
-            select(
-                RecordLink.common_id, RecordLink.system, RecordLink.object_type, RecordLink.record_id
-            ).where(RecordLink.common_id.in_(list(common_ids)))
+            select(RecordLink.common_id, RecordLink.role, RecordLink.object_type, RecordLink.record_id).where(
+                RecordLink.common_id.in_(list(common_ids))
+            )
         )
-        for cid, system, obj, rid in rows:
-            out.setdefault(cid, []).append(RecordRef(system, obj, rid))
+        for cid, role, obj, rid in rows:
+            out.setdefault(cid, []).append(RecordRef(role, obj, rid))
         return out
 
     def link(self, common_id: str, ref: RecordRef) -> None:
@@ -221,20 +223,21 @@ class IdentityMap:
             module: Any = postgresql if dialect == "postgresql" else sqlite
             stmt = module.insert(RecordLink).values(
                 common_id=common_id,
-                system=ref.system,
+                role=ref.role,
+                connector=self.connectors.get(ref.role, ""),
                 object_type=ref.object_type,
                 record_id=ref.record_id,
                 created_at=utcnow(),
             )
             self.session.execute(
                 stmt.on_conflict_do_update(
-                    index_elements=["system", "object_type", "record_id"], set_={"common_id": common_id}
+                    index_elements=["role", "object_type", "record_id"], set_={"common_id": common_id}
                 )
             )
             return
         existing = self.session.execute(
             select(RecordLink).where(
-                RecordLink.system == ref.system,
+                RecordLink.role == ref.role,
                 RecordLink.object_type == ref.object_type,
                 RecordLink.record_id == ref.record_id,
             )
@@ -243,7 +246,8 @@ class IdentityMap:
             self.session.add(
                 RecordLink(
                     common_id=common_id,
-                    system=ref.system,
+                    role=ref.role,
+                    connector=self.connectors.get(ref.role, ""),
                     object_type=ref.object_type,
                     record_id=ref.record_id,
                     created_at=utcnow(),

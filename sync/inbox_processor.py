@@ -10,9 +10,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from sync.connectors.contract import Connector, InboxItem
 from sync.engine import Engine, SyncResult
-from sync.identity import IdentityMap
+from sync.identity import IdentityMap, RecordRef
 from sync.logs import get_logger
 from sync.poller import Poller
 from sync.store.db import Store
@@ -53,7 +55,7 @@ class InboxProcessor:
             )
             for event in events:
                 event.attempts += 1
-            snapshot = [(e.id, e.source, e.object_type, e.record_id, dict(e.payload or {})) for e in events]
+            snapshot = [(e.id, e.role, e.object_type, e.record_id, dict(e.payload or {})) for e in events]
         if not snapshot:
             return SyncResult()
         common_ids = self._resolve(snapshot)
@@ -80,89 +82,64 @@ class InboxProcessor:
         return result
 
     def _resolve(self, events: list[tuple[int, str, str, str, dict[str, Any]]]) -> list[str]:
-        hubspot_ids: list[str] = []
-        merges: list[tuple[str, list[str]]] = []
-        deletions: list[str] = []
-        salesforce: dict[str, list[dict[str, Any]]] = {}
-        for _id, source, obj, record_id, payload in events:
-            if source == "hubspot":
-                kind = str(payload.get("subscriptionType", ""))
-                if kind.endswith(".deletion"):
-                    deletions.append(record_id)
-                    continue
-                if kind.endswith(".merge"):
-                    merged = [str(x) for x in payload.get("mergedObjectIds") or []]
-                    primary = str(payload.get("primaryObjectId") or record_id)
-                    merges.append((primary, merged))
-                    hubspot_ids.append(primary)
-                    continue
-                hubspot_ids.append(record_id)
-            else:
-                salesforce.setdefault(obj, []).append({"Id": record_id, **payload})
+        by_role: dict[str, list[InboxItem]] = {}
+        for _id, role, obj, record_id, payload in events:
+            by_role.setdefault(role, []).append(InboxItem(obj, record_id, payload))
         ids: list[str] = []
-        if hubspot_ids:
-            # A contact already linked resolves by its record ID; reading it first would spend one
-            # call of HubSpot's 10-second budget per event (the engine reads it fresh anyway).
-            known = self._linked_hubspot(list(dict.fromkeys(hubspot_ids)))
-            ids += list(known.values())
-            unknown = [h for h in dict.fromkeys(hubspot_ids) if h not in known]
-            if unknown:
-                props = ["email", self.poller.ma_prop, "lastmodifieddate"]
-                contacts = list(self.poller.hubspot.read(unknown, props).values())
-                with self.store.session() as session:
-                    ids += self.poller.resolve_hubspot(session, contacts)
-        if merges:
-            ids += self._merge(merges)
-        if deletions:
-            self._record_deletions(deletions)
-        if salesforce:
-            changed = self._salesforce_records(salesforce)
-            with self.store.session() as session:
-                ids += self.poller.resolve_salesforce(session, changed)
+        for role, items in by_role.items():
+            connector = self.poller.connectors.get(role)
+            if connector is None:
+                log.warning("inbox_events_without_role", role=role, count=len(items))
+                continue
+            meaning = connector.interpret(items)
+            ids += self._changed(connector, meaning.changed)
+            if meaning.merges:
+                ids += self._merge(meaning.merges)
+            if meaning.deletions:
+                self._record_deletions(meaning.deletions)
         return list(dict.fromkeys(ids))
 
-    def _linked_hubspot(self, hubspot_ids: list[str]) -> dict[str, str]:
-        """HubSpot contact ID → common ID, for contacts already linked to a person not merged away."""
-        with self.store.session() as session:
-            rows = session.execute(
-                select(RecordLink.record_id, RecordLink.common_id, Person.merged_into)
-                .join(Person, Person.common_id == RecordLink.common_id)
-                .where(
-                    RecordLink.system == "hubspot",
-                    RecordLink.object_type == "contact",
-                    RecordLink.record_id.in_(hubspot_ids),
-                )
-            ).all()
-        # A link to a merged-away person is left to the full resolution, which follows the merge.
-        return {str(rid): str(cid) for rid, cid, merged in rows if not merged}
+    def _changed(self, connector: Connector, refs: list[RecordRef]) -> list[str]:
+        """Common IDs of changed records: linked ones by their link, others read and resolved.
 
-    def _salesforce_records(
-        self, by_object: dict[str, list[dict[str, Any]]]
-    ) -> dict[str, list[dict[str, Any]]]:
-        """Outbound messages may carry only some fields; read the ones identity needs."""
-        sf = self.poller.salesforce
-        out: dict[str, list[dict[str, Any]]] = {}
-        for obj, records in by_object.items():
-            if obj in ("Lead", "Contact"):
-                fields = [self.poller.ext, self.poller.email_field]
-                out[obj] = sf.select_in(obj, fields, "Id", [r["Id"] for r in records])
-            else:
-                out[obj] = records
+        Resolving a linked record by its link saves a read per event from the vendor's budget (the
+        engine reads it fresh anyway).
+        """
+        refs = list(dict.fromkeys(refs))
+        known = self._linked(refs)
+        unknown = [r for r in refs if r not in known]
+        ids = list(known.values())
+        if unknown:
+            candidates = connector.candidates(unknown)
+            with self.store.session() as session:
+                ids += self.poller.resolve(session, candidates)
+        return ids
+
+    def _linked(self, refs: list[RecordRef]) -> dict[RecordRef, str]:
+        """Record → common ID, for records already linked to a person not merged away."""
+        out: dict[RecordRef, str] = {}
+        with self.store.session() as session:
+            for (role, obj), group in _grouped(refs).items():
+                rows = session.execute(
+                    select(RecordLink.record_id, RecordLink.common_id)
+                    .join(Person, Person.common_id == RecordLink.common_id)
+                    .where(
+                        RecordLink.role == role,
+                        RecordLink.object_type == obj,
+                        RecordLink.record_id.in_(group),
+                        Person.merged_into.is_(None),
+                    )
+                )
+                out.update({RecordRef(role, obj, rid): cid for rid, cid in rows})
         return out
 
-    def _merge(self, merges: list[tuple[str, list[str]]]) -> list[str]:
-        """A HubSpot merge folds the merged contacts' people into the primary's person."""
+    def _merge(self, merges: list[tuple[RecordRef, list[RecordRef]]]) -> list[str]:
+        """A merge in a source system folds the merged records' people into the survivor's person."""
         out: list[str] = []
         with self.store.session() as session:
-            identity = IdentityMap(session)
+            identity = IdentityMap(session, self.poller.connector_names)
             for primary, merged in merges:
-                links = dict(
-                    session.execute(
-                        select(RecordLink.record_id, RecordLink.common_id).where(
-                            RecordLink.system == "hubspot", RecordLink.record_id.in_([primary, *merged])
-                        )
-                    ).all()
-                )
+                links = _link_owners(session, [primary, *merged])
                 winner = links.get(primary)
                 if winner is None:
                     continue
@@ -174,19 +151,34 @@ class InboxProcessor:
                 out.append(winner)
         return out
 
-    def _record_deletions(self, hubspot_ids: list[str]) -> None:
+    def _record_deletions(self, refs: list[RecordRef]) -> None:
         """Deletions are recorded, not propagated (by default)."""
         with self.store.session() as session:
-            rows = session.execute(
-                select(RecordLink.common_id).where(
-                    RecordLink.system == "hubspot", RecordLink.record_id.in_(hubspot_ids)
-                )
-            ).all()
-            for (cid,) in rows:
+            for cid in set(_link_owners(session, refs).values()):
                 person = session.get(Person, cid)
                 if person is not None and person.deleted_at is None:
                     person.deleted_at = utcnow()
-        log.info("hubspot_deletions_recorded", count=len(hubspot_ids))
+        log.info("deletions_recorded", count=len(refs))
+
+
+def _grouped(refs: Sequence[RecordRef]) -> dict[tuple[str, str], list[str]]:
+    out: dict[tuple[str, str], list[str]] = {}
+    for ref in refs:
+        out.setdefault((ref.role, ref.object_type), []).append(ref.record_id)
+    return out
+
+
+def _link_owners(session: Session, refs: Sequence[RecordRef]) -> dict[RecordRef, str]:
+    """Record → common ID of every linked record among ``refs``."""
+    out: dict[RecordRef, str] = {}
+    for (role, obj), group in _grouped(refs).items():
+        rows = session.execute(
+            select(RecordLink.record_id, RecordLink.common_id).where(
+                RecordLink.role == role, RecordLink.object_type == obj, RecordLink.record_id.in_(group)
+            )
+        )
+        out.update({RecordRef(role, obj, rid): cid for rid, cid in rows})
+    return out
 
 
 __all__ = ["InboxProcessor"]

@@ -7,6 +7,7 @@ Label values must come from small, fixed sets (never record IDs or free text).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from prometheus_client import Counter, Gauge
@@ -72,3 +73,12 @@ def refresh_store_gauges(store: Store) -> None:
     inbox_pending.set(count or 0)
     lag = (utcnow() - as_utc(oldest)).total_seconds() if oldest is not None else 0.0
     inbox_lag_seconds.set(max(lag, 0.0))
+
+
+def count_calls(system: str) -> Callable[[str, str], None]:
+    """A callback that counts one API call of ``system`` by endpoint and status."""
+
+    def record(endpoint: str, status: str) -> None:
+        api_calls_total.labels(system=system, endpoint=endpoint, status=status).inc()
+
+    return record

@@ -10,7 +10,9 @@ from sqlalchemy import select, update
 
 from sync.config import Settings, load_settings
 from sync.connectors.errors import ConnectorError
+from sync.connectors.registry import role_of
 from sync.logs import get_logger
+from sync.roles import ROLES
 from sync.runtime import Runtime
 from sync.sla_hooks import ConnectorFeedback, SlaHooks
 from sync.store.errors import record_error
@@ -42,24 +44,21 @@ def _settings() -> Settings:
     return runtime().settings
 
 
-def poll(system: str) -> list[list[str]]:
-    """One polling cycle; returns the changed people in batches of the configured size."""
-    from workers.locks import exclusive
+def poll(role: str) -> list[list[str]]:
+    """One polling cycle of a role's system; returns the changed people in batches of the configured size."""
+    from sync.locks import exclusive
 
     rt = runtime()
-    with exclusive(f"poll:{system}", rt.settings.redis_url) as held:
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}: use one of {', '.join(ROLES)}")
+    with exclusive(f"poll:{role}", rt.settings.redis_url) as held:
         if not held:
-            log.info("poll_skipped_already_running", system=system)
+            log.info("poll_skipped_already_running", role=role)
             return []
         try:
-            if system == "hubspot":
-                ids = rt.poller.poll_hubspot()
-            elif system == "salesforce":
-                ids = rt.poller.poll_salesforce()
-            else:
-                raise ValueError(f"unknown system {system!r}")
+            ids = rt.poller.poll(role)
         except ConnectorError as exc:
-            log.error("poll_failed", system=system, error=exc.message[:300], category=exc.category)
+            log.error("poll_failed", role=role, error=exc.message[:300], category=exc.category)
             return []
     size = rt.settings.batch_size
     return [ids[i : i + size] for i in range(0, len(ids), size)]
@@ -82,7 +81,8 @@ def _record_batch_failure(common_ids: list[str], exc: ConnectorError) -> None:
         for cid in common_ids:
             record_error(
                 session,
-                system=exc.system,
+                role=role_of(runtime().settings, exc.system) or exc.system,
+                connector=exc.system,
                 operation="sync",
                 category="transient" if exc.transient else exc.category,
                 message=exc.message,
@@ -139,7 +139,7 @@ def detect_sla_breaches(now: datetime | None = None) -> int:
     mapping, _ = rt.mappings.get()
     hooks = SlaHooks(mapping)
     with rt.store.session() as session:
-        feedback = ConnectorFeedback(session, rt.hubspot, rt.salesforce)
+        feedback = ConnectorFeedback(session, rt.ma, rt.sfa)
         breaches = hooks.detect(session, now or utcnow(), feedback)
     return len(breaches)
 

@@ -1,6 +1,6 @@
 """The reporting schema for BI tools (docs/reporting.md): names, the stages table, CSV export, GRANTs.
 
-The views themselves are created by migration 0002. PostgreSQL keeps them in the schema
+The views themselves are created by migration 0003. PostgreSQL keeps them in the schema
 ``reporting``; SQLite, which has no schemas, names them ``reporting_<view>``.
 """
 
@@ -46,14 +46,14 @@ def qualified(engine: Engine, name: str) -> str:
 
 
 def has_reporting_schema(engine: Engine) -> bool:
-    """True once migration 0002 has created the reporting schema."""
+    """True once migration 0003 has created the reporting schema."""
     if engine.dialect.name == "postgresql":
         return inspect(engine).has_table("stages", schema="reporting")
     return inspect(engine).has_table("reporting_stages")
 
 
 def require_reporting_schema(engine: Engine) -> None:
-    """ReportingError with the way out when migration 0002 has not run yet."""
+    """ReportingError with the way out when migration 0003 has not run yet."""
     if not has_reporting_schema(engine):
         raise ReportingError("this database has no reporting schema yet: run closedloop db upgrade")
 

@@ -15,10 +15,10 @@ import requests
 
 from sync import metrics
 from sync.config import Settings
+from sync.connectors.contract import MarketingConnector, SalesConnector
 from sync.connectors.errors import RetryPolicy
-from sync.connectors.hubspot import HubSpotConnector
-from sync.connectors.ratelimit import DailyAllocation, WindowLimiter, make_storage
-from sync.connectors.salesforce import SalesforceConnector, make_salesforce_client
+from sync.connectors.ratelimit import make_storage
+from sync.connectors.registry import Edges, open_edges
 from sync.engine import Engine
 from sync.inbox_processor import InboxProcessor
 from sync.logs import get_logger
@@ -62,13 +62,6 @@ class MappingHolder:
             return self.mapping, True
 
 
-def _count_call(system: str) -> callable:  # type: ignore[valid-type]
-    def record(endpoint: str, status: str) -> None:
-        metrics.api_calls_total.labels(system=system, endpoint=endpoint, status=status).inc()
-
-    return record
-
-
 @dataclass
 class Runtime:
     """Everything one Closedloop process needs, built once from settings."""
@@ -76,12 +69,11 @@ class Runtime:
     settings: Settings
     store: Store
     mappings: MappingHolder
-    hubspot: HubSpotConnector
-    salesforce: SalesforceConnector
+    edges: Edges
     retry_policy: RetryPolicy
     _engine: Engine | None = field(default=None, init=False)
     _poller: Poller | None = field(default=None, init=False)
-    _mapping_id: int = field(default=0, init=False)
+    _connectors: tuple[MarketingConnector, SalesConnector] | None = field(default=None, init=False)
 
     @classmethod
     def from_settings(cls, settings: Settings, http_session: requests.Session | None = None) -> Runtime:
@@ -93,57 +85,33 @@ class Runtime:
             base_seconds=settings.retry_base_seconds,
             max_seconds=settings.retry_max_seconds,
         )
-        limit_store = make_storage(settings.redis_url)
-        limiter = WindowLimiter(
-            limit_store,
-            per_window=settings.hubspot_window_limit,
-            window_seconds=10,
-            per_day=settings.hubspot_daily_limit,
-            namespace="hubspot",
-        )
-        token = settings.hubspot_access_token.get_secret_value() if settings.hubspot_access_token else ""
-        # HubSpot allows a few searches per second; we keep one below it for the request's travel time.
-        search_limiter = WindowLimiter(
-            limit_store,
-            per_window=max(1, settings.hubspot_search_per_second - 1),
-            window_seconds=1,
-            per_day=settings.hubspot_daily_limit,
-            namespace="hubspot-search",
-        )
-        hubspot = HubSpotConnector(
-            settings.hubspot_base_url,
-            token,
-            limiter,
-            policy,
-            on_call=_count_call("hubspot"),
-            search_limiter=search_limiter,
-        )
-        client = make_salesforce_client(settings, http_session)
-        salesforce = SalesforceConnector(
-            client,
-            DailyAllocation(share=settings.salesforce_api_share),
-            policy,
-            on_call=_count_call("salesforce"),
-        )
-        return cls(settings, store, mappings, hubspot, salesforce, policy)
+        edges = open_edges(settings, policy, make_storage(settings.redis_url), http_session)
+        return cls(settings, store, mappings, edges, policy)
 
     def _refresh(self) -> Mapping:
         mapping, changed = self.mappings.get()
-        if changed or self._engine is None or self._poller is None:
+        if changed or self._engine is None or self._poller is None or self._connectors is None:
             from sync.sla_hooks import SlaHooks
 
             hooks = SlaHooks(mapping)
-            self._engine = Engine(
-                self.store, mapping, self.hubspot, self.salesforce, on_transition=hooks.on_transition
-            )
-            self._poller = Poller(
-                self.store,
-                mapping,
-                self.hubspot,
-                self.salesforce,
-                overlap=timedelta(seconds=self.settings.poll_overlap),
-            )
+            ma, sfa = self._connectors = self.edges.bind(self.settings, mapping)
+            self._engine = Engine(self.store, mapping, ma, sfa, on_transition=hooks.on_transition)
+            self._poller = Poller(self.store, ma, sfa, overlap=timedelta(seconds=self.settings.poll_overlap))
         return mapping
+
+    @property
+    def ma(self) -> MarketingConnector:
+        """The marketing-role connector bound to the mapping in force."""
+        self._refresh()
+        assert self._connectors is not None
+        return self._connectors[0]
+
+    @property
+    def sfa(self) -> SalesConnector:
+        """The sales-role connector bound to the mapping in force."""
+        self._refresh()
+        assert self._connectors is not None
+        return self._connectors[1]
 
     @property
     def engine(self) -> Engine:

@@ -7,8 +7,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from sync.connectors.hubspot import HubSpotConnector
-from sync.connectors.salesforce import SalesforceConnector
+from sync.connectors.contract import MA, SFA, MarketingConnector, SalesConnector
 from sync.funnel import sla
 from sync.funnel.business_time import Calendar
 from sync.mapping import Mapping
@@ -78,19 +77,19 @@ class SlaHooks:
 
 
 class ConnectorFeedback:
-    """Breach feedback through the connectors: a Salesforce Task for the owner, a HubSpot property."""
+    """Breach feedback through the connectors: a follow-up task for the sales owner, a marketing-side flag."""
 
-    def __init__(self, session: Session, hubspot: HubSpotConnector, salesforce: SalesforceConnector) -> None:
+    def __init__(self, session: Session, ma: MarketingConnector, sfa: SalesConnector) -> None:
         self.session = session
-        self.hubspot = hubspot
-        self.salesforce = salesforce
+        self.ma = ma
+        self.sfa = sfa
 
-    def _record(self, common_id: str, system: str, objects: tuple[str, ...]) -> str | None:
+    def _record(self, common_id: str, role: str, objects: tuple[str, ...]) -> str | None:
         row = self.session.execute(
             select(RecordLink.record_id)
             .where(
                 RecordLink.common_id == common_id,
-                RecordLink.system == system,
+                RecordLink.role == role,
                 RecordLink.object_type.in_(objects),
             )
             .order_by(RecordLink.id.desc())
@@ -98,27 +97,22 @@ class ConnectorFeedback:
         return row[0] if row else None
 
     def create_sfa_task(self, common_id: str, sla_id: str, due_at: datetime) -> None:
-        who = self._record(common_id, "salesforce", ("Contact", "Lead"))
+        who = self._record(common_id, SFA, self.sfa.profile.person_objects)
         if who is None:
-            raise LookupError(f"{common_id} has no Salesforce record for an SLA task")
+            raise LookupError(f"{common_id} has no sales-side record for an SLA task")
         person = self.session.get(Person, common_id)
-        task = {
-            "WhoId": who,
-            "Subject": f"SLA breached: {sla_id}",
-            "Status": "Not Started",
-            "ActivityDate": due_at.date().isoformat(),
-            "Description": f"Closedloop: SLA '{sla_id}' was due {due_at.isoformat()} and was not met.",
-        }
-        if person is not None and person.owner:
-            task["OwnerId"] = person.owner
-        _ids, errors = self.salesforce.create("Task", [task])
-        if errors:
-            raise RuntimeError(errors[0].message)
+        self.sfa.create_follow_up(
+            who,
+            owner=person.owner if person is not None else None,
+            subject=f"SLA breached: {sla_id}",
+            due=due_at.date(),
+            description=f"Closedloop: SLA '{sla_id}' was due {due_at.isoformat()} and was not met.",
+        )
 
     def set_ma_property(self, common_id: str, sla_id: str, breached_at: datetime) -> None:
-        contact = self._record(common_id, "hubspot", ("contact",))
-        if contact is None:
-            raise LookupError(f"{common_id} has no HubSpot contact for the SLA flag")
-        errors = self.hubspot.update({contact: {BREACH_PROPERTY: f"{sla_id} {breached_at.isoformat()}"}})
+        record = self._record(common_id, MA, self.ma.profile.person_objects)
+        if record is None:
+            raise LookupError(f"{common_id} has no marketing-side record for the SLA flag")
+        errors = self.ma.update({record: {BREACH_PROPERTY: f"{sla_id} {breached_at.isoformat()}"}})
         if errors:
             raise RuntimeError(errors[0].message)

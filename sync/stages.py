@@ -1,13 +1,15 @@
 """The standard-stage engine: pure functions from both systems' fresh state to funnel stages.
 
 Rules (documented for admins in mappings/README.md):
-- Evidence tiers: HubSpot (0) < Salesforce Lead (1) < Contact (2) < Opportunity (3). A stage's tier
-  is the tier of the condition that held (the higher if both ``ma`` and ``sfa`` hold).
+- Evidence tiers: the marketing side (0) < each sales-side object in the mapping's evidence order
+  (e.g. lead 1 < contact 2 < opportunity 3). A stage's tier is the tier of the condition that
+  held (the higher if both ``ma`` and ``sfa`` hold).
 - ``compute_stage``: the furthest success-path stage whose condition holds. A terminal detour
   (lost, disqualified) that holds wins when its tier is >= that stage's tier (it is newer evidence;
   e.g. a closed-lost opportunity beats a converted lead). A recycle detour wins over a terminal
   detour that holds (recycling is what follows a loss) and over success stages of lower-or-equal tier,
-  and over any stage proven only by HubSpot or the Lead (a lead handed back before conversion).
+  and over any stage proven only by the marketing side or the first sales object (a lead handed back
+  before conversion).
 - ``decide_transition``: never moves backward on the success path. Moving forward yields every
   skipped success stage up to and including the new one (reaching won implies having passed sal,
   sql and opportunity); a first sighting fills from the start of the path. Entering a detour
@@ -20,7 +22,7 @@ Rules (documented for admins in mappings/README.md):
 from __future__ import annotations
 
 from collections.abc import Mapping as AbcMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -29,30 +31,34 @@ from sync.mapping.model import Mapping, Stage
 from sync.mapping.transforms import parse_datetime
 
 Record = AbcMapping[str, Any]
-TIERS = {None: 0, "Lead": 1, "Contact": 2, "Opportunity": 3}
-RECYCLE_OVERRIDES_UP_TO = TIERS["Lead"]
-_ATTR = {"Lead": "lead", "Contact": "contact", "Opportunity": "opportunity"}
+RECYCLE_OVERRIDES_UP_TO = 1  # the first sales-side object's tier
 
 
 @dataclass(frozen=True, slots=True)
 class PersonView:
-    """One person's fresh state in both systems (any part may be missing)."""
+    """One person's fresh state in both roles' systems (any part may be missing).
+
+    ``sfa`` holds the sales side's records by object name (for an outcome object: the primary one).
+    """
 
     ma: Record | None = None
-    lead: Record | None = None
-    contact: Record | None = None
-    opportunity: Record | None = None  # the person's primary (most recent) opportunity
+    sfa: AbcMapping[str, Record] = field(default_factory=dict)
 
     def record(self, sfa_object: str | None) -> Record | None:
-        """The HubSpot properties (``None``) or the named Salesforce object's fields."""
-        return self.ma if sfa_object is None else getattr(self, _ATTR[sfa_object])
+        """The marketing record (``None``) or the named sales-side object's record."""
+        return self.ma if sfa_object is None else self.sfa.get(sfa_object)
+
+
+def tiers(mapping: Mapping) -> dict[str | None, int]:
+    """Evidence tier per sales-side object, in the mapping's order; the marketing side is 0."""
+    return {None: 0} | {obj: i + 1 for i, obj in enumerate(mapping.sfa_objects())}
 
 
 @dataclass(frozen=True, slots=True)
 class _CompiledStage:
     id: str
     ma: Predicate | None
-    sfa_attr: str | None
+    sfa_object: str | None
     sfa: Predicate | None
     sfa_tier: int
     recycle: bool
@@ -60,7 +66,7 @@ class _CompiledStage:
     def tier(self, view: PersonView) -> int:
         """The evidence tier by which this stage holds, or -1 if it does not."""
         if self.sfa is not None:
-            rec = getattr(view, self.sfa_attr)  # type: ignore[arg-type]
+            rec = view.sfa.get(self.sfa_object)  # type: ignore[arg-type]
             if rec is not None and self.sfa(rec):
                 return self.sfa_tier
         if self.ma is not None and view.ma is not None and self.ma(view.ma):
@@ -79,34 +85,37 @@ class _Plan:
     recycle_ids: frozenset[str]
 
 
-def _compile_stage(s: Stage) -> _CompiledStage:
+def _compile_stage(s: Stage, tier_of: dict[str | None, int]) -> _CompiledStage:
     obj = s.sfa.object if s.sfa is not None else None
     return _CompiledStage(
         id=s.id,
         ma=s.ma.test if s.ma is not None else None,
-        sfa_attr=_ATTR[obj] if obj else None,
+        sfa_object=obj,
         sfa=s.sfa.test if s.sfa is not None else None,
-        sfa_tier=TIERS[obj],
+        sfa_tier=tier_of[obj],
         recycle=s.recycle,
     )
 
 
-def _tiers(s: Stage) -> list[int]:
-    return ([0] if s.ma is not None else []) + ([TIERS[s.sfa.object]] if s.sfa is not None else [])
+def _stage_tiers(s: Stage, tier_of: dict[str | None, int]) -> list[int]:
+    return ([0] if s.ma is not None else []) + ([tier_of[s.sfa.object]] if s.sfa is not None else [])
 
 
 def _build(mapping: Mapping) -> _Plan:
+    tier_of = tiers(mapping)
     success = [s for s in mapping.stages if not s.detour]
     path = tuple(s.id for s in success)
     anchor: dict[str, int] = {}
     for d in mapping.stages:
         if d.detour and not d.recycle:
-            tier = max(_tiers(d))
-            anchor[d.id] = next((i for i, s in enumerate(success) if min(_tiers(s)) >= tier), len(path) - 1)
+            tier = max(_stage_tiers(d, tier_of))
+            anchor[d.id] = next(
+                (i for i, s in enumerate(success) if min(_stage_tiers(s, tier_of)) >= tier), len(path) - 1
+            )
     return _Plan(
-        furthest_first=tuple(_compile_stage(s) for s in reversed(success)),
-        terminal=tuple(_compile_stage(s) for s in mapping.stages if s.detour and not s.recycle),
-        recycle=tuple(_compile_stage(s) for s in mapping.stages if s.recycle),
+        furthest_first=tuple(_compile_stage(s, tier_of) for s in reversed(success)),
+        terminal=tuple(_compile_stage(s, tier_of) for s in mapping.stages if s.detour and not s.recycle),
+        recycle=tuple(_compile_stage(s, tier_of) for s in mapping.stages if s.recycle),
         path=path,
         index={sid: i for i, sid in enumerate(path)},
         anchor=anchor,
@@ -141,8 +150,8 @@ def compute_stage(mapping: Mapping, view: PersonView) -> str | None:
     terminal, terminal_tier = _best(plan.terminal, view) if plan.terminal else (None, -1)
     if terminal is not None and terminal_tier >= success_tier:
         return recycled or terminal
-    # Sales hands a lead back to marketing before it is converted, usually by a HubSpot lead status,
-    # while the Salesforce Lead stays open: a recycle beats evidence up to the Lead's tier.
+    # Sales hands a lead back to marketing before it is converted, usually by a marketing-side status,
+    # while the sales-side lead stays open: a recycle beats evidence up to the first sales object's tier.
     if recycled is not None and (recycle_tier >= success_tier or success_tier <= RECYCLE_OVERRIDES_UP_TO):
         return recycled
     return success
@@ -192,7 +201,12 @@ def entered_at(mapping: Mapping, stage_id: str, view: PersonView) -> datetime | 
     if spec is None:
         return None
     if spec.ma is not None:
-        return parse_datetime(view.ma.get(spec.ma)) if view.ma is not None else None
+        if view.ma is None:
+            return None
+        for name in spec.ma_properties:  # the first one the source filled
+            if (when := parse_datetime(view.ma.get(name))) is not None:
+                return when
+        return None
     assert spec.sfa is not None
     rec = view.record(spec.sfa.object)
     return parse_datetime(rec.get(spec.sfa.field)) if rec is not None else None

@@ -14,9 +14,9 @@ from workers.celery_app import app
 
 
 @app.task(name="closedloop.poll", acks_late=True)
-def poll(system: str) -> int:
-    """One polling cycle of ``system``; enqueues the changed people in full batches."""
-    batches = operations.poll(system)
+def poll(role: str) -> int:
+    """One polling cycle of a role's system (ma, sfa); enqueues the changed people in full batches."""
+    batches = operations.poll(role)
     for batch in batches:
         sync_people.delay(batch)
     return sum(len(b) for b in batches)

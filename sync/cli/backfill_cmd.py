@@ -12,20 +12,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sync.cli.app import app
 from sync.timeutil import as_utc
 
-LABELS = {
-    "backfill:hubspot": "HubSpot contacts",
-    "backfill:salesforce:Lead": "Salesforce Leads",
-    "backfill:salesforce:Contact": "Salesforce Contacts",
-    "backfill:salesforce:OpportunityContactRole": "Opportunity contact roles",
-    "backfill:people": "People: history + sync",
-}
-
 
 class _Bars:
     """Turns backfill progress events into Rich progress bars (one per stream)."""
 
-    def __init__(self, progress: Progress) -> None:
+    def __init__(self, progress: Progress, labels: dict[str, str]) -> None:
         self.progress = progress
+        self.labels = labels
         self.tasks: dict[str, Any] = {}
 
     def __call__(self, event: str, data: dict[str, Any]) -> None:
@@ -33,7 +26,7 @@ class _Bars:
         if event == "start":
             total = max(int(data.get("total") or 0), int(data.get("completed") or 0))
             self.tasks[stream] = self.progress.add_task(
-                LABELS.get(stream, stream), total=total or None, completed=data.get("completed", 0)
+                self.labels.get(stream, stream), total=total or None, completed=data.get("completed", 0)
             )
         elif event == "advance" and stream in self.tasks:
             task = self.tasks[stream]
@@ -65,7 +58,7 @@ def backfill(
 
     Progress is saved after every page; run the command again to continue after an interruption.
     """
-    from sync.backfill import Backfill, BackfillOptions
+    from sync.backfill import Backfill, BackfillOptions, stream_labels
     from sync.config import load_settings
     from sync.connectors.errors import ConnectorError
     from sync.logs import configure_logging
@@ -85,10 +78,9 @@ def backfill(
         MofNCompleteColumn(),
         TimeElapsedColumn(),
     )
+    labels = stream_labels(rt.ma, rt.sfa)
     with Progress(*columns, console=Console(stderr=True)) as progress:
-        job = Backfill(
-            rt.store, mapping, rt.hubspot, rt.salesforce, rt.engine, options, progress=_Bars(progress)
-        )
+        job = Backfill(rt.store, mapping, rt.ma, rt.sfa, rt.engine, options, progress=_Bars(progress, labels))
         try:
             stats = job.run()
         except KeyboardInterrupt:
@@ -102,7 +94,7 @@ def backfill(
     if stats.already_complete:
         typer.echo("backfill already complete (use --restart to read everything again)")
         return
-    records = ", ".join(f"{LABELS.get(k, k)}: {v}" for k, v in stats.records.items())
+    records = ", ".join(f"{labels.get(k, k)}: {v}" for k, v in stats.records.items())
     typer.echo(f"read {records or 'nothing new'}")
     typer.echo(
         f"people {stats.people}, histories rebuilt {stats.replayed}, transitions {stats.transitions}, "

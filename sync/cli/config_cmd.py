@@ -14,6 +14,13 @@ from sync.config import Settings, check_settings, load_settings, mask_url
 def config_check() -> None:
     """Validate every setting, report all problems at once, print the effective settings (secrets masked)."""
     settings, problems = check_settings()
+    if settings is not None and settings.mappings.exists():
+        from sync.mapping import MappingError, load_mapping
+
+        try:  # the mapping the service would load, not every file of its folder
+            load_mapping(settings.mappings)
+        except MappingError as exc:
+            problems += [f"CLOSEDLOOP_MAPPINGS: {error}" for error in exc.errors]
     if settings is not None:
         typer.echo(json.dumps(settings.masked(), indent=2, default=str))
     if problems:

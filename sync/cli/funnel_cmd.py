@@ -15,6 +15,20 @@ from sync.config import load_settings
 from sync.timeutil import as_utc
 
 
+def _positive(value: float | None) -> float | None:
+    """Typer callback: a finite number above zero (``inf`` and ``nan`` parse as floats too)."""
+    if value is not None and not (0 < value < float("inf")):
+        raise typer.BadParameter("must be a number greater than zero")
+    return value
+
+
+def _fraction(value: float | None) -> float | None:
+    """Typer callback: a rate above 0 and at most 1."""
+    if value is not None and not (0 < value <= 1):
+        raise typer.BadParameter("must be a rate above 0 and at most 1, e.g. 0.02")
+    return value
+
+
 def _report(since: datetime | None, until: datetime | None, by: str | None):  # type: ignore[no-untyped-def]
     from sync.funnel.report.i18n import Locale
     from sync.mapping import load_mapping
@@ -71,9 +85,11 @@ def report(
 
 @funnel_app.command("plan")
 def plan(
-    revenue: float = typer.Option(..., help="Revenue target for the period"),
-    deal_size: float = typer.Option(..., "--deal-size", help="Average won deal size"),
-    visit_to_lead: float | None = typer.Option(None, help="Visit → lead rate, to plan site visits too"),
+    revenue: float = typer.Option(..., help="Revenue target for the period", callback=_positive),
+    deal_size: float = typer.Option(..., "--deal-size", help="Average won deal size", callback=_positive),
+    visit_to_lead: float | None = typer.Option(
+        None, help="Visit → lead rate, to plan site visits too", callback=_fraction
+    ),
     measured: bool = typer.Option(True, "--measured/--benchmarks", help="Use rates measured in the store"),
 ) -> None:
     """Work the KPI tree backwards: wins → opportunities → SQLs → MQLs → leads (→ visits)."""

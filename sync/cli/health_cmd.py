@@ -111,7 +111,7 @@ def errors(
         for row in items[:examples]:
             table.add_row(
                 str(row.id),
-                row.system,
+                row.role,
                 row.object_type or "-",
                 row.common_id or "-",
                 row.code or "-",

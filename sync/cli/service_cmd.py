@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import signal
 import threading
+from datetime import datetime
+from pathlib import Path
 
 import typer
 
 from sync.cli.app import app
+from sync.cli.errors import OperatorError
 from sync.config import Settings, load_settings
 from sync.logs import configure_logging
+from sync.roles import ROLES
+
+BEAT_SCHEDULE = Path("var/celerybeat-schedule")
+CONNECTOR_LABELS = {"hubspot": "HubSpot", "salesforce": "Salesforce"}
 
 
 def _settings() -> Settings:
@@ -20,24 +27,21 @@ def _settings() -> Settings:
 
 @app.command()
 def setup(dry_run: bool = typer.Option(False, "--dry-run", help="Only print what would be created")) -> None:
-    """Create Closedloop's HubSpot properties and check the Salesforce fields it needs (idempotent)."""
+    """Create the fields Closedloop writes and check the ones it reads, in both systems (idempotent)."""
     from sync.operations import runtime
     from sync.setup import run_setup
 
     _settings()
     rt = runtime()
     mapping, _ = rt.mappings.get()
-    report = run_setup(mapping, rt.hubspot, rt.salesforce, dry_run=dry_run)
-    verb = "would create" if dry_run else "created"
-    for name in report.created_properties:
-        typer.echo(f"HubSpot: {verb} contact property {name}")
-    for name in report.missing_sfa_fields:
-        typer.echo(f"Salesforce: missing field {name} (create it in Setup → Object Manager)")
+    report = run_setup(mapping, rt.ma, rt.sfa, dry_run=dry_run)
+    for line in (*report.created, *report.missing):
+        typer.echo(line)
     for problem in report.problems:
         typer.echo(f"problem: {problem}")
-    if not (report.created_properties or report.missing_sfa_fields or report.problems):
+    if not (report.created or report.missing or report.problems):
         typer.echo("everything Closedloop needs is in place")
-    if report.missing_sfa_fields or report.problems:
+    if report.missing or report.problems:
         raise typer.Exit(1)
 
 
@@ -49,19 +53,46 @@ def sync_once(
     import time
 
     from sync import operations
+    from sync.connectors.registry import chosen
 
     settings = _settings()
     operations.runtime().store.upgrade()
     while True:
         total = 0
-        for system in ("hubspot", "salesforce"):
-            for batch in operations.poll(system):
+        missed = []
+        for role in ROLES:
+            before = _last_poll(role)
+            for batch in operations.poll(role):
                 result = operations.sync_people(batch)
                 total += int(result.get("people", 0))
+            if _last_poll(role) == before:
+                name = chosen(settings)[role]
+                missed.append(CONNECTOR_LABELS.get(name, name))
         typer.echo(f"synced {total} people")
+        if missed:
+            problem = (
+                f"{' and '.join(missed)} could not be polled (see the log above: unreachable, refused, "
+                "or another poll was running); check the API URLs, credentials and network"
+            )
+            if once:
+                raise OperatorError(problem)
+            typer.echo(f"warning: {problem}", err=True)
         if once:
             return
         time.sleep(settings.poll_interval)
+
+
+def _last_poll(role: str) -> datetime | None:
+    """When a poll of ``role`` last completed: every successful poll stamps its streams' cursors."""
+    from sqlalchemy import func, select
+
+    from sync import operations
+    from sync.store.models import Cursor
+
+    with operations.runtime().store.session() as session:
+        return session.scalar(
+            select(func.max(Cursor.last_success_at)).where(Cursor.stream.startswith(f"{role}:"))
+        )
 
 
 def _serve_web(settings: Settings, host: str, port: int, in_thread: bool) -> threading.Thread | None:
@@ -69,6 +100,7 @@ def _serve_web(settings: Settings, host: str, port: int, in_thread: bool) -> thr
 
     from sync.operations import runtime
     from sync.web.app import create_app
+    from sync.web.serving import uvicorn_config
     from workers.tasks import process_inbox
 
     rt = runtime()
@@ -94,8 +126,7 @@ def _serve_web(settings: Settings, host: str, port: int, in_thread: bool) -> thr
         ready_checks={"broker": broker_ok, "mappings": mappings_ok},
         mapping=lambda: rt.mappings.get()[0],
     )
-    config = uvicorn.Config(web, host=host, port=port, log_level="warning", access_log=False)
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(uvicorn_config(web, settings, host, port))
     if not in_thread:
         server.run()
         return None
@@ -135,7 +166,10 @@ def beat() -> None:
         raise typer.BadParameter("a separate beat needs CLOSEDLOOP_REDIS_URL; use `closedloop run` embedded")
     from workers.celery_app import app as celery_app
 
-    celery_app.start(["beat", "--loglevel=INFO", "--schedule=var/celerybeat-schedule"])
+    # beat cannot create the folder of its schedule file and exits without saying why
+    schedule = Path.cwd() / BEAT_SCHEDULE
+    schedule.parent.mkdir(parents=True, exist_ok=True)
+    celery_app.start(["beat", "--loglevel=INFO", f"--schedule={schedule}"])
 
 
 @app.command()

@@ -232,10 +232,59 @@ class Identity(_Strict):
     )
 
 
+class PropertyChoice(str):
+    """An ordered list of HubSpot properties, the first one set wins.
+
+    It is the first name as a ``str`` (so code reading one property keeps working) and carries all
+    of them in :attr:`names`.
+    """
+
+    names: tuple[str, ...]
+
+    def __new__(cls, names: tuple[str, ...]) -> PropertyChoice:
+        self = super().__new__(cls, names[0])
+        self.names = names
+        return self
+
+
+def _property_choice(raw: Any) -> PropertyChoice:
+    if isinstance(raw, PropertyChoice):
+        return raw
+    names = [raw] if isinstance(raw, str) else raw
+    if not isinstance(names, list) or not names:
+        raise _fail("expected a property name or a non-empty list of property names")
+    if not all(isinstance(n, str) and n for n in names):
+        raise _fail("every property name must be a non-empty string")
+    if len(set(names)) != len(names):
+        raise _fail("a property is listed twice")
+    return PropertyChoice(tuple(names))
+
+
+def _choice_out(value: PropertyChoice) -> str | list[str]:
+    return str(value) if len(value.names) == 1 else list(value.names)
+
+
+_NAME_SCHEMA = {"type": "string", "minLength": 1}
+MaPropertyChoice = Annotated[
+    PropertyChoice,
+    PlainValidator(_property_choice, json_schema_input_type=str | list[str]),
+    PlainSerializer(_choice_out),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                _NAME_SCHEMA,
+                {"type": "array", "items": _NAME_SCHEMA, "minItems": 1, "uniqueItems": True},
+            ],
+            "description": "A HubSpot property, or a list tried in order (the first one set wins)",
+        }
+    ),
+]
+
+
 class EnteredAt(_Strict):
     """Where the source system records when a stage was entered."""
 
-    ma: Name | None = None
+    ma: MaPropertyChoice | None = None
     sfa: SfaRefValue | None = None
 
     @model_validator(mode="after")
@@ -243,6 +292,11 @@ class EnteredAt(_Strict):
         if (self.ma is None) == (self.sfa is None):
             raise _fail("entered_at takes exactly one of 'ma: property' or 'sfa: Object.Field'")
         return self
+
+    @property
+    def ma_properties(self) -> tuple[str, ...]:
+        """The HubSpot properties to try, in order (empty for an ``sfa`` source)."""
+        return self.ma.names if self.ma is not None else ()
 
 
 class StageLabel(_Strict):
@@ -263,6 +317,9 @@ class Stage(_Strict):
     ma: MaCondition | None = None
     sfa: SfaCondition | None = None
     entered_at: EnteredAt | None = None
+    reason: SfaRefValue | None = Field(
+        None, description="Where a detour's reason is read, e.g. Opportunity.Loss_Reason__c"
+    )
 
     @model_validator(mode="after")
     def _has_condition(self) -> Stage:
@@ -399,6 +456,10 @@ class Mapping(_Strict):
             value = cache[key] = build(self)
             return value
 
+    def sfa_objects(self) -> tuple[str, ...]:
+        """The sales-side objects conditions may name, by increasing weight of evidence."""
+        return SFA_OBJECTS
+
     def sfa_fields(self, obj: str) -> set[str]:
         """Salesforce fields of ``obj`` that this mapping reads (conditions, fields, closed loop, dates)."""
         out: set[str] = set()
@@ -421,7 +482,7 @@ class Mapping(_Strict):
         for s in self.stages:
             if s.ma is not None:
                 out |= s.ma.fields
-            if s.entered_at and s.entered_at.ma:
-                out.add(s.entered_at.ma)
+            if s.entered_at:
+                out.update(s.entered_at.ma_properties)
         out |= {f.ma for f in self.fields if f.sync != "none"}
         return out

@@ -47,7 +47,7 @@ def preview(
         raise ValueError(f"source must be 'hubspot' or 'salesforce', got {source!r}")
     obj = _sobject(record)
     fields = {k: v for k, v in record.items() if k not in ("attributes", "sobject")}
-    view = PersonView(**{_ATTR[obj]: fields})
+    view = PersonView(sfa={obj: fields})
     stage = compute_stage(mapping, view)
     writes = project(mapping, "sfa", fields, obj) if obj in _PERSON else {}
     if obj in _PERSON and not _blank(fields.get(mapping.identity.sfa_field)):

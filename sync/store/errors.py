@@ -1,4 +1,4 @@
-"""Recording sync errors: one open row per person, system and operation, bumped on each new failure."""
+"""Recording sync errors: one open row per person, role and operation, bumped on each new failure."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from sync.timeutil import utcnow
 def record_error(
     session: Session,
     *,
-    system: str,
+    role: str,
     operation: str,
     category: str,
     message: str,
@@ -20,6 +20,7 @@ def record_error(
     code: str | None = None,
     object_type: str | None = None,
     record_id: str | None = None,
+    connector: str = "",
 ) -> SyncError:
     """Add an open error, or count one more attempt on the person's open error of the same kind.
 
@@ -31,7 +32,7 @@ def record_error(
         existing = session.execute(
             select(SyncError).where(
                 SyncError.common_id == common_id,
-                SyncError.system == system,
+                SyncError.role == role,
                 SyncError.operation == operation,
                 SyncError.status == "open",
             )
@@ -45,7 +46,8 @@ def record_error(
         return existing
     error = SyncError(
         common_id=common_id,
-        system=system,
+        role=role,
+        connector=connector,
         object_type=object_type,
         record_id=record_id,
         operation=operation,

@@ -70,18 +70,19 @@ class Person(Base):
 
 
 class RecordLink(Base):
-    """A system record (HubSpot contact, Salesforce Lead/Contact/Opportunity) that belongs to a person."""
+    """A record in the marketing (ma) or sales (sfa) system that belongs to a person."""
 
     __tablename__ = "record_links"
     __table_args__ = (
-        UniqueConstraint("system", "object_type", "record_id", name="uq_record_links_record"),
+        UniqueConstraint("role", "object_type", "record_id", name="uq_record_links_record"),
         Index("ix_record_links_common", "common_id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     common_id: Mapped[str] = mapped_column(String(40))
-    system: Mapped[str] = mapped_column(String(16))  # hubspot | salesforce
-    object_type: Mapped[str] = mapped_column(String(40))  # contact | Lead | Contact | Opportunity
+    role: Mapped[str] = mapped_column(String(16))  # ma | sfa
+    connector: Mapped[str] = mapped_column(String(32), default="")  # the connector that holds it
+    object_type: Mapped[str] = mapped_column(String(40))  # the connector's object name
     record_id: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime]
 
@@ -99,12 +100,12 @@ class MatchKey(Base):
 
 
 class FieldState(Base):
-    """What Closedloop last wrote to (or saw in) one field of one person in one system."""
+    """What Closedloop last wrote to (or saw in) one field of one person in one role's system."""
 
     __tablename__ = "field_state"
 
     common_id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    system: Mapped[str] = mapped_column(String(16), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16), primary_key=True)
     field: Mapped[str] = mapped_column(String(128), primary_key=True)
     value_hash: Mapped[str] = mapped_column(String(32))
     written_by_us: Mapped[bool] = mapped_column(default=False)
@@ -126,7 +127,8 @@ class Transition(Base):
     to_stage: Mapped[str] = mapped_column(String(64))
     occurred_at: Mapped[datetime]
     recorded_at: Mapped[datetime]
-    source_system: Mapped[str | None] = mapped_column(String(16))
+    source_role: Mapped[str | None] = mapped_column(String(16))  # ma | sfa
+    source_connector: Mapped[str | None] = mapped_column(String(32))
     source_record: Mapped[str | None] = mapped_column(String(64))
     cause: Mapped[str | None] = mapped_column(String(32))  # poll | webhook | backfill | replay
     campaign: Mapped[str | None] = mapped_column(String(255))
@@ -138,7 +140,7 @@ class Transition(Base):
 
 
 class Cursor(Base):
-    """A polling watermark per stream (e.g. ``hubspot:contacts``, ``salesforce:Lead``)."""
+    """A connector's cursor state per stream (e.g. ``ma:contacts``, ``sfa:Lead``), opaque to the core."""
 
     __tablename__ = "cursors"
 
@@ -159,7 +161,8 @@ class InboxEvent(Base):
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    source: Mapped[str] = mapped_column(String(16))  # hubspot | salesforce
+    source: Mapped[str] = mapped_column(String(16))  # the receiving connector
+    role: Mapped[str] = mapped_column(String(16), default="")  # ma | sfa
     event_key: Mapped[str] = mapped_column(String(128))
     object_type: Mapped[str] = mapped_column(String(40))
     record_id: Mapped[str] = mapped_column(String(64))
@@ -180,7 +183,8 @@ class SyncError(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     common_id: Mapped[str | None] = mapped_column(String(40), index=True)
-    system: Mapped[str] = mapped_column(String(16))
+    role: Mapped[str] = mapped_column(String(16))  # ma | sfa
+    connector: Mapped[str] = mapped_column(String(32), default="")
     object_type: Mapped[str | None] = mapped_column(String(40))
     record_id: Mapped[str | None] = mapped_column(String(64))
     operation: Mapped[str] = mapped_column(String(32))

@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sync import metrics
 from sync.config import Settings
+from sync.connectors.registry import chosen
 from sync.logs import get_logger
 from sync.mapping import Mapping as FunnelMapping
 from sync.mapping import load_mapping
@@ -70,6 +71,7 @@ def create_app(
         source = mapping or functools.cache(lambda: load_mapping(settings.mappings))
         publish_dashboard_stages(store, source)
         app.include_router(dashboard_router(settings, store, source))
+    roles = {name: role for role, name in chosen(settings).items()}
 
     @app.post(HUBSPOT_PATH)
     async def hubspot_webhook(request: Request, background: BackgroundTasks) -> Response:
@@ -83,11 +85,11 @@ def create_app(
             items = parse_body(body)
         except BadPayload as exc:
             excerpt = {"body": body[:20_000].decode("utf-8", "replace")}
-            await run_in_threadpool(store_events, store, [], [BadEvent("hubspot", str(exc), excerpt)])
+            await run_in_threadpool(store_events, store, [], [BadEvent("hubspot", str(exc), excerpt)], roles)
             _count_rejects("hubspot", "bad_payload", 1)
             return JSONResponse({"error": str(exc)}, status_code=400)
         good, bad = split_events(items)
-        result = await run_in_threadpool(store_events, store, good, bad)
+        result = await run_in_threadpool(store_events, store, good, bad, roles)
         _count_stored("hubspot", len(good), result)
         _schedule(background, enqueue, result.new_ids)
         return JSONResponse(
@@ -113,7 +115,7 @@ def create_app(
             log.warning("salesforce_outbound_rejected", reason="wrong_org")
             return _fault("OrganizationId does not match this Closedloop installation", 403)
         try:
-            result = await run_in_threadpool(store_events, store, message.events, message.bad)
+            result = await run_in_threadpool(store_events, store, message.events, message.bad, roles)
         except Exception:
             log.exception("salesforce_outbound_store_failed", notifications=len(message.events))
             return _fault("could not store the notifications; please retry", 500)

@@ -7,7 +7,7 @@ leaves all of its traces or none (and the sender retries).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -28,7 +28,7 @@ _MAX_ERROR_PAYLOAD_CHARS = 20_000
 class NewEvent:
     """One event to put in the inbox."""
 
-    source: str
+    source: str  # the receiving connector
     event_key: str
     object_type: str
     record_id: str
@@ -56,16 +56,25 @@ class InboxResult:
     errors: int = 0
 
 
-def store_events(store: Store, events: Sequence[NewEvent], bad: Sequence[BadEvent] = ()) -> InboxResult:
-    """Insert ``events`` (ignoring ones already stored) and record ``bad`` items, in one transaction."""
+def store_events(
+    store: Store,
+    events: Sequence[NewEvent],
+    bad: Sequence[BadEvent] = (),
+    roles: Mapping[str, str] | None = None,
+) -> InboxResult:
+    """Insert ``events`` (ignoring ones already stored) and record ``bad`` items, in one transaction.
+
+    ``roles`` maps each receiving connector to the role it plays (ma, sfa).
+    """
+    roles = roles or {}
     unique = _first_of_each_key(events)
     result = InboxResult(duplicates=len(events) - len(unique))
     with store.session() as session:
-        new_ids = _insert_or_ignore(session, unique)
+        new_ids = _insert_or_ignore(session, unique, roles)
         result.new_ids = sorted(new_ids)
         result.duplicates += len(unique) - len(new_ids)
         for item in bad:
-            session.add(_error_row(item))
+            session.add(_error_row(item, roles.get(item.system, "")))
         result.errors = len(bad)
     return result
 
@@ -80,7 +89,7 @@ def _first_of_each_key(events: Sequence[NewEvent]) -> list[NewEvent]:
     return unique
 
 
-def _insert_or_ignore(session: Session, events: Sequence[NewEvent]) -> list[int]:
+def _insert_or_ignore(session: Session, events: Sequence[NewEvent], roles: Mapping[str, str]) -> list[int]:
     """Insert rows, skipping (source, event_key) pairs already present; return the new row IDs."""
     if not events:
         return []
@@ -88,6 +97,7 @@ def _insert_or_ignore(session: Session, events: Sequence[NewEvent]) -> list[int]
     rows = [
         {
             "source": e.source,
+            "role": roles.get(e.source, ""),
             "event_key": e.event_key,
             "object_type": e.object_type,
             "record_id": e.record_id,
@@ -121,10 +131,11 @@ def _insert_or_ignore(session: Session, events: Sequence[NewEvent]) -> list[int]
     return new_ids
 
 
-def _error_row(item: BadEvent) -> SyncError:
+def _error_row(item: BadEvent, role: str) -> SyncError:
     now = utcnow()
     return SyncError(
-        system=item.system,
+        role=role,
+        connector=item.system,
         object_type=item.object_type,
         record_id=item.record_id,
         operation="webhook",

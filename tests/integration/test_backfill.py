@@ -23,7 +23,7 @@ from sqlalchemy import select, text
 from sandboxes.common import SimClock
 from sandboxes.server import Sandboxes, start_sandboxes
 from sync import backfill as backfill_module
-from sync.backfill import STREAMS, Backfill, BackfillOptions
+from sync.backfill import Backfill, BackfillOptions, backfill_streams
 from sync.config import Settings
 from sync.identity import mint_common_id
 from sync.runtime import Runtime
@@ -189,7 +189,7 @@ def _runtime(boxes: Sandboxes, database_url: str) -> Runtime:
 
 def _backfill(rt: Runtime, options: BackfillOptions, checkpoint: Any = None) -> Backfill:
     mapping, _ = rt.mappings.get()
-    return Backfill(rt.store, mapping, rt.hubspot, rt.salesforce, rt.engine, options, checkpoint=checkpoint)
+    return Backfill(rt.store, mapping, rt.ma, rt.sfa, rt.engine, options, checkpoint=checkpoint)
 
 
 class Interrupted(Exception):
@@ -218,7 +218,7 @@ def _snapshot(store: Store) -> dict[str, Any]:
     """The store's people, links, keys and transitions with minted common IDs replaced by record keys."""
     with store.session() as s:
         links = s.execute(
-            select(RecordLink.common_id, RecordLink.system, RecordLink.object_type, RecordLink.record_id)
+            select(RecordLink.common_id, RecordLink.role, RecordLink.object_type, RecordLink.record_id)
         ).all()
         name: dict[str, str] = {}
         for cid, system, obj, rid in sorted(links, key=lambda r: (r[1], r[2], r[3])):
@@ -239,7 +239,7 @@ def _snapshot(store: Store) -> dict[str, Any]:
                     t.from_stage or "",
                     t.to_stage,
                     t.occurred_at,
-                    t.source_system,
+                    t.source_role,
                     t.source_record,
                     t.cause,
                     t.reason or "",
@@ -266,7 +266,7 @@ def _transitions_by_email(store: Store) -> dict[str, list[tuple[str, datetime]]]
 def _prepare(boxes: Sandboxes, clock: SimClock, url: str) -> tuple[Runtime, list[Person_]]:
     rt = _runtime(boxes, url)
     mapping, _ = rt.mappings.get()
-    run_setup(mapping, rt.hubspot, rt.salesforce)
+    run_setup(mapping, rt.ma, rt.sfa)
     return rt, _seed(boxes, clock)
 
 
@@ -281,7 +281,9 @@ def test_interrupted_backfill_equals_uninterrupted_and_reconstructs_history(
     options = BackfillOptions(batch_size=7, sync=False)
     try:
         cut = _run_interrupted(rt_a, options, every=2)
-        assert cut == set(STREAMS)  # it really was cut half-way through every phase
+        assert cut == set(
+            backfill_streams(rt_a.ma, rt_a.sfa)
+        )  # it really was cut half-way through every phase
         stats = _backfill(rt_b, options).run()
         assert stats.people == PEOPLE
         # ANALYZE ran during each phase: the planner knows the size of what that phase filled.
@@ -335,11 +337,11 @@ def test_backfill_with_sync_converges_both_systems(
         with rt.store.session() as s:
             by_email = {p.email: p for p in s.scalars(select(Person))}
             cursors = {c.stream: c for c in s.scalars(select(Cursor))}
-        for stream in STREAMS:
+        for stream in backfill_streams(rt.ma, rt.sfa):
             assert cursors[stream].state["done"] is True
         # Polling starts where the backfill started reading instead of re-reading the whole portal.
-        assert cursors["hubspot:contacts"].watermark is not None
-        assert cursors["salesforce:Lead"].watermark is not None
+        assert cursors["ma:contacts"].watermark is not None
+        assert cursors["sfa:Lead"].watermark is not None
         for person in people:
             stored = by_email[person.email]
             assert stored.stage == person.entered[-1][0], person.story

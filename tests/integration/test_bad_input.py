@@ -164,8 +164,8 @@ def _exercise(scenario: Scenario, config: ScenarioConfig) -> None:
 
         # Salesforce rejected exactly the long company names, per record, with a category.
         errors = _open_errors(scenario)
-        assert {(e.system, e.category, e.code) for e in errors} == {
-            ("salesforce", "validation", "STRING_TOO_LONG")
+        assert {(e.role, e.connector, e.category, e.code) for e in errors} == {
+            ("sfa", "salesforce", "validation", "STRING_TOO_LONG")
         }
         people = {p.common_id: p.email for p in _people(scenario)}
         assert {people[e.common_id] for e in errors} == bad_emails

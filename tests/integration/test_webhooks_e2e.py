@@ -224,7 +224,7 @@ def _assert_no_duplicates(loop: Loop, people: list[PlannedContact]) -> None:
         assert all(n == 1 for cid, n in ext.items() if cid), (sobject, ext)
     with loop.runtime.store.session() as session:
         links = Counter(
-            (r.system, r.object_type, r.record_id) for r in session.execute(select(RecordLink)).scalars()
+            (r.role, r.object_type, r.record_id) for r in session.execute(select(RecordLink)).scalars()
         )
         assert max(links.values()) == 1
         steps = Counter((t.common_id, t.to_stage) for t in session.execute(select(Transition)).scalars())
@@ -241,7 +241,7 @@ def test_parallel_resolution_of_the_same_new_records_agrees(store: Store) -> Non
         try:
             for i in range(60):
                 candidate = Candidate(
-                    records=[RecordRef("salesforce", "Lead", f"00Q{i:015d}")],
+                    records=[RecordRef("sfa", "Lead", f"00Q{i:015d}")],
                     keys={"email": f"p{i}@example.com"},
                     email=f"p{i}@example.com",
                 )

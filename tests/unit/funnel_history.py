@@ -73,8 +73,8 @@ def simulate(store: Store, n: int, seed: int) -> None:
                        merged_into="c0000" if i % 97 == 5 else None)
             )  # fmt: skip
             session.add(
-                RecordLink(common_id=cid, system="hubspot", object_type="contact", record_id=str(1000 + i),
-                           created_at=now)
+                RecordLink(common_id=cid, role="ma", connector="hubspot", object_type="contact",
+                           record_id=str(1000 + i), created_at=now)
             )  # fmt: skip
             if rows:
                 session.execute(insert(Transition), rows)

@@ -7,7 +7,8 @@ from typing import Any
 
 from bench.common import WriteTally, format_table, write_calls
 from sandboxes.common import CallCounter
-from sync.poller import _advance, _cursor, _lower_bound
+from sync.connectors.incremental import CursorState, Incremental
+from sync.poller import load_cursor, save_cursor
 from sync.store.db import Store
 
 
@@ -44,10 +45,16 @@ class _FakeConnector:
         return [], []
 
 
+class _Edges:
+    def __init__(self) -> None:
+        self.ma = _FakeConnector()
+        self.sfa = _FakeConnector()
+
+
 class _Runtime:
     def __init__(self) -> None:
-        self.hubspot = _FakeConnector()
-        self.salesforce = _FakeConnector()
+        self.edges = _Edges()
+        self.hubspot, self.salesforce = self.edges.ma, self.edges.sfa
 
 
 def test_write_tally_counts_records_and_still_calls_the_connector() -> None:
@@ -71,33 +78,48 @@ def test_format_table_aligns_numbers_right() -> None:
     assert lines[2].endswith("    5") and lines[3].endswith("1,234")
 
 
+def _advance(
+    store: Store, stream: str, newest: datetime | None, seen: dict[str, str], overlap: timedelta, started: Any
+) -> None:
+    """One poll of a stream that saw ``seen`` (newest change ``newest``) and started at ``started``."""
+    with store.session() as session:
+        read = Incremental(load_cursor(session, stream), overlap)
+    if started is not None:
+        read.started = started
+    for record_id, stamp in seen.items():
+        read.seen.pop(record_id, None)
+        read.is_new(record_id, stamp)
+    if newest is None:
+        read.newest = None
+    with store.session() as session:
+        save_cursor(session, stream, read.advance())
+
+
+def _lower_bound(store: Store, stream: str, overlap: timedelta) -> datetime | None:
+    with store.session() as session:
+        return Incremental(load_cursor(session, stream), overlap).lower_bound()
+
+
 def test_idle_poll_margin_settles_after_overlap_of_elapsed_time(sqlite_url: str) -> None:
     store = Store(sqlite_url)
     overlap = timedelta(seconds=120)
     mark = datetime(2026, 9, 1, 9, 0, tzinfo=UTC)
-    stream = "hubspot:contacts"
+    stream = "ma:contacts"
     try:
+        _advance(store, stream, mark, {"1": mark.isoformat()}, overlap, started=None)
+        assert _lower_bound(store, stream, overlap) == mark - overlap  # the margin is re-read at first
         with store.session() as session:
-            _advance(session, stream, mark, {"1": mark.isoformat()}, overlap, started=None)
-        with store.session() as session:
-            cursor = _cursor(session, stream)
-            assert _lower_bound(cursor, overlap) == mark - overlap  # the margin is re-read at first
-            moved_at = datetime.fromisoformat(cursor.state["moved_at"])
+            moved_at = datetime.fromisoformat(load_cursor(session, stream).state["moved_at"])
         # An idle read that started before the margin elapsed keeps re-reading it.
-        with store.session() as session:
-            _advance(session, stream, None, {"1": mark.isoformat()}, overlap, moved_at + overlap / 2)
-        with store.session() as session:
-            assert _lower_bound(_cursor(session, stream), overlap) == mark - overlap
+        _advance(store, stream, None, {"1": mark.isoformat()}, overlap, moved_at + overlap / 2)
+        assert _lower_bound(store, stream, overlap) == mark - overlap
         # One started a whole margin later saw every late record: reads now start at the watermark.
-        with store.session() as session:
-            _advance(session, stream, None, {"1": mark.isoformat()}, overlap, moved_at + overlap)
-        with store.session() as session:
-            assert _lower_bound(_cursor(session, stream), overlap) == mark
+        _advance(store, stream, None, {"1": mark.isoformat()}, overlap, moved_at + overlap)
+        assert _lower_bound(store, stream, overlap) == mark
         # A newer change moves the watermark and brings the margin back.
         newer = mark + timedelta(minutes=5)
-        with store.session() as session:
-            _advance(session, stream, newer, {"2": newer.isoformat()}, overlap, moved_at + overlap * 2)
-        with store.session() as session:
-            assert _lower_bound(_cursor(session, stream), overlap) == newer - overlap
+        _advance(store, stream, newer, {"2": newer.isoformat()}, overlap, moved_at + overlap * 2)
+        assert _lower_bound(store, stream, overlap) == newer - overlap
+        assert isinstance(CursorState(), CursorState)
     finally:
         store.dispose()

@@ -28,7 +28,7 @@ def test_normalise_email_is_idempotent(email: str) -> None:
 def _hs(record_id: str, email: str | None = None, common_id: str | None = None) -> Candidate:
     key = normalise_email(email)
     return Candidate(
-        records=[RecordRef("hubspot", "contact", record_id)],
+        records=[RecordRef("ma", "contact", record_id)],
         common_id=common_id,
         keys={"email": key} if key else {},
         email=key,
@@ -42,7 +42,7 @@ def test_same_email_in_both_systems_is_one_person(store: Store) -> None:
         [b] = IdentityMap(s).resolve_batch(
             [
                 Candidate(
-                    records=[RecordRef("salesforce", "Lead", "00Q000000000001AAA")],
+                    records=[RecordRef("sfa", "Lead", "00Q000000000001AAA")],
                     keys={"email": "o'brien@example.com"},
                 )
             ]

@@ -16,6 +16,13 @@ from sync.mapping.project import closed_loop_values, project
 from sync.mapping.schema import json_schema
 from sync.stages import PersonView
 
+
+def sfa_view(ma: Any = None, lead: Any = None, contact: Any = None, opportunity: Any = None) -> PersonView:
+    """A person's view with the sales side given per Salesforce object."""
+    sfa = {"Lead": lead, "Contact": contact, "Opportunity": opportunity}
+    return PersonView(ma=ma, sfa={obj: rec for obj, rec in sfa.items() if rec is not None})
+
+
 DEFAULT = Path(__file__).parents[2] / "mappings" / "default.yaml"
 
 
@@ -178,7 +185,7 @@ def test_two_way_value_maps_are_reversed() -> None:
 
 
 def test_closed_loop_values_for_lost_deal(default: Mapping) -> None:
-    view = PersonView(
+    view = sfa_view(
         ma={"email": "a@b.co"},
         lead={"Status": "Closed - Converted", "IsConverted": True},
         opportunity={
@@ -204,14 +211,14 @@ def test_closed_loop_values_for_lost_deal(default: Mapping) -> None:
     [("won", "won"), ("sql", "open"), ("recycled", "open"), ("disqualified", "disqualified")],
 )
 def test_outcome_values(default: Mapping, stage: str, outcome: str) -> None:
-    assert closed_loop_values(default, PersonView(), stage) == {
+    assert closed_loop_values(default, sfa_view(), stage) == {
         "closedloop_stage": stage,
         "closedloop_outcome": outcome,
     }
 
 
 def test_closed_loop_without_stage_or_records(default: Mapping) -> None:
-    assert closed_loop_values(default, PersonView(ma={}), None) == {}
+    assert closed_loop_values(default, sfa_view(ma={}), None) == {}
 
 
 def test_preview_hubspot_contact(default: Mapping) -> None:

@@ -148,7 +148,8 @@ def test_people_view_shows_links_and_current_stage(world: tuple[Store, dict[str,
         if row["stage"]:
             counted[row["stage"]] = counted.get(row["stage"], 0) + 1
     assert counted == current
-    assert all(row["hubspot_contact_id"] for row in rows)
+    assert all(row["ma_record_id"] and row["ma_connector"] == "hubspot" for row in rows)
+    assert not any(row["sfa_lead_id"] for row in rows)
 
 
 def test_export_writes_utf8_with_bom_and_japanese_reads_back(
@@ -215,17 +216,17 @@ def test_grant_refuses_sqlite_and_odd_role_names(sqlite_url: str) -> None:
 
 def test_export_before_the_migration_says_what_to_do(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'old.db'}"
-    upgrade(url, "0001")
+    upgrade(url, "0002_roles")
     env = {"CLOSEDLOOP_DATABASE_URL": url, "CLOSEDLOOP_MAPPINGS": str(MAPPING)}
     result = runner.invoke(app, ["funnel", "export", "people", "--output", str(tmp_path / "p.csv")], env=env)
     assert result.exit_code == 1 and "run closedloop db upgrade" in result.output
     assert not (tmp_path / "p.csv").exists()
 
 
-def test_migration_0002_downgrades_and_upgrades_cleanly(store: Store) -> None:
+def test_migration_0003_downgrades_and_upgrades_cleanly(store: Store) -> None:
     postgres = store.engine.dialect.name == "postgresql"
     name = "reporting.people" if postgres else "reporting_people"
-    command.downgrade(alembic_config(store.url), "0001")
+    command.downgrade(alembic_config(store.url), "0002_roles")
     assert not has_reporting_schema(store.engine)
     with store.engine.connect() as conn, pytest.raises(DBAPIError):
         conn.execute(text(f"SELECT 1 FROM {name}"))

@@ -13,6 +13,13 @@ from hypothesis import strategies as st
 from sync.mapping import Mapping, load_mapping, parse_mapping_text
 from sync.stages import PersonView, compute_stage, decide_transition, entered_at
 
+
+def sfa_view(ma: Any = None, lead: Any = None, contact: Any = None, opportunity: Any = None) -> PersonView:
+    """A person's view with the sales side given per Salesforce object."""
+    sfa = {"Lead": lead, "Contact": contact, "Opportunity": opportunity}
+    return PersonView(ma=ma, sfa={obj: rec for obj, rec in sfa.items() if rec is not None})
+
+
 MAPPING = load_mapping(Path(__file__).parents[2] / "mappings" / "default.yaml")
 PATH = MAPPING.success_path()
 TERMINAL = ["lost", "disqualified"]
@@ -27,35 +34,33 @@ CONVERTED = {"Status": "Closed - Converted", "IsConverted": True, "Email": "a@b.
 @pytest.mark.parametrize(
     ("view", "expected"),
     [
-        (PersonView(), None),
-        (PersonView(ma={"email": ""}), None),
-        (PersonView(ma={"email": "a@b.co", "hubspotscore": "10"}), "lead"),
-        (PersonView(lead={"Email": "a@b.co", "Status": "Open - Not Contacted"}), "lead"),
-        (PersonView(ma={"email": "a@b.co", "hubspotscore": "50"}), "mql"),
-        (PersonView(ma={"email": "a@b.co", "lifecyclestage": "marketingqualifiedlead"}), "mql"),
+        (sfa_view(), None),
+        (sfa_view(ma={"email": ""}), None),
+        (sfa_view(ma={"email": "a@b.co", "hubspotscore": "10"}), "lead"),
+        (sfa_view(lead={"Email": "a@b.co", "Status": "Open - Not Contacted"}), "lead"),
+        (sfa_view(ma={"email": "a@b.co", "hubspotscore": "50"}), "mql"),
+        (sfa_view(ma={"email": "a@b.co", "lifecyclestage": "marketingqualifiedlead"}), "mql"),
         (
-            PersonView(
-                ma={"hubspotscore": "90"}, lead={"Status": "Working - Contacted", "IsConverted": False}
-            ),
+            sfa_view(ma={"hubspotscore": "90"}, lead={"Status": "Working - Contacted", "IsConverted": False}),
             "sal",
         ),
-        (PersonView(ma={"hubspotscore": "90"}, lead=CONVERTED), "sql"),
-        (PersonView(lead=CONVERTED, opportunity={**OPEN_OPP, "StageName": "Prospecting"}), "sql"),
-        (PersonView(lead=CONVERTED, opportunity=OPEN_OPP), "opportunity"),
-        (PersonView(lead=CONVERTED, opportunity=WON_OPP), "won"),
+        (sfa_view(ma={"hubspotscore": "90"}, lead=CONVERTED), "sql"),
+        (sfa_view(lead=CONVERTED, opportunity={**OPEN_OPP, "StageName": "Prospecting"}), "sql"),
+        (sfa_view(lead=CONVERTED, opportunity=OPEN_OPP), "opportunity"),
+        (sfa_view(lead=CONVERTED, opportunity=WON_OPP), "won"),
         # Terminal detours win on the same or a newer object.
-        (PersonView(lead=CONVERTED, opportunity=LOST_OPP), "lost"),
-        (PersonView(ma={"hubspotscore": "90"}, lead={"Status": "Closed - Not Converted"}), "disqualified"),
+        (sfa_view(lead=CONVERTED, opportunity=LOST_OPP), "lost"),
+        (sfa_view(ma={"hubspotscore": "90"}, lead={"Status": "Closed - Not Converted"}), "disqualified"),
         # ...but not over newer evidence: a disqualified old lead, then a won opportunity.
-        (PersonView(lead={"Status": "Closed - Not Converted"}, opportunity=WON_OPP), "won"),
+        (sfa_view(lead={"Status": "Closed - Not Converted"}, opportunity=WON_OPP), "won"),
         # Recycling (a HubSpot lead status) beats HubSpot-only stages and follows a loss; not an active lead.
         (
-            PersonView(ma={"email": "a@b.co", "hubspotscore": "90", "hs_lead_status": "BAD_TIMING"}),
+            sfa_view(ma={"email": "a@b.co", "hubspotscore": "90", "hs_lead_status": "BAD_TIMING"}),
             "recycled",
         ),
-        (PersonView(ma={"hs_lead_status": "BAD_TIMING"}, lead=CONVERTED, opportunity=LOST_OPP), "recycled"),
+        (sfa_view(ma={"hs_lead_status": "BAD_TIMING"}, lead=CONVERTED, opportunity=LOST_OPP), "recycled"),
         # handed back to marketing while the Lead is still open: recycled, not SAL
-        (PersonView(ma={"hs_lead_status": "BAD_TIMING"}, lead={"Status": "Working - Contacted"}), "recycled"),
+        (sfa_view(ma={"hs_lead_status": "BAD_TIMING"}, lead={"Status": "Working - Contacted"}), "recycled"),
     ],
 )
 def test_compute_stage(view: PersonView, expected: str | None) -> None:
@@ -110,7 +115,7 @@ def test_entered_at() -> None:
         "    sfa: {object: Opportunity, field: IsWon, eq: true}\n    entered_at: {sfa: Opportunity.CloseDate}\n",
     )
     dated = parse_mapping_text(text, "dated.yaml")
-    view = PersonView(
+    view = sfa_view(
         ma={"hs_lifecyclestage_marketingqualifiedlead_date": "1714521600000"},
         lead={"ConvertedDate": "2024-05-03"},
         opportunity={"CloseDate": "2024-06-30"},
@@ -120,7 +125,17 @@ def test_entered_at() -> None:
     assert entered_at(dated, "won", view) == datetime(2024, 6, 30, tzinfo=UTC)
     assert entered_at(MAPPING, "won", view) is None  # the default mapping observes the change instead
     assert entered_at(MAPPING, "sal", view) is None  # no entered_at in the mapping
-    assert entered_at(MAPPING, "lead", PersonView()) is None  # no HubSpot record
+    assert entered_at(MAPPING, "lead", sfa_view()) is None  # no HubSpot record
+    # Real portals fill hs_v2_date_entered_<stage>; the default mapping reads it first.
+    newer = sfa_view(ma={"hs_v2_date_entered_marketingqualifiedlead": "2024-05-02T09:30:00Z"})
+    assert entered_at(MAPPING, "mql", newer) == datetime(2024, 5, 2, 9, 30, tzinfo=UTC)
+    both = sfa_view(
+        ma={
+            "hs_v2_date_entered_marketingqualifiedlead": "2024-05-02T09:30:00Z",
+            "hs_lifecyclestage_marketingqualifiedlead_date": "1714521600000",
+        }
+    )
+    assert entered_at(MAPPING, "mql", both) == datetime(2024, 5, 2, 9, 30, tzinfo=UTC)
 
 
 # --- property tests ---------------------------------------------------------------------------------

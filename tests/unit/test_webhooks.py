@@ -187,7 +187,9 @@ def test_bad_items_are_recorded_while_good_ones_are_kept(client: TestClient, sto
     assert response.json() == {"accepted": 2, "duplicates": 0, "rejected": 3}
     assert [r.event_key for r in inbox_rows(store)] == ["30", "33"]
     errors = error_rows(store)
-    assert [(e.system, e.category, e.status) for e in errors] == [("hubspot", "bad_event", "open")] * 3
+    assert [(e.connector, e.role, e.category, e.status) for e in errors] == [
+        ("hubspot", "ma", "bad_event", "open")
+    ] * 3
     assert errors[0].payload == missing_id and "eventId" in errors[0].message
     assert errors[0].record_id == str(missing_id["objectId"])
     assert errors[1].payload == string_object and "objectId" in errors[1].message
@@ -494,7 +496,12 @@ def test_bad_notifications_are_recorded_good_ones_acked(client: TestClient, stor
     assert is_ack(response)
     assert [r.event_key for r in inbox_rows(store)] == ["04lA"]
     [error] = error_rows(store)
-    assert error.system == "salesforce" and error.category == "bad_event" and "04lB" in error.payload["xml"]
+    assert (
+        error.connector == "salesforce"
+        and error.role == "sfa"
+        and error.category == "bad_event"
+        and "04lB" in error.payload["xml"]
+    )
 
 
 def test_salesforce_content_type_and_size(make_client: Callable[..., TestClient], store: Store) -> None:

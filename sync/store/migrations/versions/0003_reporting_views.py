@@ -3,14 +3,14 @@
 The reporting schema is the public, documented face of the store (docs/reporting.md): read-only
 views over the internal tables plus one small table, ``stages``, that Closedloop fills from the
 mapping (order and labels of the funnel stages). The SQL is frozen here on purpose: a later change
-of the views is a new migration, so a BI dashboard built on revision 0002 keeps its meaning.
+of the views is a new migration, so a BI dashboard built on revision 0003 keeps its meaning.
 
 Naming per dialect: PostgreSQL puts everything in the schema ``reporting`` (``reporting.people``);
 SQLite has no schemas, so the same objects are named with a ``reporting_`` prefix
 (``reporting_people``). Column names are identical on both.
 
-Revision ID: 0002
-Revises: 0001
+Revision ID: 0003
+Revises: 0002_roles
 Create Date: 2026-11-29 22:40:00
 """
 
@@ -18,8 +18,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0002"
-down_revision: str | None = "0001"
+revision: str = "0003"
+down_revision: str | None = "0002_roles"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -54,12 +54,13 @@ CREATE TABLE {r}stages (
 )
 """
 
-# The only place that reads record_links.system: the coming role/connector rename touches this view.
+# Roles, not vendors: ``role`` is ma (marketing) or sfa (sales), ``connector`` the tool behind it.
 RECORD_LINKS = """
 CREATE VIEW {r}record_links AS
 SELECT l.id AS link_id,
        l.common_id,
-       l.system,
+       l.role,
+       l.connector,
        l.object_type,
        l.record_id,
        l.created_at
@@ -79,18 +80,21 @@ SELECT p.common_id,
        p.campaign,
        p.source,
        p.score_at_mql,
-       (SELECT l.record_id FROM {r}record_links l WHERE l.common_id = p.common_id
-          AND l.system = 'hubspot' AND l.object_type = 'contact'
-        ORDER BY l.link_id DESC LIMIT 1) AS hubspot_contact_id,
-       (SELECT l.record_id FROM {r}record_links l WHERE l.common_id = p.common_id
-          AND l.system = 'salesforce' AND l.object_type = 'Lead'
-        ORDER BY l.link_id DESC LIMIT 1) AS salesforce_lead_id,
-       (SELECT l.record_id FROM {r}record_links l WHERE l.common_id = p.common_id
-          AND l.system = 'salesforce' AND l.object_type = 'Contact'
-        ORDER BY l.link_id DESC LIMIT 1) AS salesforce_contact_id,
-       (SELECT l.record_id FROM {r}record_links l WHERE l.common_id = p.common_id
-          AND l.system = 'salesforce' AND l.object_type = 'Opportunity'
-        ORDER BY l.link_id DESC LIMIT 1) AS salesforce_opportunity_id,
+       (SELECT l.connector FROM {r}record_links l WHERE l.common_id = p.common_id AND l.role = 'ma'
+        ORDER BY l.link_id DESC LIMIT 1) AS ma_connector,
+       (SELECT l.record_id FROM {r}record_links l WHERE l.common_id = p.common_id AND l.role = 'ma'
+        ORDER BY l.link_id DESC LIMIT 1) AS ma_record_id,
+       (SELECT l.connector FROM {r}record_links l WHERE l.common_id = p.common_id AND l.role = 'sfa'
+        ORDER BY l.link_id DESC LIMIT 1) AS sfa_connector,
+       (SELECT l.record_id FROM {r}record_links l WHERE l.common_id = p.common_id AND l.role = 'sfa'
+          AND LOWER(l.object_type) = 'lead'
+        ORDER BY l.link_id DESC LIMIT 1) AS sfa_lead_id,
+       (SELECT l.record_id FROM {r}record_links l WHERE l.common_id = p.common_id AND l.role = 'sfa'
+          AND LOWER(l.object_type) = 'contact'
+        ORDER BY l.link_id DESC LIMIT 1) AS sfa_contact_id,
+       (SELECT l.record_id FROM {r}record_links l WHERE l.common_id = p.common_id AND l.role = 'sfa'
+          AND LOWER(l.object_type) IN ('opportunity', 'deal')
+        ORDER BY l.link_id DESC LIMIT 1) AS sfa_deal_id,
        CASE WHEN p.merged_into IS NULL AND p.deleted_at IS NULL THEN 1 ELSE 0 END AS is_active,
        p.merged_into,
        p.deleted_at,
@@ -116,7 +120,8 @@ SELECT t.id AS transition_id,
        CASE WHEN LEAD(t.id) OVER w IS NULL THEN 1 ELSE 0 END AS is_current,
        ({epoch_next} - {epoch_occurred}) / 3600.0 AS hours_in_stage,
        t.cause,
-       t.source_system,
+       t.source_role,
+       t.source_connector,
        t.campaign,
        t.source,
        t.owner,

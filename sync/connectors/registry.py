@@ -1,0 +1,91 @@
+"""Which connector plays which role: chosen by settings (``CLOSEDLOOP_MA``, ``CLOSEDLOOP_SFA``).
+
+A connector is registered by name with its role, a function that opens its HTTP edge from settings
+(once per process) and a function that binds that edge to the mapping in force.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sync.config import Settings
+from sync.connectors.contract import MA, SFA, MarketingConnector, Role, SalesConnector
+from sync.mapping import Mapping
+
+Opener = Callable[..., Any]  # (settings, policy, limit_storage, http_session) -> edge
+Binder = Callable[[Any, Mapping], Any]  # (edge, mapping) -> role connector
+
+
+@dataclass(frozen=True)
+class Registration:
+    name: str
+    role: Role
+    open: Opener
+    bind: Binder
+
+
+def _hubspot_ma() -> Registration:
+    from sync.connectors.hubspot_ma import HubSpotMarketing, open_edge
+
+    return Registration("hubspot", MA, open_edge, HubSpotMarketing)
+
+
+def _salesforce_sfa() -> Registration:
+    from sync.connectors.salesforce_sfa import SalesforceSales, open_edge
+
+    return Registration("salesforce", SFA, open_edge, SalesforceSales)
+
+
+REGISTRY: dict[tuple[Role, str], Callable[[], Registration]] = {
+    (MA, "hubspot"): _hubspot_ma,
+    (SFA, "salesforce"): _salesforce_sfa,
+}
+
+
+def available(role: Role) -> list[str]:
+    """Connector names registered for a role."""
+    return sorted(name for r, name in REGISTRY if r == role)
+
+
+def registration(role: Role, name: str) -> Registration:
+    """The registration of ``name`` in ``role``; a ValueError naming the choices otherwise."""
+    factory = REGISTRY.get((role, name))
+    if factory is None:
+        raise ValueError(
+            f"CLOSEDLOOP_{role.upper()}={name!r} is not a known {role.upper()} connector; "
+            f"use one of: {', '.join(available(role))}"
+        )
+    return factory()
+
+
+def chosen(settings: Settings) -> dict[Role, str]:
+    """Role -> connector name, from settings."""
+    return {MA: settings.ma, SFA: settings.sfa}
+
+
+def role_of(settings: Settings, connector: str) -> str:
+    """The role a connector plays under these settings ('' when it plays none)."""
+    return next((role for role, name in chosen(settings).items() if name == connector), "")
+
+
+@dataclass
+class Edges:
+    """The per-process HTTP edges of the chosen connectors (independent of the mapping)."""
+
+    ma: Any
+    sfa: Any
+
+    def bind(self, settings: Settings, mapping: Mapping) -> tuple[MarketingConnector, SalesConnector]:
+        """Role connectors for the mapping in force."""
+        ma = registration(MA, settings.ma).bind(self.ma, mapping)
+        sfa = registration(SFA, settings.sfa).bind(self.sfa, mapping)
+        return ma, sfa
+
+
+def open_edges(settings: Settings, policy: Any, limit_storage: Any, http_session: Any = None) -> Edges:
+    """Open the chosen connectors' HTTP edges."""
+    ma = registration(MA, settings.ma).open(settings, policy, limit_storage, http_session)
+    sfa = registration(SFA, settings.sfa).open(settings, policy, limit_storage, http_session)
+    return Edges(ma, sfa)

@@ -1,0 +1,423 @@
+"""Salesforce in the sales (SFA) role: Leads, their converted Contacts, and Opportunities as outcomes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sync.config import Settings
+from sync.connectors.contract import (
+    SFA,
+    ChangeBatch,
+    EventMeaning,
+    HistoryEvent,
+    InboxItem,
+    Profile,
+    Provisioning,
+    Record,
+    RoleState,
+    ScanPage,
+    ScanStream,
+    WriteTarget,
+)
+from sync.connectors.errors import RecordError, RetryPolicy
+from sync.connectors.incremental import CursorState, Incremental
+from sync.connectors.ratelimit import DailyAllocation
+from sync.connectors.salesforce import SalesforceConnector, make_salesforce_client, soql_quote
+from sync.connectors.salesforce_history import (
+    LEAD_HISTORY_FIELDS,
+    OPPORTUNITY_HISTORY_FIELDS,
+    StageFlags,
+    contact_events,
+    lead_events,
+    opportunity_events,
+    truthy,
+)
+from sync.identity import Candidate, RecordRef
+from sync.mapping import Mapping as SyncMapping
+from sync.metrics import count_calls
+from sync.timeutil import parse_timestamp, to_sf_datetime
+
+LEAD, CONTACT, OPPORTUNITY, CONTACT_ROLE = "Lead", "Contact", "Opportunity", "OpportunityContactRole"
+STREAMS = (LEAD, CONTACT, OPPORTUNITY, CONTACT_ROLE)
+PROFILE = Profile(
+    connector="salesforce",
+    role=SFA,
+    person_objects=(LEAD, CONTACT),
+    outcome_object=OPPORTUNITY,
+    id_field="Id",
+    email_field="Email",
+    modified_field="LastModifiedDate",
+    created_field="CreatedDate",
+    owner_field="OwnerId",
+    amount_field="Amount",
+    status_field="Status",
+)
+# Fields read whatever the mapping says.
+BASE_FIELDS = {
+    LEAD: (
+        "Email",
+        "Status",
+        "OwnerId",
+        "IsConverted",
+        "ConvertedContactId",
+        "ConvertedOpportunityId",
+        "ConvertedDate",
+        "LastModifiedDate",
+        "CreatedDate",
+    ),
+    CONTACT: ("Email", "OwnerId", "AccountId", "LastModifiedDate", "CreatedDate"),
+    OPPORTUNITY: (
+        "StageName",
+        "IsClosed",
+        "IsWon",
+        "Amount",
+        "CloseDate",
+        "OwnerId",
+        "LastModifiedDate",
+        "CreatedDate",
+    ),
+}
+
+
+def _strip(record: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in record.items() if k != "attributes"}
+
+
+def primary_opportunity(opportunities: Sequence[Record]) -> Record | None:
+    """The person's primary opportunity: the most recently created one."""
+    if not opportunities:
+        return None
+    return max(opportunities, key=lambda o: str(o.get("CreatedDate") or ""))
+
+
+def open_edge(
+    settings: Settings, policy: RetryPolicy, limit_storage: Any, http_session: Any = None
+) -> SalesforceConnector:
+    """The Salesforce HTTP edge, spending at most the configured share of the org's daily allocation."""
+    client = make_salesforce_client(settings, http_session)
+    return SalesforceConnector(
+        client,
+        DailyAllocation(share=settings.salesforce_api_share),
+        policy,
+        on_call=count_calls("salesforce"),
+    )
+
+
+class SalesforceSales:
+    """The SFA role on a Salesforce org."""
+
+    profile = PROFILE
+    streams: tuple[str, ...] = STREAMS
+    scan_streams = (
+        ScanStream(LEAD, "Salesforce Leads"),
+        ScanStream(CONTACT, "Salesforce Contacts"),
+        ScanStream(CONTACT_ROLE, "Opportunity contact roles"),
+    )
+
+    def __init__(self, edge: SalesforceConnector, mapping: SyncMapping) -> None:
+        self.edge = edge
+        self.flags = StageFlags()
+        self.ext = mapping.identity.sfa_field
+        self.email_field = next((f.sfa for f in mapping.fields if f.ma == "email"), "Email")
+        self.fields = {
+            LEAD: sorted(set(BASE_FIELDS[LEAD]) | mapping.sfa_fields(LEAD) | {self.ext}),
+            CONTACT: sorted(set(BASE_FIELDS[CONTACT]) | mapping.sfa_fields(CONTACT) | {self.ext}),
+            OPPORTUNITY: sorted(set(BASE_FIELDS[OPPORTUNITY]) | mapping.sfa_fields(OPPORTUNITY)),
+        }
+
+    # -- change feed -------------------------------------------------------------------------------
+
+    def poll(self, cursors: Mapping[str, CursorState], overlap: timedelta) -> ChangeBatch:
+        """Leads, Contacts, Opportunities and contact roles changed since each stream's watermark."""
+        changed: dict[str, list[Record]] = {}
+        advanced: dict[str, CursorState] = {}
+        for sobject in STREAMS:
+            cursor = Incremental(cursors.get(sobject, CursorState()), overlap)
+            rows = [
+                rec
+                for rec in self.edge.changed_since(sobject, self._poll_fields(sobject), cursor.lower_bound())
+                if cursor.is_new(rec["Id"], str(rec.get("SystemModstamp")))
+            ]
+            changed[sobject] = rows
+            advanced[sobject] = cursor.advance()
+        return ChangeBatch(self._candidates_of(changed), advanced)
+
+    def _poll_fields(self, sobject: str) -> list[str]:
+        if sobject in (LEAD, CONTACT):
+            return [self.ext, self.email_field]
+        if sobject == CONTACT_ROLE:
+            return ["OpportunityId", "ContactId"]
+        return []
+
+    def _person_candidate(self, sobject: str, rec: Record) -> Candidate:
+        return Candidate.of(
+            [RecordRef(SFA, sobject, rec["Id"])], rec.get(self.ext), rec.get(self.email_field)
+        )
+
+    def _candidates_of(self, changed: Mapping[str, Sequence[Record]]) -> list[Candidate]:
+        """Candidates for changed records; opportunities reach their people through contact roles."""
+        out = [self._person_candidate(obj, rec) for obj in (LEAD, CONTACT) for rec in changed.get(obj, ())]
+        opp_ids = [r["Id"] for r in changed.get(OPPORTUNITY, ())]
+        contact_ids = {r["ContactId"] for r in changed.get(CONTACT_ROLE, ()) if r.get("ContactId")}
+        if opp_ids:
+            roles = self.edge.select_in(CONTACT_ROLE, ["ContactId"], "OpportunityId", opp_ids)
+            contact_ids |= {r["ContactId"] for r in roles if r.get("ContactId")}
+        if contact_ids:
+            contacts = self.edge.select_in(CONTACT, [self.ext, self.email_field], "Id", list(contact_ids))
+            out += [self._person_candidate(CONTACT, c) for c in contacts]
+        return out
+
+    # -- people ------------------------------------------------------------------------------------
+
+    def read_people(
+        self, common_ids: Sequence[str], links: Mapping[str, Sequence[RecordRef]]
+    ) -> dict[str, RoleState]:
+        """Lead, Contact and opportunities per person: by the common ID they carry, else by known links."""
+        wanted = set(common_ids)
+        linked: dict[str, dict[str, str]] = {LEAD: {}, CONTACT: {}, OPPORTUNITY: {}}
+        for cid in common_ids:
+            for ref in links.get(cid, ()):
+                if ref.role == SFA and ref.object_type in linked:
+                    linked[ref.object_type][ref.record_id] = cid
+        people: dict[str, dict[str, Any]] = {cid: {} for cid in common_ids}
+        opportunities: dict[str, list[Record]] = {}
+
+        def owner(record: Record, known: dict[str, str]) -> str | None:
+            ext = record.get(self.ext)
+            if isinstance(ext, str) and ext in wanted:
+                return ext
+            return known.get(str(record["Id"]))
+
+        for lead in self._by_id_or_key(LEAD, list(common_ids), linked[LEAD]):
+            person = owner(lead, linked[LEAD])
+            if person is not None:
+                people[person][LEAD] = _strip(lead)
+                if lead.get("ConvertedContactId"):
+                    linked[CONTACT].setdefault(lead["ConvertedContactId"], person)
+        contact_owner: dict[str, str] = {}
+        for contact in self._by_id_or_key(CONTACT, list(common_ids), linked[CONTACT]):
+            person = owner(contact, linked[CONTACT])
+            if person is not None:
+                people[person][CONTACT] = _strip(contact)
+                contact_owner[contact["Id"]] = person
+
+        opp_owner: dict[str, str] = dict(linked[OPPORTUNITY])
+        if contact_owner:
+            roles = self.edge.select_in(
+                CONTACT_ROLE, ["OpportunityId", "ContactId"], "ContactId", list(contact_owner)
+            )
+            for role in roles:
+                opp_owner.setdefault(role["OpportunityId"], contact_owner[role["ContactId"]])
+        for cid, records in people.items():
+            converted_opp = (records.get(LEAD) or {}).get("ConvertedOpportunityId")
+            if converted_opp:
+                opp_owner.setdefault(converted_opp, cid)
+        if opp_owner:
+            for opp in self.edge.select_in(OPPORTUNITY, self.fields[OPPORTUNITY], "Id", list(opp_owner)):
+                opportunities.setdefault(opp_owner[opp["Id"]], []).append(_strip(opp))
+
+        states: dict[str, RoleState] = {}
+        for cid, records in people.items():
+            outcomes = opportunities.get(cid, [])
+            primary = primary_opportunity(outcomes)
+            if primary is not None:
+                records[OPPORTUNITY] = primary
+            if records:
+                states[cid] = RoleState(
+                    records=records, outcomes=outcomes, updated_at=self._updated_at(records, outcomes)
+                )
+        return states
+
+    def _by_id_or_key(self, sobject: str, common_ids: list[str], linked: dict[str, str]) -> list[Record]:
+        found = self.edge.select_in(sobject, self.fields[sobject], self.ext, common_ids)
+        have = {r["Id"] for r in found}
+        missing = [i for i in linked if i not in have]
+        if missing:
+            found += self.edge.select_in(sobject, self.fields[sobject], "Id", missing)
+        return found
+
+    @staticmethod
+    def _updated_at(records: Mapping[str, Record], outcomes: Sequence[Record]) -> Any:
+        person = [records[o] for o in (LEAD, CONTACT) if o in records]
+        times = [parse_timestamp(r.get("LastModifiedDate")) for r in (*person, *outcomes)]
+        valid = [t for t in times if t is not None]
+        return max(valid) if valid else None
+
+    def write_target(self, state: RoleState) -> WriteTarget | None:
+        """The Contact once converted, else the Lead while it is not converted."""
+        contact, lead = state.record(CONTACT), state.record(LEAD)
+        if contact is not None:
+            return WriteTarget(CONTACT, contact)
+        if lead is not None and not truthy(lead.get("IsConverted")):
+            return WriteTarget(LEAD, lead)
+        return None
+
+    def upsert(
+        self, obj: str, key_field: str, rows: Mapping[str, Record]
+    ) -> tuple[dict[str, str], list[RecordError]]:
+        return self.edge.upsert(obj, key_field, list(rows.values()))
+
+    def update(self, obj: str, updates: Mapping[str, Record]) -> list[RecordError]:
+        return self.edge.update(obj, [{"Id": rid, **fields} for rid, fields in updates.items()])
+
+    def create_follow_up(
+        self, record_id: str, owner: str | None, subject: str, due: date, description: str
+    ) -> None:
+        """A Task on the Lead or Contact, assigned to the person's owner when known."""
+        task = {
+            "WhoId": record_id,
+            "Subject": subject,
+            "Status": "Not Started",
+            "ActivityDate": due.isoformat(),
+            "Description": description,
+        }
+        if owner:
+            task["OwnerId"] = owner
+        _ids, errors = self.edge.create("Task", [task])
+        if errors:
+            raise RuntimeError(errors[0].message)
+
+    # -- provisioning --------------------------------------------------------------------------------
+
+    def provision(self, mapping: SyncMapping, dry_run: bool) -> Provisioning:
+        """Check the fields the mapping names (an admin creates them); the common ID must be an External ID."""
+        out = Provisioning()
+        for obj in (LEAD, CONTACT, OPPORTUNITY):
+            described = self.edge.describe_fields(obj)
+            for name in sorted(mapping.sfa_fields(obj)):
+                if name not in described:
+                    out.missing.append(
+                        f"Salesforce: missing field {obj}.{name} (create it in Setup → Object Manager)"
+                    )
+            if obj in (LEAD, CONTACT) and self.ext in described and not described[self.ext].get("externalId"):
+                out.problems.append(f"Salesforce {obj}.{self.ext} must be an External ID field")
+        return out
+
+    # -- backfill ------------------------------------------------------------------------------------
+
+    def scan(
+        self, stream: str, state: Mapping[str, Any], since: datetime | None, page_size: int
+    ) -> Iterator[ScanPage]:
+        """Every Lead, Contact or contact role by SOQL ordered by Id, resumed with ``WHERE Id > last``.
+
+        A converted Lead also links its Contact and Opportunity; a contact role links its Opportunity
+        to the Contact's person (an Opportunity without either belongs to nobody).
+        """
+        last_id: str | None = state.get("last_id")
+        for chunk in _chunked(self.edge.query(self._scan_soql(stream, last_id, since)), page_size):
+            last_id = str(chunk[-1]["Id"])
+            if stream == CONTACT_ROLE:
+                attachments = [
+                    (
+                        RecordRef(SFA, CONTACT, str(r["ContactId"])),
+                        RecordRef(SFA, OPPORTUNITY, str(r["OpportunityId"])),
+                    )
+                    for r in chunk
+                    if r.get("OpportunityId") and r.get("ContactId")
+                ]
+                yield ScanPage([], {"last_id": last_id}, len(chunk), attachments)
+            else:
+                yield ScanPage(
+                    [self._scan_candidate(stream, r) for r in chunk], {"last_id": last_id}, len(chunk)
+                )
+
+    def _scan_soql(self, sobject: str, last_id: str | None, since: datetime | None) -> str:
+        fields = {
+            LEAD: ["Id", self.ext, self.email_field, "ConvertedContactId", "ConvertedOpportunityId"],
+            CONTACT: ["Id", self.ext, self.email_field],
+            CONTACT_ROLE: ["Id", "OpportunityId", "ContactId"],
+        }[sobject]
+        where = []
+        if last_id:
+            where.append(f"Id > {soql_quote(last_id)}")
+        if since is not None and sobject != CONTACT_ROLE:
+            where.append(f"SystemModstamp >= {to_sf_datetime(since)}")
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        return f"SELECT {', '.join(dict.fromkeys(fields))} FROM {sobject}{clause} ORDER BY Id ASC"
+
+    def _scan_candidate(self, sobject: str, rec: Record) -> Candidate:
+        refs = [RecordRef(SFA, sobject, str(rec["Id"]))]
+        if sobject == LEAD:
+            if rec.get("ConvertedContactId"):
+                refs.append(RecordRef(SFA, CONTACT, str(rec["ConvertedContactId"])))
+            if rec.get("ConvertedOpportunityId"):
+                refs.append(RecordRef(SFA, OPPORTUNITY, str(rec["ConvertedOpportunityId"])))
+        return Candidate.of(refs, rec.get(self.ext), rec.get(self.email_field))
+
+    def scan_total(self, stream: str) -> int | None:
+        return self.edge.count(stream)
+
+    def newest_changes(self) -> dict[str, datetime | None]:
+        out: dict[str, datetime | None] = {}
+        for sobject in STREAMS:
+            soql = f"SELECT Id, SystemModstamp FROM {sobject} ORDER BY SystemModstamp DESC LIMIT 1"
+            rows = list(self.edge.query(soql))
+            out[sobject] = parse_timestamp(rows[0].get("SystemModstamp")) if rows else None
+        return out
+
+    def history(self, states: Mapping[str, RoleState]) -> dict[str, list[HistoryEvent]]:
+        """LeadHistory and OpportunityHistory of a batch of people (one query each), as snapshots."""
+        lead_ids = [str(lead["Id"]) for s in states.values() if (lead := s.record(LEAD)) is not None]
+        opp_ids = [str(o["Id"]) for s in states.values() for o in s.outcomes]
+        lead_rows = self._history_rows("LeadHistory", LEAD_HISTORY_FIELDS, "LeadId", lead_ids)
+        opp_rows = self._history_rows(
+            "OpportunityHistory", OPPORTUNITY_HISTORY_FIELDS, "OpportunityId", opp_ids
+        )
+        for state in states.values():
+            for opp in state.outcomes:
+                self.flags.learn(opp)
+        out: dict[str, list[HistoryEvent]] = {}
+        for cid, state in states.items():
+            events: list[HistoryEvent] = []
+            lead, contact = state.record(LEAD), state.record(CONTACT)
+            if lead is not None:
+                events += lead_events(lead, lead_rows.get(str(lead["Id"]), []))
+            if contact is not None:
+                events += contact_events(contact)
+            for opp in state.outcomes:
+                events += opportunity_events(opp, opp_rows.get(str(opp["Id"]), []), self.flags)
+            out[cid] = events
+        return out
+
+    def _history_rows(
+        self, sobject: str, fields: Sequence[str], key: str, ids: list[str]
+    ) -> dict[str, list[Record]]:
+        out: dict[str, list[Record]] = {}
+        for row in self.edge.select_in(sobject, list(fields), key, ids) if ids else []:
+            out.setdefault(str(row[key]), []).append(row)
+        return out
+
+    # -- outbound messages ---------------------------------------------------------------------------
+
+    def interpret(self, items: Sequence[InboxItem]) -> EventMeaning:
+        """Every notification is a change of its record (outbound messages carry no deletions)."""
+        return EventMeaning(changed=[RecordRef(SFA, i.object_type, i.record_id) for i in items])
+
+    def candidates(self, refs: Sequence[RecordRef]) -> list[Candidate]:
+        """Read what identity needs of Leads and Contacts; opportunities and roles resolve via contacts."""
+        by_object: dict[str, list[str]] = {}
+        for ref in refs:
+            by_object.setdefault(ref.object_type, []).append(ref.record_id)
+        changed: dict[str, list[Record]] = {}
+        for obj, ids in by_object.items():
+            ids = list(dict.fromkeys(ids))
+            if obj in (LEAD, CONTACT):
+                changed[obj] = self.edge.select_in(obj, [self.ext, self.email_field], "Id", ids)
+            elif obj == CONTACT_ROLE:
+                changed[obj] = self.edge.select_in(obj, ["OpportunityId", "ContactId"], "Id", ids)
+            else:
+                changed[obj] = [{"Id": i} for i in ids]
+        return self._candidates_of(changed)
+
+
+def _chunked(records: Iterable[Record], size: int) -> Iterator[list[Record]]:
+    chunk: list[Record] = []
+    for rec in records:
+        chunk.append(rec)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
