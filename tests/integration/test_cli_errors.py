@@ -265,7 +265,7 @@ def _closedloop(
     args: list[str], env: dict[str, str], cwd: Path, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "sync.cli.main", *args],
+        [sys.executable, "-m", "workers.cli", *args],
         cwd=cwd,
         env={**os.environ, **env},
         capture_output=True,
@@ -290,7 +290,7 @@ def test_beat_creates_its_var_folder_or_says_why_it_cannot(redis_url: str, tmp_p
     where = tmp_path / "fresh"
     where.mkdir()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sync.cli.main", "beat"],
+        [sys.executable, "-m", "workers.cli", "beat"],
         cwd=where,
         env={**os.environ, **env},
         stdout=subprocess.PIPE,
@@ -314,6 +314,6 @@ def test_beat_creates_its_var_folder_or_says_why_it_cannot(redis_url: str, tmp_p
 
 
 def app_():  # type: ignore[no-untyped-def]
-    from sync.cli import app
+    from workers.cli import app
 
     return app

@@ -131,7 +131,7 @@ def test_errors_replay_and_dismiss(boxes: Sandboxes, tmp_path: Path) -> None:
 
 def test_sandbox_serve_prints_connection_json_first(tmp_path: Path) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sync.cli.main", "sandbox", "serve", "--workdir", str(tmp_path / "sb")],
+        [sys.executable, "-m", "workers.cli", "sandbox", "serve", "--workdir", str(tmp_path / "sb")],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -153,7 +153,7 @@ def test_two_sandboxes_in_one_folder_keep_their_own_ca(tmp_path: Path) -> None:
     """The default ``sandbox serve`` twice in one folder: absolute CA paths, and each CA still valid."""
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "sync.cli.main", "sandbox", "serve"],
+            [sys.executable, "-m", "workers.cli", "sandbox", "serve"],
             cwd=tmp_path,  # the default --workdir is relative: var/sandbox in this folder
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -189,6 +189,6 @@ def test_two_sandboxes_in_one_folder_keep_their_own_ca(tmp_path: Path) -> None:
 
 
 def app_():  # type: ignore[no-untyped-def]
-    from sync.cli import app
+    from workers.cli import app
 
     return app

@@ -9,7 +9,7 @@ import jsonschema
 from ruamel.yaml import YAML
 from typer.testing import CliRunner
 
-from sync.cli import app
+from workers.cli import app
 
 ROOT = Path(__file__).parents[2]
 runner = CliRunner()

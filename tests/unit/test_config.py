@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from sync.cli import app
 from sync.config import Settings, check_settings, mask_url, unknown_variables
+from workers.cli import app
 
 
 @pytest.fixture(autouse=True)
