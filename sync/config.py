@@ -95,6 +95,11 @@ class Settings(BaseSettings):
     retry_max_attempts: int = Field(default=6, ge=1)
     retry_base_seconds: float = Field(default=0.5, ge=0)
     retry_max_seconds: float = Field(default=30.0, ge=0)
+    language: Literal["en", "ja"] = Field(default="en", description="CLI tables, HTML report, dashboard")
+    dashboard_token: SecretStr | None = Field(default=None, description="turns /dashboard on")
+    dashboard_user: str | None = Field(default=None, description="basic auth for /dashboard, with password")
+    dashboard_password: SecretStr | None = None
+    dashboard_refresh_seconds: int = Field(default=60, ge=5, description="the dashboard reloads itself")
     log_format: Literal["json", "console"] = "json"
     log_level: str = "INFO"
     max_request_bytes: int = Field(default=1_048_576, gt=0)
@@ -131,6 +136,13 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, _YamlFileSource(settings_cls), file_secret_settings)
+
+    @property
+    def dashboard_enabled(self) -> bool:
+        """The dashboard is served only when a credential for it is configured."""
+        token = self.dashboard_token.get_secret_value() if self.dashboard_token else ""
+        password = self.dashboard_password.get_secret_value() if self.dashboard_password else ""
+        return bool(token or (self.dashboard_user and password))
 
     @property
     def salesforce_auth_mode(self) -> str | None:
@@ -230,6 +242,10 @@ def check_settings(settings: Settings | None = None) -> tuple[Settings | None, l
         problems.append(f"CLOSEDLOOP_SALESFORCE_CA_BUNDLE: no such file: {settings.salesforce_ca_bundle}")
     if not settings.mappings.exists():
         problems.append(f"CLOSEDLOOP_MAPPINGS: no such file or directory: {settings.mappings}")
+    if bool(settings.dashboard_user) != bool(
+        settings.dashboard_password and settings.dashboard_password.get_secret_value()
+    ):
+        problems.append("CLOSEDLOOP_DASHBOARD_USER / _PASSWORD: give both for basic auth, or neither")
     if settings.redis_url is not None and not settings.redis_url.startswith(("redis://", "rediss://")):
         problems.append("CLOSEDLOOP_REDIS_URL: must start with redis:// or rediss://")
     return settings, problems

@@ -44,6 +44,7 @@ sandbox_app = typer.Typer(
     help="HubSpot and Salesforce sandboxes for trying and testing.", no_args_is_help=True
 )
 funnel_app = typer.Typer(help="Funnel report and KPI planning.", no_args_is_help=True)
+reporting_app = typer.Typer(help="The reporting schema for BI tools.", no_args_is_help=True)
 errors_app = typer.Typer(help="Recorded sync errors.", invoke_without_command=True)
 
 app.add_typer(config_app, name="config")
@@ -52,3 +53,4 @@ app.add_typer(mappings_app, name="mappings")
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(funnel_app, name="funnel")
 app.add_typer(errors_app, name="errors")
+app.add_typer(reporting_app, name="reporting")

@@ -30,19 +30,22 @@ def _fraction(value: float | None) -> float | None:
 
 
 def _report(since: datetime | None, until: datetime | None, by: str | None):  # type: ignore[no-untyped-def]
+    from sync.funnel.report.i18n import Locale
     from sync.mapping import load_mapping
     from sync.reporting import funnel_report
     from sync.store.db import Store
 
     settings = load_settings()
     store = Store(settings.database_url)
-    return funnel_report(
+    mapping = load_mapping(settings.mappings)
+    result = funnel_report(
         store,
-        load_mapping(settings.mappings),
+        mapping,
         since=as_utc(since) if since else None,
         until=as_utc(until) if until else None,
         by=by,
     )
+    return result, Locale.of(settings.language, mapping)
 
 
 @funnel_app.command("report")
@@ -61,16 +64,16 @@ def report(
 
     if fmt not in ("table", "json", "csv", "html"):
         raise typer.BadParameter("must be table, json, csv or html", param_hint="--format")
-    result = _report(since, until, by)
+    result, loc = _report(since, until, by)
     update_funnel_gauges(result)
     if fmt == "table":
         console = Console(file=output.open("w", encoding="utf-8") if output else None, width=120)
-        render_table(result, console)
+        render_table(result, console, loc)
         return
     text = {
         "json": lambda: json.dumps(report_to_json(result), indent=2, ensure_ascii=False),
         "csv": lambda: report_to_csv(result),
-        "html": lambda: render_html(result),
+        "html": lambda: render_html(result, loc),
     }[fmt]()
     if output is None:
         typer.echo(text)
@@ -92,7 +95,7 @@ def plan(
     """Work the KPI tree backwards: wins → opportunities → SQLs → MQLs → leads (→ visits)."""
     from sync.funnel.plan import plan_backwards
 
-    rates = _report(None, None, None) if measured else None
+    rates = _report(None, None, None)[0] if measured else None
     result = plan_backwards(revenue, deal_size, rates, visit_to_lead=visit_to_lead)
     table = Table(title=f"To reach {revenue:,.0f} at {deal_size:,.0f} per deal")
     for col in ("stage", "needed", "rate to next", "rate source"):
