@@ -50,6 +50,7 @@ def _serve_web(settings: Settings, host: str, port: int, in_thread: bool) -> thr
         rt.store,
         lambda ids: process_inbox.delay(list(ids)),
         ready_checks={"broker": broker_ok, "mappings": mappings_ok},
+        mapping=lambda: rt.mappings.get()[0],
     )
     server = uvicorn.Server(uvicorn_config(web, settings, host, port))
     if not in_thread:

@@ -21,6 +21,7 @@ from sync.connectors.errors import (
     call_with_retries,
     category_for_sf_code,
     classify_salesforce,
+    duplicate_match_ids,
 )
 from sync.connectors.ratelimit import DailyAllocation
 from sync.timeutil import to_sf_datetime
@@ -318,5 +319,10 @@ def _record_error(key: str, result: dict[str, Any]) -> RecordError:
         message = f"{message} (fields: {', '.join(map(str, fields))})"
     category = category_for_sf_code(code)
     return RecordError(
-        key=key, code=code, message=message, category=category, transient=category == "transient"
+        key=key,
+        code=code,
+        message=message,
+        category=category,
+        transient=category == "transient",
+        matched_ids=duplicate_match_ids(first),
     )
