@@ -129,13 +129,22 @@ class Engine:
             return result
         with people_locked(self.store, ids):
             with self.store.session() as session:
-                ids = list(session.scalars(select(Person.common_id).where(Person.common_id.in_(ids))))
+                stages = dict(
+                    session.execute(
+                        select(Person.common_id, Person.stage).where(Person.common_id.in_(ids))
+                    ).all()
+                )
+                ids = sorted(stages)
                 links = IdentityMap(session, self.connectors).links(ids)
                 remembered = self._remembered(session, ids)
             states = self.reader.read(ids, links)
+            found = self._existing_sales_records(states, stages, links)
             history = self.reader.history(states)
             plan = _Plan()
             with self.store.session() as session:
+                identity = IdentityMap(session, self.connectors)
+                for cid, ref in found:
+                    identity.link(cid, ref)
                 people = {
                     p.common_id: p for p in session.scalars(select(Person).where(Person.common_id.in_(ids)))
                 }
@@ -153,6 +162,38 @@ class Engine:
         metrics.sync_records_total.labels(direction="ma_to_sfa").inc(result.sfa_writes)
         log.info("synced", cause=cause, **{k: v for k, v in result.__dict__.items() if k != "error_keys"})
         return result
+
+    def _existing_sales_records(
+        self, states: dict[str, PersonState], stages: dict[str, str | None], links: dict[str, list[RecordRef]]
+    ) -> list[tuple[str, RecordRef]]:
+        """Before a handover, the sales-side records that are already this person (same email), not linked yet.
+
+        Without this, a person whose lead already exists in sales (entered by hand, or before
+        Closedloop ran) would be handed over as a second lead, and real orgs' duplicate rules refuse it.
+        Found records are linked and read, so the sync updates them instead of creating one.
+        """
+        due: dict[str, str] = {}
+        for cid, state in states.items():
+            if state.ma is None or state.has_sfa:
+                continue
+            stage = compute_stage(self.mapping, state.view()) or stages.get(cid)
+            if not (self._past_handover(stage) or self._past_handover(stages.get(cid))):
+                continue
+            email = normalise_email(state.ma.get(self.ma.profile.email_field))
+            if email:
+                due[email] = cid
+        if not due:
+            return []
+        found = [(due[email], ref) for email, ref in self.sfa.find_people(list(due)).items() if email in due]
+        if found:
+            for cid, ref in found:
+                links.setdefault(cid, []).append(ref)
+            fresh = self.sfa.read_people([cid for cid, _ in found], links)
+            for cid, _ref in found:
+                if cid in fresh:
+                    states[cid].sfa_state = fresh[cid]
+            log.info("handover_found_existing_records", people=len(found))
+        return found
 
     # -- stages ------------------------------------------------------------------------------------
 
@@ -365,6 +406,11 @@ class Engine:
                 sent, SFA, obj, "upsert", list(rows), partial(self.sfa.upsert, obj, ext, rows)
             )
             sent.links += [(cid, RecordRef(SFA, obj, record_id)) for cid, record_id in (ids or {}).items()]
+            # A duplicate rule that refused the create names the record this person already is.
+            for err in errs or []:
+                matched = self.sfa.refs_for(err.matched_ids) if err.matched_ids else []
+                if matched:
+                    sent.links.append((err.key, matched[0]))
             self._closed_loop_after_handover(plan, ids or {})
             result.leads_created += len(ids or {})
             result.sfa_writes += len(ids or {})

@@ -472,6 +472,24 @@ class FakeSales(FakeSystem):
     def as_created(self, obj: str, fields: Mapping[str, Any], record_id: str) -> Record:
         return {**fields, ID: record_id}  # this fake applies no defaults of its own
 
+    def find_people(self, emails: Sequence[str]) -> dict[str, RecordRef]:
+        wanted = {e.lower() for e in emails}
+        found: dict[str, RecordRef] = {}
+        for obj in reversed(self.profile.person_objects):
+            for rid, record in self.tables.get(obj, {}).items():
+                email = str(record.get(self.profile.email_field) or "").lower()
+                if email in wanted and email not in found and not record.get(self.ext):
+                    found[email] = RecordRef(SFA, obj, rid)
+        return found
+
+    def refs_for(self, record_ids: Sequence[str]) -> list[RecordRef]:
+        return [
+            RecordRef(SFA, obj, rid)
+            for rid in record_ids
+            for obj in self.profile.person_objects
+            if rid in self.tables.get(obj, {})
+        ]
+
     def create_follow_up(
         self, record_id: str, owner: str | None, subject: str, due: date, description: str
     ) -> None:

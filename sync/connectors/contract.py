@@ -234,6 +234,14 @@ class SalesConnector(Connector, Protocol):
         """Update records of ``obj`` by record ID; one error per failed record."""
         ...
 
+    def find_people(self, emails: Sequence[str]) -> dict[str, RecordRef]:
+        """Person records not linked to anyone yet whose email is one of ``emails`` (normalised), by email."""
+        ...
+
+    def refs_for(self, record_ids: Sequence[str]) -> list[RecordRef]:
+        """References for record IDs the system named (e.g. the matches of a duplicate rule)."""
+        ...
+
     def as_created(self, obj: str, fields: Mapping[str, Any], record_id: str) -> Record:
         """The record as the system holds it right after creating it with ``fields`` (its defaults applied)."""
         ...

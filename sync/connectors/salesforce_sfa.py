@@ -39,7 +39,7 @@ from sync.connectors.salesforce_history import (
     opportunity_events,
     truthy,
 )
-from sync.identity import Candidate, RecordRef
+from sync.identity import Candidate, RecordRef, normalise_email
 from sync.mapping import Mapping as SyncMapping
 from sync.metrics import count_calls
 from sync.timeutil import parse_timestamp, to_sf_datetime
@@ -265,6 +265,28 @@ class SalesforceSales:
 
     def update(self, obj: str, updates: Mapping[str, Record]) -> list[RecordError]:
         return self.edge.update(obj, [{"Id": rid, **fields} for rid, fields in updates.items()])
+
+    def find_people(self, emails: Sequence[str]) -> dict[str, RecordRef]:
+        """Contacts, else open Leads, with one of these emails and no common ID yet.
+
+        SOQL compares email case-insensitively; the results are normalised again before matching.
+        """
+        wanted = {key: e for e in emails if (key := normalise_email(e)) is not None}
+        found: dict[str, RecordRef] = {}
+        for obj in (CONTACT, LEAD):
+            fields = [self.email_field, self.ext] + (["IsConverted"] if obj == LEAD else [])
+            for record in self.edge.select_in(obj, fields, self.email_field, list(wanted.values())):
+                email = normalise_email(record.get(self.email_field))
+                if email is not None and email in wanted and email not in found and not record.get(self.ext):
+                    if obj == LEAD and truthy(record.get("IsConverted")):
+                        continue
+                    found[email] = RecordRef(SFA, obj, str(record["Id"]))
+        return found
+
+    def refs_for(self, record_ids: Sequence[str]) -> list[RecordRef]:
+        """Lead and Contact IDs by their documented key prefixes (00Q, 003)."""
+        objects = {"00Q": LEAD, "003": CONTACT}
+        return [RecordRef(SFA, objects[rid[:3]], rid) for rid in record_ids if rid[:3] in objects]
 
     def as_created(self, obj: str, fields: Mapping[str, Any], record_id: str) -> Record:
         """Our fields plus the org's picklist and checkbox defaults (describe, read once per object)."""
