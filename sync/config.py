@@ -89,6 +89,9 @@ class Settings(BaseSettings):
     poll_interval: float = Field(default=30.0, gt=0, description="seconds between polling cycles")
     poll_overlap: float = Field(default=120.0, ge=0, description="seconds re-read behind each watermark")
     batch_size: int = Field(default=200, gt=0, le=2000, description="people per sync task")
+    inbox_coalesce_seconds: float = Field(
+        default=0.4, ge=0, le=10, description="webhook events arriving this close together sync as one batch"
+    )
     broker_visibility_timeout: float = Field(
         default=600.0, gt=0, description="seconds until a dead worker's unacknowledged task is redelivered"
     )
