@@ -37,6 +37,8 @@ def setup(dry_run: bool = typer.Option(False, "--dry-run", help="Only print what
         typer.echo(line)
     for problem in report.problems:
         typer.echo(f"problem: {problem}")
+    for notice in report.notices:
+        typer.echo(f"note: {notice}")
     if not (report.created or report.missing or report.problems):
         typer.echo("everything Closedloop needs is in place")
     if report.missing or report.problems:

@@ -128,6 +128,7 @@ class Provisioning:
     created: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)  # settings that lower what can be measured
 
 
 @dataclass(frozen=True)

@@ -335,7 +335,38 @@ class SalesforceSales:
                     )
             if obj in (LEAD, CONTACT) and self.ext in described and not described[self.ext].get("externalId"):
                 out.problems.append(f"Salesforce {obj}.{self.ext} must be an External ID field")
+        out.notices += self.history_notices(mapping)
         return out
+
+    def history_notices(self, mapping: SyncMapping) -> list[str]:
+        """Stages decided by Lead fields whose history the org does not track (an admin's setting).
+
+        Field history tracking is switched on per field; without it a change and its undoing
+        between two polls leave no trace, so those stages fall back to the time the sync saw them.
+        Opportunity stages always have OpportunityHistory.
+        """
+        soql = (
+            "SELECT QualifiedApiName, IsFieldHistoryTracked FROM FieldDefinition "
+            f"WHERE EntityDefinition.QualifiedApiName = '{LEAD}'"
+        )
+        tracked = {
+            str(row["QualifiedApiName"])
+            for row in self.edge.query(soql)
+            if truthy(row.get("IsFieldHistoryTracked"))
+        }
+        notices = []
+        for stage in mapping.stages:
+            if stage.sfa is None or stage.sfa.object != LEAD:
+                continue
+            untracked = sorted(f for f in stage.sfa.fields if f not in tracked and f != "IsConverted")
+            if untracked:
+                names = ", ".join(f"{LEAD}.{f}" for f in untracked)
+                notices.append(
+                    f"Salesforce: stage {stage.id}: {names} not history-tracked; a change between two polls "
+                    "is logged at the time the sync saw it (Setup → Object Manager → Lead → Fields → "
+                    "Set History Tracking)"
+                )
+        return notices
 
     # -- backfill ------------------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,8 @@ from sync import operations
 from sync.config import Settings
 from sync.runtime import Runtime
 from sync.setup import run_setup
-from sync.store.models import Person, SyncError
+from sync.store.models import Person, SyncError, Transition
+from sync.timeutil import parse_timestamp
 from tests.integration.harness import ROOT
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -175,3 +177,47 @@ def test_values_too_long_for_the_store_hold_back_nobody(org: tuple[Sandboxes, Ru
     with rt.store.session() as session:
         refused = session.get(Person, error.common_id)
     assert refused is not None and refused.email is None  # 334 characters: no address, not stored
+
+
+@pytest.mark.parametrize("tracked", [True, False], ids=["tracked", "untracked"])
+def test_lead_status_history_tracking_decides_what_a_fast_rep_leaves_in_the_log(
+    org: tuple[Sandboxes, Runtime], tracked: bool
+) -> None:
+    """Field history tracking is an org setting: setup says which stages lose their own times without it.
+
+    A rep works a lead and disqualifies it a second later, between two polls. With Lead.Status
+    tracked, LeadHistory keeps both changes and the log shows SAL at its own time; without it only
+    the last state is known, the log goes straight to disqualified, and setup said so beforehand.
+    """
+    boxes, rt = org
+    sf = boxes.salesforce
+    sf.set_history_tracking("Lead", "Status", tracked)
+    mapping, _ = rt.mappings.get()
+    notes = [n for n in run_setup(mapping, rt.ma, rt.sfa, dry_run=True).notices if "Lead.Status" in n]
+    assert {n.split(":")[1].strip() for n in notes} == (
+        set() if tracked else {"stage sal", "stage disqualified"}
+    )
+
+    _mql(boxes, "fast@example.com")
+    _sync_all(rt)
+    [lead] = _leads_by_email(boxes)["fast@example.com"]
+    boxes.clock.advance(timedelta(minutes=5))
+    sf.update("Lead", str(lead["Id"]), {"Status": "Working - Contacted"})
+    worked = parse_timestamp(sf.get("Lead", str(lead["Id"]))["LastModifiedDate"])  # type: ignore[index]
+    boxes.clock.advance(timedelta(seconds=1))
+    sf.update("Lead", str(lead["Id"]), {"Status": "Closed - Not Converted"})
+    _sync_all(rt)
+
+    with rt.store.session() as session:
+        person = session.scalars(select(Person).where(Person.email == "fast@example.com")).one()
+        steps = session.execute(
+            select(Transition.to_stage, Transition.occurred_at)
+            .where(Transition.common_id == person.common_id)
+            .order_by(Transition.occurred_at, Transition.id)
+        ).all()
+    path = [stage for stage, _ in steps]
+    if tracked:
+        assert path == ["lead", "mql", "sal", "disqualified"]
+        assert dict(steps)["sal"] == worked
+    else:
+        assert path == ["lead", "mql", "disqualified"]
