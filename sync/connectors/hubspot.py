@@ -37,7 +37,6 @@ T = TypeVar("T")
 
 BATCH_LIMIT = 100  # HubSpot CRM v3 batch endpoints take at most 100 inputs.
 SEARCH_PAGE = 200  # search returns at most 200 per page ...
-SEARCH_CAP = 10_000  # ... and at most 10,000 results per query.
 LIST_PAGE = 100  # the list API (GET /crm/v3/objects/contacts) returns at most 100 per page.
 REQUEST_TIMEOUT = 30.0
 # HubSpot's default lifecycle stages in order; Closedloop only ever moves a contact forward along them.
@@ -168,44 +167,44 @@ class HubSpotConnector:
     def changed_since(
         self, since: datetime | None, properties: Sequence[str]
     ) -> Iterator[list[HubSpotContact]]:
-        """Pages of contacts modified at or after ``since``, oldest first.
+        """Pages of contacts modified at or after ``since``, oldest first (each contact once).
 
-        HubSpot's search stops at 10,000 results, so after each 10,000 the query restarts from the
-        newest timestamp seen (callers dedupe by ID).
+        Keyset paging: every page asks again for ``lastmodifieddate >= newest time read so far``.
+        Search's ``after`` token is an offset into a result set sorted anew on every request, so a
+        contact modified while we page would shift the others and push one past both pages, out of
+        reach for good; a fresh lower bound per page cannot skip anything, and no query meets the
+        10,000-result cap. Only a block of more than a page of contacts sharing one timestamp is
+        paged by offset, within that timestamp.
         """
         lower = since
+        done: set[tuple[str, datetime | None]] = set()
+        offset = 0  # into the contacts at exactly ``lower``, when they fill whole pages
         while True:
-            seen = 0
-            after: str | None = None
-            newest: datetime | None = None
-            while True:
-                filters = []
-                if lower is not None:
-                    filters.append(
-                        Filter(
-                            property_name="lastmodifieddate", operator="GTE", value=str(to_epoch_ms(lower))
-                        )
-                    )
-                request = PublicObjectSearchRequest(
-                    filter_groups=[FilterGroup(filters=filters)] if filters else [],
-                    sorts=[{"propertyName": "lastmodifieddate", "direction": "ASCENDING"}],
-                    properties=list(properties),
-                    limit=SEARCH_PAGE,
-                    after=after,
+            filters = []
+            if lower is not None:
+                filters.append(
+                    Filter(property_name="lastmodifieddate", operator="GTE", value=str(to_epoch_ms(lower)))
                 )
-                page = self._search(request)
-                contacts = [_contact(obj) for obj in page.get("results") or []]
-                if contacts:
-                    newest = contacts[-1].updated_at or newest
-                    yield contacts
-                seen += len(contacts)
-                nxt = _next_after(page)
-                if not nxt or seen >= SEARCH_CAP:
-                    break
-                after = nxt
-            if seen < SEARCH_CAP or newest is None or newest == lower:
+            request = PublicObjectSearchRequest(
+                filter_groups=[FilterGroup(filters=filters)] if filters else [],
+                sorts=[{"propertyName": "lastmodifieddate", "direction": "ASCENDING"}],
+                properties=list(properties),
+                limit=SEARCH_PAGE,
+                after=str(offset) if offset else None,
+            )
+            page = self._search(request)
+            contacts = [_contact(obj) for obj in page.get("results") or []]
+            fresh = [c for c in contacts if (c.id, c.updated_at) not in done]
+            done.update((c.id, c.updated_at) for c in fresh)
+            if fresh:
+                yield fresh
+            if len(contacts) < SEARCH_PAGE or not _next_after(page):
                 return
-            lower = newest
+            newest = contacts[-1].updated_at
+            if newest is not None and newest != lower:
+                lower, offset = newest, 0
+            else:  # a whole page at one timestamp: step through that timestamp by offset
+                offset += len(contacts)
 
     def list_page(
         self, after: str | None, properties: Sequence[str], limit: int = LIST_PAGE
