@@ -206,6 +206,24 @@ class HubSpotConnector:
             else:  # a whole page at one timestamp: step through that timestamp by offset
                 offset += len(contacts)
 
+    def find_by_property(
+        self, name: str, values: Sequence[str], properties: Sequence[str]
+    ) -> dict[str, HubSpotContact]:
+        """Contacts whose property ``name`` holds one of ``values`` (search, 100 values per call)."""
+        found: dict[str, HubSpotContact] = {}
+        for chunk in chunks(list(dict.fromkeys(values)), BATCH_LIMIT):
+            request = PublicObjectSearchRequest(
+                filter_groups=[
+                    FilterGroup(filters=[Filter(property_name=name, operator="IN", values=list(chunk))])
+                ],
+                properties=list(properties),
+                limit=SEARCH_PAGE,
+            )
+            for obj in self._search(request).get("results") or []:
+                contact = _contact(obj)
+                found[contact.id] = contact
+        return found
+
     def list_page(
         self, after: str | None, properties: Sequence[str], limit: int = LIST_PAGE
     ) -> tuple[list[HubSpotContact], str | None]:

@@ -86,12 +86,6 @@ def harness(running: Harness) -> Harness:
     return running
 
 
-def known_gap(request: pytest.FixtureRequest, harness: Harness, names: set[str], reason: str) -> None:
-    """A contract violation of these connectors, reported to the lead: strict, so a fix shows up."""
-    if harness.name in names:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
-
-
 def saved_through_json(cursors: Mapping[str, CursorState]) -> dict[str, CursorState]:
     """Cursor state as the store keeps it (a timestamp column and a JSON column), read back."""
     text = json.dumps(
@@ -191,9 +185,7 @@ def test_a_poll_resumed_from_saved_cursor_state_misses_nothing(harness: Harness)
     assert last == [fourth]
 
 
-def test_a_record_changed_between_two_pages_costs_no_other_record(
-    harness: Harness, request: pytest.FixtureRequest
-) -> None:
+def test_a_record_changed_between_two_pages_costs_no_other_record(harness: Harness) -> None:
     """A change made while a poll pages through the feed must not push an unread record out of reach.
 
     HubSpot's search ``after`` is an offset into a result set re-evaluated per request (sorted by
@@ -236,15 +228,7 @@ def test_read_people_returns_fresh_fields_of_linked_records(harness: Harness) ->
     assert states[cid].updated_at is not None
 
 
-def test_read_people_finds_records_carrying_the_common_id(
-    harness: Harness, request: pytest.FixtureRequest
-) -> None:
-    known_gap(
-        request,
-        harness,
-        {"hubspot"},
-        "HubSpotMarketing.read_people reads only linked contact IDs, never by the common-ID property",
-    )
+def test_read_people_finds_records_carrying_the_common_id(harness: Harness) -> None:
     cid = common_id()
     ref = harness.new_person(n(), common_id=cid)
     harness.modify(ref, "Carried")
@@ -309,7 +293,7 @@ def test_create_by_common_id_twice_yields_one_record(harness: Harness) -> None:
         assert len(harness.by_key(cid)) == 1
 
 
-def test_create_keys_rows_by_the_common_id_alone(harness: Harness, request: pytest.FixtureRequest) -> None:
+def test_create_keys_rows_by_the_common_id_alone(harness: Harness) -> None:
     """The contract keys rows by common ID; a row need not repeat it in the key field."""
     rows = {common_id(): harness.write_row(n()), common_id(): harness.write_row(n())}
 
@@ -321,9 +305,7 @@ def test_create_keys_rows_by_the_common_id_alone(harness: Harness, request: pyte
         assert len(harness.by_key(cid)) == 1
 
 
-def test_a_refused_value_fails_only_its_record_on_create(
-    harness: Harness, request: pytest.FixtureRequest
-) -> None:
+def test_a_refused_value_fails_only_its_record_on_create(harness: Harness) -> None:
     good_a, bad, good_b = common_id(), common_id(), common_id()
     rows = {good_a: harness.write_row(n()), bad: harness.refused_row(n()), good_b: harness.write_row(n())}
 
@@ -336,9 +318,7 @@ def test_a_refused_value_fails_only_its_record_on_create(
     assert len(harness.by_key(good_a)) == 1 and len(harness.by_key(good_b)) == 1
 
 
-def test_a_refused_value_fails_only_its_record_on_update(
-    harness: Harness, request: pytest.FixtureRequest
-) -> None:
+def test_a_refused_value_fails_only_its_record_on_update(harness: Harness) -> None:
     a, refused, c = harness.new_person(n()), harness.new_person(n()), harness.new_person(n())
     bad = {**harness.change("Updated"), **harness.refused_row(n())}
 
@@ -415,7 +395,7 @@ def test_a_merge_notification_names_survivor_and_merged_record(harness: Harness)
     assert all(isinstance(r, RecordRef) for r in meaning.changed)
 
 
-def test_a_merge_lists_only_records_merged_away(harness: Harness, request: pytest.FixtureRequest) -> None:
+def test_a_merge_lists_only_records_merged_away(harness: Harness) -> None:
     """EventMeaning.merges holds (survivor, records merged away): the survivor is not among them."""
     if "merge" not in harness.webhook_kinds:
         pytest.skip(f"{harness.name} sends no merge notifications")
