@@ -64,6 +64,7 @@ class RoleState:
     outcomes: list[Record] = field(default_factory=list)  # every outcome record (the primary is in records)
     primary_id: str | None = None  # the record that carries the person (for MA writes)
     updated_at: datetime | None = None  # newest modification among the person's records
+    extras: dict[str, Any] = field(default_factory=dict)  # the connector's own, e.g. history read along
 
     def record(self, obj: str) -> Record | None:
         return self.records.get(obj)
