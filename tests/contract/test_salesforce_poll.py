@@ -27,6 +27,7 @@ from sync.connectors.incremental import CursorState
 from sync.connectors.ratelimit import DailyAllocation
 from sync.connectors.salesforce import SalesforceConnector
 from sync.connectors.salesforce_sfa import STREAMS, SalesforceSales
+from sync.identity import RecordRef
 from sync.mapping import load_mapping
 
 MAPPING = load_mapping(Path(__file__).parents[2] / "mappings" / "default.yaml")
@@ -108,3 +109,31 @@ def test_a_failed_composite_call_is_retried_by_the_one_retry_policy(org: Any) ->
         row["status"] for row in sandbox.counter.snapshot() if row["endpoint"].endswith("/composite")
     )
     assert len(statuses) == 2 and statuses[0] == 200 and statuses[1] >= 500
+
+
+def test_a_batch_of_people_and_their_history_costs_two_calls(org: Any) -> None:
+    """200 people (some converted, with opportunities) and the history of their leads and opportunities:
+    one Composite round for the person records, one for what they point to (contact roles,
+    converted contacts, opportunities, LeadHistory, OpportunityHistory)."""
+    sandbox, connector = org
+    people: dict[str, list[RecordRef]] = {}
+    for n in range(200):
+        cid = f"CID{n:04d}"
+        lead = sandbox.insert("Lead", _lead(n, Closedloop_Id__c=cid))
+        if n % 10 == 0:
+            sandbox.update("Lead", lead, {"Status": "Working - Contacted"})
+            sandbox.convert_lead(lead)
+        people[cid] = [RecordRef("sfa", "Lead", lead)]
+    sandbox.counter.reset()
+
+    states = connector.read_people(list(people), people)
+    history = connector.history(states)
+
+    assert sandbox.counter.total() == 2
+    assert len(states) == 200
+    converted = [s for s in states.values() if s.outcomes]
+    assert len(converted) == 20 and all("Contact" in s.records for s in converted)
+    worked = history[next(cid for cid, s in states.items() if s.outcomes)]
+    assert {e.object for e in worked} == {"Lead", "Contact", "Opportunity"}
+    statuses = [e.snapshot.get("Status") for e in worked if e.object == "Lead"]
+    assert "Working - Contacted" in statuses  # from LeadHistory, read in the same two calls
