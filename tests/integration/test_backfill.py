@@ -291,7 +291,8 @@ def test_interrupted_backfill_equals_uninterrupted_and_reconstructs_history(
             sampled = dict(
                 conn.execute(
                     text(
-                        "SELECT relname, reltuples FROM pg_class WHERE relname IN ('people', 'transitions') AND relkind = 'r'"
+                        "SELECT relname, reltuples FROM pg_class "
+                        "WHERE relname IN ('people', 'transitions') AND relkind = 'r'"
                     )
                 ).all()
             )
