@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import os
+from contextlib import AbstractContextManager
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from sync.connectors.contract import MA, SFA, MarketingConnector, SalesConnector
-from sync.funnel import sla
+from sync.funnel import notify, sla
 from sync.funnel.business_time import Calendar
 from sync.mapping import Mapping
+from sync.mapping.model import DEFAULT_NOTIFY_ENV
 from sync.mapping.model import Calendar as CalendarSpec
 from sync.store.models import Person, RecordLink
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from sync.config import Settings
 
 BREACH_PROPERTY = "closedloop_sla_breach"
 
@@ -32,6 +41,7 @@ def sla_rules(mapping: Mapping) -> list[sla.SlaRule]:
                 hours=hours,
                 business_days=days,
                 on_breach=tuple(entry.on_breach),
+                notify=entry.notify.url_env if entry.notify is not None else None,
             )
         )
     return rules
@@ -74,6 +84,30 @@ class SlaHooks:
     ) -> list[sla.Breach]:
         """Mark and act on every overdue timer."""
         return sla.detect_breaches(session, now, self.rules, feedback)
+
+    def notify(
+        self,
+        sessions: Callable[[], AbstractContextManager[Session]],
+        now: datetime,
+        settings: Settings,
+        post: notify.Post = notify.post_json,
+    ) -> notify.NotifyResult:
+        """Post the breach notifications due (call with no transaction open: it makes network calls)."""
+        return notify.deliver(
+            sessions, self.rules, now, webhook_urls(settings), settings.sla_webhook_timeout, post
+        )
+
+
+def webhook_urls(settings: Settings) -> Callable[[str], str | None]:
+    """Resolves an SLA's ``notify.url_env``: the default name is the setting (env or settings file)."""
+
+    def url_for(env_name: str) -> str | None:
+        if env_name == DEFAULT_NOTIFY_ENV:
+            secret = settings.sla_webhook_url
+            return secret.get_secret_value() if secret is not None else None
+        return os.environ.get(env_name) or None
+
+    return url_for
 
 
 class ConnectorFeedback:

@@ -29,6 +29,7 @@ class SlaRule:
     hours: float | None = None
     business_days: int | None = None
     on_breach: tuple[str, ...] = ("log",)
+    notify: str | None = None  # the environment variable holding a webhook URL for breach notifications
 
     def __post_init__(self) -> None:
         if (self.hours is None) == (self.business_days is None):

@@ -386,6 +386,35 @@ def _countries() -> frozenset[str]:
     return frozenset(holidays.list_supported_countries())
 
 
+DEFAULT_NOTIFY_ENV = "CLOSEDLOOP_SLA_WEBHOOK_URL"
+_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+
+
+def _env_name(raw: Any) -> str:
+    if not isinstance(raw, str) or not _ENV_NAME.match(raw):
+        raise _fail("expected an environment variable name in upper case, e.g. CLOSEDLOOP_SLA_WEBHOOK_URL")
+    return raw
+
+
+EnvName = Annotated[
+    str,
+    PlainValidator(_env_name, json_schema_input_type=str),
+    WithJsonSchema({"type": "string", "pattern": _ENV_NAME.pattern}),
+]
+
+
+class SlaNotify(_Strict):
+    """An outgoing breach notification: a JSON POST to an incoming webhook (Slack or Microsoft Teams).
+
+    The mapping names only the environment variable holding the URL: the URL is a secret.
+    """
+
+    url_env: EnvName = Field(
+        DEFAULT_NOTIFY_ENV,
+        description="Environment variable holding the webhook URL (default: the setting sla_webhook_url)",
+    )
+
+
 class Sla(_Strict):
     """A time limit between two stages, with what to do on breach."""
 
@@ -395,6 +424,7 @@ class Sla(_Strict):
     within: DurationValue
     on_breach: list[SlaAction] = Field(default=["log"])
     calendar: Calendar | None = None
+    notify: SlaNotify | None = Field(None, description="Also post each breach to an incoming webhook")
 
 
 def _version(raw: Any) -> int:
