@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -19,9 +19,10 @@ from sync.mapping.model import Calendar as CalendarSpec
 from sync.store.models import Person, RecordLink
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
     from sync.config import Settings
+    from sync.stages import PersonView
 
 BREACH_PROPERTY = "closedloop_sla_breach"
 
@@ -30,7 +31,23 @@ def sla_rules(mapping: Mapping) -> list[sla.SlaRule]:
     """The mapping's SLAs as timer rules."""
     rules = []
     for entry in mapping.slas:
+        notify_env = entry.notify.url_env if entry.notify is not None else None
+        if entry.kind == sla.COMPLETE_AT and entry.stage is not None:
+            rules.append(
+                sla.SlaRule(
+                    id=entry.id,
+                    from_stage=entry.stage,
+                    to_stage=entry.stage,
+                    on_breach=tuple(entry.on_breach),
+                    notify=notify_env,
+                    kind=sla.COMPLETE_AT,
+                    fields=tuple(str(ref) for ref in entry.fields or ()),
+                )
+            )
+            continue
         within = entry.within
+        if entry.from_ is None or entry.to is None or within is None:
+            continue  # the model's validator makes this impossible; the check narrows the types
         hours = None if within.business else within.as_timedelta().total_seconds() / 3600
         days = within.amount if within.business else None
         rules.append(
@@ -41,7 +58,7 @@ def sla_rules(mapping: Mapping) -> list[sla.SlaRule]:
                 hours=hours,
                 business_days=days,
                 on_breach=tuple(entry.on_breach),
-                notify=entry.notify.url_env if entry.notify is not None else None,
+                notify=notify_env,
             )
         )
     return rules
@@ -66,7 +83,15 @@ class SlaHooks:
         self.success_path = mapping.success_path()
         self.detours = mapping.detours()
 
-    def on_transition(self, session: Session, common_id: str, to_stage: str, occurred_at: datetime) -> None:
+    def on_transition(
+        self,
+        session: Session,
+        common_id: str,
+        to_stage: str,
+        occurred_at: datetime,
+        view: PersonView | None = None,
+    ) -> None:
+        """Settle and start this person's timers; completeness SLAs need ``view`` (the records now)."""
         if self.rules:
             sla.on_transition(
                 session,
@@ -77,6 +102,7 @@ class SlaHooks:
                 self.calendar,
                 self.success_path,
                 self.detours,
+                blank_fields(view) if view is not None else None,
             )
 
     def detect(
@@ -96,6 +122,25 @@ class SlaHooks:
         return notify.deliver(
             sessions, self.rules, now, webhook_urls(settings), settings.sla_webhook_timeout, post
         )
+
+
+def blank_fields(view: PersonView) -> sla.FieldsMissing:
+    """Which ``Object.Field`` names the person's records leave blank (no such record: all its fields)."""
+
+    def missing(fields: Sequence[str]) -> list[str]:
+        out = []
+        for name in fields:
+            obj, _, field = name.partition(".")
+            record = view.record(obj)
+            if record is None or _blank(record.get(field)):
+                out.append(name)
+        return out
+
+    return missing
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
 
 
 def webhook_urls(settings: Settings) -> Callable[[str], str | None]:

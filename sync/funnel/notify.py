@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from sync.funnel.log import logger
-from sync.funnel.sla import SlaRule
+from sync.funnel.sla import COMPLETE_AT, MISSING, SlaRule
 from sync.store.models import SlaTimer
 from sync.timeutil import as_utc
 
@@ -83,6 +83,14 @@ def backoff(attempts: int) -> timedelta:
 def message(rule: SlaRule, timer: SlaTimer) -> dict[str, Any]:
     """The payload: ``{"text": ...}`` is what both Slack and Teams incoming webhooks accept."""
     due = as_utc(timer.due_at)
+    missing = (timer.feedback or {}).get(MISSING)
+    if rule.kind == COMPLETE_AT:
+        return {
+            "text": (
+                f"SLA breached: {rule.id} (fields filled on entering {rule.from_stage}) for person "
+                f"{timer.common_id} at {due:%Y-%m-%d %H:%M} UTC: missing {', '.join(missing or ())}."
+            )
+        }
     return {
         "text": (
             f"SLA breached: {rule.id} ({rule.from_stage} → {rule.to_stage} within {rule.allowance}) "

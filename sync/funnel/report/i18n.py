@@ -77,6 +77,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "footer": "Generated {at} UTC by Closedloop. All times UTC.",
         "of": "{pct} ({part} of {whole})",
         "rule": "{src} → {dst} within {allowance}",
+        "rule_complete": "{stage}: fields filled on entry",
         "period": "between {since} and {until}",
         "no_mqls": "No one became an MQL {period}.",
         "worth": ", worth {amount} in total.",
@@ -210,6 +211,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "footer": "Closedloopが{at}（UTC）に作成。時刻はすべてUTCです。",
         "of": "{pct}（{whole}件中{part}件）",
         "rule": "{src} → {dst}（{allowance}以内）",
+        "rule_complete": "{stage}：移行時の必須項目入力",
         "period": "{since}から{until}までに",
         "no_mqls": "{period}MQLになった人はいません。",
         "worth": "。受注金額は合計{amount}です。",
@@ -424,6 +426,8 @@ class Locale:
     def rule(self, from_stage: str, to_stage: str, allowance: str) -> str:
         """``MQL → SAL within 24h``."""
         src, dst = self.stage(from_stage), self.stage(to_stage)
+        if from_stage == to_stage:  # a completeness SLA: checked on entering one stage
+            return self.t("rule_complete", stage=src)
         return self.t("rule", src=src, dst=dst, allowance=self.allowance(allowance))
 
 
