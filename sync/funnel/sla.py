@@ -39,6 +39,7 @@ class SlaRule:
     notify: str | None = None  # the environment variable holding a webhook URL for breach notifications
     kind: str = TIME_TO
     fields: tuple[str, ...] = ()
+    team: str | None = None  # the team owning the stage the SLA waits on (for breach analysis)
 
     def __post_init__(self) -> None:
         if self.kind == COMPLETE_AT:

@@ -201,6 +201,19 @@ MESSAGES: dict[str, dict[str, str]] = {
         "t_running": "Running",
         "t_open": "Open breaches",
         "t_compliance": "Compliance",
+        "sla_by": "SLA breaches by {dimension}",
+        "sla_breakdown": "Where SLAs are missed: by owner, team, campaign and week",
+        "sla_by_explain": "Timers started in the period that finished (met on time or missed), all SLAs "
+        "together: by the person's current owner and campaign, by the team owning the stage the SLA "
+        "waits on, and by the week the timer started (a trend).",
+        "dim_owner": "owner",
+        "dim_team": "team",
+        "dim_campaign": "campaign",
+        "dim_week": "ISO week",
+        "team_marketing": "Marketing",
+        "team_inside_sales": "Inside sales",
+        "team_field_sales": "Field sales",
+        "summary_sla_team": "The team whose SLAs fail most: {team}, {n} missed, {pct} kept.",
     },
     "ja": {
         "title": "マーケティング・営業ファネル（{since}〜{until}）",
@@ -329,6 +342,18 @@ MESSAGES: dict[str, dict[str, str]] = {
         "t_running": "計測中",
         "t_open": "未対応の超過",
         "t_compliance": "遵守率",
+        "sla_by": "SLA の期限超過（{dimension}別）",
+        "sla_breakdown": "SLA 期限超過の内訳：担当者・チーム・キャンペーン・週別",
+        "sla_by_explain": "期間中に開始し完了した（期限内または期限超過の）タイマーを全SLA合計で、担当者と"
+        "キャンペーン（現在の値）、SLAが待つステージを担当するチーム、タイマーが始まった週（推移）ごとに集計。",
+        "dim_owner": "担当者",
+        "dim_team": "チーム",
+        "dim_campaign": "キャンペーン",
+        "dim_week": "ISO週",
+        "team_marketing": "マーケティング",
+        "team_inside_sales": "インサイドセールス",
+        "team_field_sales": "フィールドセールス",
+        "summary_sla_team": "最もSLAを守れていないのは{team}：期限超過 {n} 件、遵守率 {pct}。",
     },
 }
 
@@ -415,6 +440,10 @@ class Locale:
     def sla(sla_id: str) -> str:
         """``first_touch`` → ``First touch``."""
         return sla_id.replace("_", " ").replace("-", " ").capitalize()
+
+    def team(self, team: str) -> str:
+        """A team's display name (an unknown id as it is)."""
+        return MESSAGES[self.language].get(f"team_{team}", team)
 
     def allowance(self, text: str) -> str:
         """An SLA allowance (``24h``, ``3 business days``) in this language."""
