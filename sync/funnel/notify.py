@@ -7,6 +7,7 @@ exponential backoff. The URL is a secret: it is never logged, stored or put in a
 
 from __future__ import annotations
 
+import http.client
 import json
 import urllib.error
 import urllib.request
@@ -54,13 +55,13 @@ def post_json(url: str, payload: dict[str, Any], timeout: float) -> None:
     """
     if not url.startswith(("https://", "http://")):
         raise NotifyFailed("not an http(s) URL")
-    request = urllib.request.Request(
-        url,
-        data=json.dumps(payload).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
     try:
+        request = urllib.request.Request(
+            url,
+            data=json.dumps(payload).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - scheme checked above
             response.read(4096)
     except urllib.error.HTTPError as exc:
@@ -71,7 +72,9 @@ def post_json(url: str, payload: dict[str, Any], timeout: float) -> None:
         reason = exc.reason
         kind = "timeout" if isinstance(reason, TimeoutError) else f"network error ({type(reason).__name__})"
         raise NotifyFailed(kind) from None
-    except OSError as exc:
+    except (http.client.InvalidURL, ValueError):  # a malformed host or port; the message quotes the URL
+        raise NotifyFailed("invalid URL") from None
+    except (OSError, http.client.HTTPException) as exc:
         raise NotifyFailed(f"network error ({type(exc).__name__})") from None
 
 

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from structlog.testing import capture_logs
 
 from sync.config import Settings
-from sync.funnel.notify import ATTEMPTS, SENT
+from sync.funnel.notify import ATTEMPTS, SENT, NotifyFailed, post_json
 from sync.mapping import lint_text, parse_mapping_data
 from sync.sla_hooks import SlaHooks
 from sync.store.db import Store
@@ -242,3 +242,18 @@ def test_a_url_pasted_into_the_mapping_is_refused_at_its_position_without_echoin
         f"default.yaml:{row}:{pasted.index('https')}: slas[0].notify.url_env: expected an environment "
         "variable name in upper case, e.g. CLOSEDLOOP_SLA_WEBHOOK_URL"
     ]
+
+
+@pytest.mark.parametrize(
+    ("url", "kind"),
+    [
+        ("http://127.0.0.1:1/xK9s3cret", "network error (ConnectionRefusedError)"),  # nothing listens
+        ("http://[::1/xK9s3cret", "invalid URL"),
+        ("http://127.0.0.1:notaport/xK9s3cret", "invalid URL"),
+        ("file:///etc/xK9s3cret", "not an http(s) URL"),
+    ],
+)
+def test_a_failed_post_says_why_without_the_url(url: str, kind: str) -> None:
+    with pytest.raises(NotifyFailed) as raised:
+        post_json(url, {"text": "x"}, TIMEOUT)
+    assert raised.value.kind == kind and "xK9s3cret" not in str(raised.value)
