@@ -252,7 +252,7 @@ def _apply(timer: SlaTimer, actions: Iterable[str], sink: BreachFeedback | None,
                     due_at=timer.due_at.isoformat(),
                     detected_at=now.isoformat(),
                     met_at=timer.met_at.isoformat() if timer.met_at else None,
-                    missing_fields=record.get(MISSING),
+                    **({"missing_fields": record[MISSING]} if MISSING in record else {}),
                 )
             elif sink is None:
                 continue

@@ -216,6 +216,8 @@ def test_the_url_appears_in_no_log_line_record_or_output(
     assert len(hook.accepted) == 2
     events = [entry["event"] for entry in logs]
     assert "sla_notify_failed" in events and "sla_notified" in events
+    breached = [entry for entry in logs if entry["event"] == "sla_breached"]
+    assert len(breached) == 2 and not any("missing_fields" in entry for entry in breached)  # time SLAs
     out = capsys.readouterr()
     seen = json.dumps(logs, default=str) + caplog.text + out.out + out.err + json.dumps(feedback(store))
     seen += json.dumps(config.masked(), default=str) + repr(config)
