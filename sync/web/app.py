@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sync import metrics
 from sync.config import Settings
-from sync.connectors.registry import chosen
+from sync.connectors.registry import role_of
 from sync.logs import get_logger
 from sync.store.db import Store
 from sync.web.body import RequestRejected, read_limited_body, require_media_type
@@ -58,7 +58,9 @@ def create_app(
     app.add_middleware(CorrelationIdMiddleware)
     app.add_exception_handler(Exception, _unhandled_error)
     app.include_router(health_router(store, ready_checks))
-    roles = {name: role for role, name in chosen(settings).items()}
+
+    def roles(connector: str, object_type: str | None) -> str:
+        return role_of(settings, connector, object_type)
 
     @app.post(HUBSPOT_PATH)
     async def hubspot_webhook(request: Request, background: BackgroundTasks) -> Response:
