@@ -230,9 +230,13 @@ class HubSpotSales:
         return states
 
     def write_target(self, state: RoleState) -> WriteTarget | None:
-        """The contact (in one portal it is the marketing record too: field sync finds nothing to do)."""
+        """The contact; in one portal none: the marketing record is the same contact, so there is
+        nothing to sync between the roles (comparing two reads of one record could only undo a
+        rep's change made between them)."""
         contact = state.record(CONTACT)
-        return WriteTarget(CONTACT, contact) if contact is not None else None
+        if contact is None or self.same_portal:
+            return None
+        return WriteTarget(CONTACT, contact)
 
     def upsert(
         self, obj: str, key_field: str, rows: Mapping[str, Record]
