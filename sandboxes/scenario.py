@@ -60,6 +60,7 @@ class ScenarioConfig:
     extra_settings: dict[str, Any] = field(default_factory=dict)
     # The sales side: Salesforce (Leads, Opportunities), or deals in the same HubSpot portal.
     sfa: Literal["salesforce", "hubspot"] = "salesforce"
+    team_rates: TeamRates | None = None  # the scripted sales team's performance (None: its defaults)
 
 
 @dataclass
@@ -147,9 +148,11 @@ class Scenario:
         )
         self.seeder = PopulationSeeder(self.boxes.hubspot, contacts, self.clock)
         self.team: ScriptedTeam = (
-            HubSpotSalesTeam(self.boxes.hubspot, self.clock, seed=cfg.seed)
+            HubSpotSalesTeam(self.boxes.hubspot, self.clock, seed=cfg.seed, rates=cfg.team_rates)
             if cfg.sfa == "hubspot"
-            else SalesTeam(self.boxes.salesforce, self.boxes.hubspot, self.clock, seed=cfg.seed)
+            else SalesTeam(
+                self.boxes.salesforce, self.boxes.hubspot, self.clock, seed=cfg.seed, rates=cfg.team_rates
+            )
         )
         if cfg.embedded_worker:
             from sync.embedded import embedded_worker
