@@ -19,7 +19,7 @@ from typing import Any, Literal
 from sandboxes.common import SimClock
 from sandboxes.ground_truth import GroundTruth
 from sandboxes.population import PopulationSeeder, advance_clock_to, generate_population
-from sandboxes.sales_team import SalesTeam, ScriptedTeam
+from sandboxes.sales_team import SalesTeam, ScriptedTeam, TeamRates
 from sandboxes.sales_team_hubspot import HubSpotSalesTeam
 from sandboxes.server import Sandboxes, start_sandboxes
 from sync import operations
