@@ -549,6 +549,8 @@ class Mapping(_Strict):
                 out |= s.sfa.fields
             if s.entered_at and s.entered_at.sfa and s.entered_at.sfa.object == obj:
                 out.add(s.entered_at.sfa.field)
+            if s.reason is not None and s.reason.object == obj:
+                out.add(s.reason.field)
         if obj in self.person_objects():
             out |= {f.sfa for f in self.fields if obj in f.sfa_objects and f.sync != "none"}
             out.add(self.identity.sfa_field)
