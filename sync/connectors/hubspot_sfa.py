@@ -11,6 +11,7 @@ onto the same contact.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -130,8 +131,9 @@ class HubSpotSales:
         )
         self.deal_properties = sorted((set(DEAL_PROPERTIES) | mapping.sfa_fields(DEAL)) - DERIVED)
         self.identity_properties = [self.ext, self.email_field, "lastmodifieddate"]
-        # common ID -> contact ID of the last people read: where a handover writes (one portal)
-        self._contact_of: dict[str, str] = {}
+        # common ID -> contact ID of the people this thread read last: where their handover writes (one
+        # portal); per thread, as a worker's threads share the connector
+        self._read = threading.local()
 
     # -- change feed -------------------------------------------------------------------------------
 
@@ -206,7 +208,7 @@ class HubSpotSales:
             owner = ext if isinstance(ext, str) and ext in wanted else linked.get(contact.id)
             if owner and (owner not in chosen or _newer(contact, chosen[owner])):
                 chosen[owner] = contact
-        self._contact_of = {cid: c.id for cid, c in chosen.items()}
+        self._read.contact_of = {cid: c.id for cid, c in chosen.items()}
         deals_of = self._associated(CONTACTS, [c.id for c in chosen.values()])
         deal_ids = sorted({d for ids in deals_of.values() for d in ids}, key=int)
         deals = self.edge.read(deal_ids, self.deal_properties, DEALS, ["dealstage"]) if deal_ids else {}
@@ -251,7 +253,8 @@ class HubSpotSales:
         clean = {cid: {k: v for k, v in fields.items() if k not in DERIVED} for cid, fields in rows.items()}
         if not self.same_portal:
             return self.edge.upsert(key_field, clean)
-        where = {cid: self._contact_of[cid] for cid in clean if cid in self._contact_of}
+        known: dict[str, str] = getattr(self._read, "contact_of", {})
+        where = {cid: known[cid] for cid in clean if cid in known}
         unknown = [cid for cid in clean if cid not in where]
         if unknown:
             by_key = self.edge.read(unknown, [key_field], CONTACTS, id_property=key_field)
