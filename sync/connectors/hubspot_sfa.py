@@ -123,6 +123,9 @@ class HubSpotSales:
     def __init__(self, edge: HubSpotConnector, mapping: SyncMapping, same_portal: bool = False) -> None:
         self.edge = edge
         self.same_portal = same_portal
+        # In one portal the marketing role's poll already sees every contact change: searching the
+        # contacts again would spend the portal's search allowance (a few per second) for nothing.
+        self.streams = (DEALS,) if same_portal else STREAMS
         self.meta = PortalMeta(edge)
         self.ext = mapping.identity.sfa_field
         self.email_field = "email"
@@ -138,11 +141,12 @@ class HubSpotSales:
     # -- change feed -------------------------------------------------------------------------------
 
     def poll(self, cursors: Mapping[str, CursorState], overlap: timedelta) -> ChangeBatch:
-        """Contacts and deals changed since each stream's watermark (search by modification time)."""
+        """Contacts (unless one portal) and deals changed since each stream's watermark (search by
+        modification time); deals reach their people through their contacts."""
         advanced: dict[str, CursorState] = {}
         contacts: list[HubSpotContact] = []
         deal_ids: list[str] = []
-        for stream in STREAMS:
+        for stream in self.streams:
             cursor = Incremental(cursors.get(stream, CursorState()), overlap)
             props = self.identity_properties if stream == CONTACTS else ["hs_lastmodifieddate"]
             for page in self.edge.changed_since(cursor.lower_bound(), props, stream):
@@ -338,7 +342,7 @@ class HubSpotSales:
         return self.edge.summary(stream)[0]
 
     def newest_changes(self) -> dict[str, datetime | None]:
-        return {stream: self.edge.summary(stream)[1] for stream in STREAMS}
+        return {stream: self.edge.summary(stream)[1] for stream in self.streams}
 
     def history(self, states: Mapping[str, RoleState]) -> dict[str, list[HistoryEvent]]:
         """Snapshots at each change of the contact's ``hs_lead_status`` and of each deal's ``dealstage``."""

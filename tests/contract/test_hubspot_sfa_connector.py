@@ -89,13 +89,13 @@ def test_is_a_sales_connector(env: HubSpotEnv) -> None:
 
 def test_poll_pages_resumes_and_an_idle_poll_costs_one_search_per_stream(env: HubSpotEnv) -> None:
     """Search pages of 200 sorted by modification time; the saved cursor resumes after the last change."""
-    sales = _sales(env)
+    sales = _sales(env, same_portal=False)
     ids = [env.sandbox.seed_contact({"email": f"p{i}@x.io", "closedloop_id": f"P{i}"}) for i in range(250)]
     first = sales.poll({}, timedelta(0))
     assert sorted(c.common_id or "" for c in first.candidates) == sorted(f"P{i}" for i in range(250))
     assert {r.record_id for c in first.candidates for r in c.records} == set(ids)
     env.sandbox.clock.advance(timedelta(minutes=5))
-    deal = _deal(env, ids[7])
+    _deal(env, ids[7])
     second = sales.poll(first.cursors, timedelta(0))
     assert [c.common_id for c in second.candidates] == ["P7"]  # a new deal reaches its contact's person
     env.sandbox.counter.reset()
@@ -104,7 +104,23 @@ def test_poll_pages_resumes_and_an_idle_poll_costs_one_search_per_stream(env: Hu
     assert env.sandbox.counter.total("/crm/v3/objects/contacts/search") == 1
     assert env.sandbox.counter.total("/crm/v3/objects/deals/search") == 1
     assert env.sandbox.counter.total() == 2
-    assert deal
+
+
+def test_one_portal_polls_only_deals(env: HubSpotEnv) -> None:
+    """The marketing role already searches the portal's contacts; the sales role searches deals only."""
+    sales = _sales(env)
+    ada = env.sandbox.seed_contact({"email": "ada@x.io", "closedloop_id": "A"})
+    first = sales.poll({}, timedelta(0))
+    assert (first.candidates, set(first.cursors)) == ([], {"deals"})
+    env.sandbox.clock.advance(timedelta(minutes=1))
+    _deal(env, ada)
+    env.sandbox.counter.reset()
+    second = sales.poll(first.cursors, timedelta(0))
+    assert [c.common_id for c in second.candidates] == ["A"]
+    assert env.sandbox.counter.total("/crm/v3/objects/contacts/search") == 0
+    env.sandbox.counter.reset()
+    assert sales.poll(second.cursors, timedelta(0)).candidates == []
+    assert env.sandbox.counter.total() == 1
 
 
 def test_read_people_one_portal_counts_a_contact_only_once_sales_has_it(env: HubSpotEnv) -> None:
