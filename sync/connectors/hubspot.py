@@ -24,6 +24,12 @@ from hubspot.crm.contacts import (
     SimplePublicObjectBatchInputUpsert,
     SimplePublicObjectId,
 )
+from hubspot.crm.objects.tasks import (
+    AssociationSpec,
+    PublicAssociationsForObject,
+    PublicObjectId,
+    SimplePublicObjectInputForCreate,
+)
 from hubspot.crm.properties import PropertyCreate, PropertyGroupCreate
 
 from sync.connectors.errors import (
@@ -353,6 +359,28 @@ class HubSpotConnector:
                     ids[str(value)] = str(obj["id"])
             errors.extend(_batch_errors(result))
         return ids, errors
+
+    def create_task(self, properties: dict[str, Any], contact_id: str, association_type_id: int) -> str:
+        """Create a task associated with a contact (``association_type_id`` from the portal's labels)."""
+        body = SimplePublicObjectInputForCreate(
+            properties=_strings(properties),
+            associations=[
+                PublicAssociationsForObject(
+                    to=PublicObjectId(id=contact_id),
+                    types=[
+                        AssociationSpec(
+                            association_category="HUBSPOT_DEFINED", association_type_id=association_type_id
+                        )
+                    ],
+                )
+            ],
+        )
+        created = self._call_json(
+            "tasks",
+            self._client.crm.objects.tasks.basic_api.create,
+            simple_public_object_input_for_create=body,
+        )
+        return str(created.get("id"))
 
     # -- properties --------------------------------------------------------------------------------
 

@@ -78,7 +78,8 @@ class _Cached:
 
 
 class PortalMeta:
-    """Deal pipeline stages and contact-deal association types of one portal, read at run time."""
+    """Deal pipeline stages and the association types (contact-deal, task-contact) of one portal, read at
+    run time."""
 
     def __init__(self, edge: HubSpotConnector) -> None:
         self._stages = _Cached(lambda: _stage_table(edge.deal_pipelines()))
@@ -88,6 +89,15 @@ class PortalMeta:
                 "contacts": _type_ids(edge.association_types("contacts", "deals")),
             }
         )
+        self._task_types = _Cached(lambda: edge.association_types("tasks", "contacts"))
+
+    def task_type_id(self) -> int:
+        """The unlabeled HubSpot-defined association type from a task to a contact."""
+        types: list[dict[str, Any]] = self._task_types.get()
+        for spec in types:
+            if spec.get("category") == "HUBSPOT_DEFINED" and not spec.get("label"):
+                return int(spec["typeId"])
+        raise LookupError("HubSpot lists no default association type from tasks to contacts")
 
     def stage(self, pipeline: Any, stage: Any) -> StageMeta | None:
         """The metadata of ``stage`` in ``pipeline`` (a stage unknown after a refresh: None)."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sync.config import Settings
@@ -49,11 +49,8 @@ from sync.connectors.hubspot_deals import (
 )
 from sync.connectors.incremental import CursorState, Incremental
 from sync.identity import Candidate, RecordRef
-from sync.logs import get_logger
 from sync.mapping import Mapping as SyncMapping
 from sync.timeutil import parse_timestamp
-
-log = get_logger(__name__)
 
 CONTACTS, DEALS = "contacts", "deals"
 STREAMS = (CONTACTS, DEALS)
@@ -282,8 +279,17 @@ class HubSpotSales:
     def create_follow_up(
         self, record_id: str, owner: str | None, subject: str, due: date, description: str
     ) -> None:
-        """A documented no-op: HubSpot tasks are not written yet, the breach is logged (and shown in reports)."""
-        log.info("follow_up_not_created", connector="hubspot", record_id=record_id, subject=subject)
+        """A to-do task on the contact, due that day, assigned to the owner when known."""
+        task: Record = {
+            "hs_timestamp": datetime(due.year, due.month, due.day, tzinfo=UTC).isoformat(),
+            "hs_task_subject": subject,
+            "hs_task_body": description,
+            "hs_task_status": "NOT_STARTED",
+            "hs_task_type": "TODO",
+        }
+        if owner:
+            task["hubspot_owner_id"] = owner
+        self.edge.create_task(task, record_id, self.meta.task_type_id())
 
     # -- provisioning --------------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ webhooks (https://developers.hubspot.com/docs/api/webhooks, association changes 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -25,7 +25,7 @@ from limits import storage
 
 from sandboxes.common import SimClock
 from sync.connectors.contract import InboxItem, SalesConnector
-from sync.connectors.errors import RetryPolicy
+from sync.connectors.errors import ConnectorError, RetryPolicy
 from sync.connectors.hubspot import HubSpotConnector
 from sync.connectors.hubspot_ma import HubSpotMarketing
 from sync.connectors.hubspot_sfa import HubSpotSales
@@ -350,3 +350,41 @@ def test_provision_reports_missing_properties_and_a_portal_without_a_won_stage(e
     done = sales.provision(mapping, dry_run=False)
     assert done.created == ["HubSpot: created contact property closedloop_id"]
     assert sales.provision(mapping, dry_run=True).created == []
+
+
+def test_follow_up_is_a_task_on_the_contact(env: HubSpotEnv) -> None:
+    """Tasks guide: POST /crm/v3/objects/tasks with hs_timestamp (required), subject, body, status and
+    type, associated with the contact by the HUBSPOT_DEFINED type listed for tasks to contacts."""
+    sales = _sales(env)
+    ada = env.sandbox.seed_contact({"email": "ada@x.io", "closedloop_id": "A"})
+    sales.create_follow_up(ada, None, "SLA breached: first_touch", date(2026, 4, 9), "Call Ada today")
+    [task] = [t for t in env.sandbox.tasks.records.values()]
+    assert task.values["hs_task_subject"] == "SLA breached: first_touch"
+    assert task.values["hs_task_body"] == "Call Ada today"
+    assert (task.values["hs_task_status"], task.values["hs_task_type"]) == ("NOT_STARTED", "TODO")
+    assert parse_timestamp(task.values["hs_timestamp"]) == datetime(2026, 4, 9, tzinfo=UTC)
+    assert set(env.sandbox.live_associations("contacts", ada, "tasks")) == {task.id}
+    with pytest.raises(ConnectorError) as refused:  # the contact is gone: HubSpot refuses the association
+        sales.create_follow_up("999999", None, "x", date(2026, 4, 9), "y")
+    assert refused.value.status == 400
+    assert len(env.sandbox.tasks.records) == 1
+
+
+def test_a_task_needs_its_due_date(env: HubSpotEnv) -> None:
+    """Tasks guide: hs_timestamp is required; without it the create is a 400 VALIDATION_ERROR."""
+    from hubspot.crm.objects.tasks import SimplePublicObjectInputForCreate
+    from hubspot.crm.objects.tasks.exceptions import ApiException
+
+    with pytest.raises(ApiException) as missing:
+        env.client.crm.objects.tasks.basic_api.create(
+            SimplePublicObjectInputForCreate(properties={"hs_task_subject": "x"})
+        )
+    assert missing.value.status == 400 and "hs_timestamp" in str(missing.value.body)
+    with pytest.raises(ApiException) as bad_status:
+        env.client.crm.objects.tasks.basic_api.create(
+            SimplePublicObjectInputForCreate(
+                properties={"hs_timestamp": "2026-04-09T00:00:00Z", "hs_task_status": "SOMEDAY"}
+            )
+        )
+    assert bad_status.value.status == 400 and "INVALID_OPTION" in str(bad_status.value.body)
+    assert env.sandbox.tasks.records == {}
