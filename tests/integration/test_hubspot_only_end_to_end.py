@@ -57,7 +57,14 @@ def test_one_portal_in_both_roles_matches_ground_truth(tmp_path: Path, pg_url: s
         # Nothing was created on the sales side: the handover marked the marketing contacts themselves.
         assert len(scenario.boxes.hubspot.contacts()) == people
         assert scenario.boxes.salesforce.records("Lead") == []
-        _funnel_matches_truth(scenario, truth)
+        _funnel_matches_truth(scenario, truth)  # detects SLA breaches, as the beat task does
+        # Each breached first touch (on_breach: sfa_task) is a to-do task on its contact.
+        expected = truth.sla_first_touch(24)
+        tasks = scenario.boxes.hubspot.tasks.records
+        assert len(tasks) == expected["late"] + expected["never"] > 0
+        assert all(
+            scenario.boxes.hubspot.live_associations("tasks", task_id, "contacts") for task_id in tasks
+        )
     finally:
         for worker in workers:
             worker.stop()
