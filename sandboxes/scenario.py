@@ -57,6 +57,8 @@ class ScenarioConfig:
     # HubSpot's search indexing lag in real seconds (0: none). Without jitter changes become
     # searchable in the order they were made, which a watermark without overlap survives.
     hubspot_search_delay_seconds: float = 0.0
+    # Share of people whose sales rep makes two changes within one poll interval (see TeamRates).
+    fast_rep_share: float = 0.15
     extra_settings: dict[str, Any] = field(default_factory=dict)
     # The sales side: Salesforce (Leads, Opportunities), or deals in the same HubSpot portal.
     sfa: Literal["salesforce", "hubspot"] = "salesforce"
@@ -147,12 +149,11 @@ class Scenario:
             cfg.people, seed=cfg.seed, locale=cfg.locale, start=cfg.start, span_days=cfg.span_days
         )
         self.seeder = PopulationSeeder(self.boxes.hubspot, contacts, self.clock)
+        rates = self.config.team_rates or TeamRates(fast_share=cfg.fast_rep_share)
         self.team: ScriptedTeam = (
-            HubSpotSalesTeam(self.boxes.hubspot, self.clock, seed=cfg.seed, rates=cfg.team_rates)
+            HubSpotSalesTeam(self.boxes.hubspot, self.clock, seed=cfg.seed, rates=rates)
             if cfg.sfa == "hubspot"
-            else SalesTeam(
-                self.boxes.salesforce, self.boxes.hubspot, self.clock, seed=cfg.seed, rates=cfg.team_rates
-            )
+            else SalesTeam(self.boxes.salesforce, self.boxes.hubspot, self.clock, seed=cfg.seed, rates=rates)
         )
         if cfg.embedded_worker:
             from sync.embedded import embedded_worker
@@ -222,7 +223,8 @@ class Scenario:
             done[action.lead_id] = done.get(action.lead_id, 0) + 1
         horizon: datetime | None = None
         for lead_id, plan in self.team.plans.items():
-            remaining = plan[done.get(lead_id, 0) :]
+            # A fast rep's second change is meant to land in the same poll interval as the first.
+            remaining = [a for a in plan[done.get(lead_id, 0) :] if not a.details.get("fast")]
             if len(remaining) >= 2 and (horizon is None or remaining[1].due < horizon):
                 horizon = remaining[1].due
         return horizon

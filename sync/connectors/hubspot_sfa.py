@@ -48,7 +48,7 @@ from sync.connectors.hubspot_deals import (
     deal_record,
 )
 from sync.connectors.incremental import CursorState, Incremental
-from sync.identity import Candidate, RecordRef
+from sync.identity import Candidate, RecordRef, normalise_email
 from sync.mapping import Mapping as SyncMapping
 from sync.timeutil import parse_timestamp
 
@@ -81,6 +81,7 @@ DEAL_PROPERTIES = (
     "hs_lastmodifieddate",
 )
 PROPERTY_GROUP = "closedloop"
+HISTORY = "hubspot_history"  # RoleState.extras: (contact, deals) as read, with their property history
 
 
 @dataclass(frozen=True)
@@ -229,6 +230,8 @@ class HubSpotSales:
                 outcomes=outcomes,
                 primary_id=contact.id,
                 updated_at=max((t for t in times if t is not None), default=None),
+                # read with their property history: the replay needs no further call
+                extras={HISTORY: (contact, [deals[d] for d in deals_of.get(contact.id, []) if d in deals])},
             )
         return states
 
@@ -351,23 +354,52 @@ class HubSpotSales:
         return {stream: self.edge.summary(stream)[1] for stream in self.streams}
 
     def history(self, states: Mapping[str, RoleState]) -> dict[str, list[HistoryEvent]]:
-        """Snapshots at each change of the contact's ``hs_lead_status`` and of each deal's ``dealstage``."""
-        contact_ids = [s.primary_id for s in states.values() if s.primary_id]
-        deal_ids = [str(d["hs_object_id"]) for s in states.values() for d in s.outcomes]
-        contacts = self.edge.read(contact_ids, self.contact_properties, CONTACTS, ["hs_lead_status"])
-        deals = self.edge.read(deal_ids, self.deal_properties, DEALS, ["dealstage"]) if deal_ids else {}
+        """Snapshots at each change of the contact's ``hs_lead_status`` and of each deal's ``dealstage``
+        (from the history read with the people; read again only for states from elsewhere)."""
+        missing = {cid: s for cid, s in states.items() if HISTORY not in s.extras}
+        contacts: dict[str, HubSpotContact] = {}
+        deals: dict[str, HubSpotContact] = {}
+        if missing:
+            contact_ids = [s.primary_id for s in missing.values() if s.primary_id]
+            deal_ids = [str(d["hs_object_id"]) for s in missing.values() for d in s.outcomes]
+            contacts = self.edge.read(contact_ids, self.contact_properties, CONTACTS, ["hs_lead_status"])
+            deals = self.edge.read(deal_ids, self.deal_properties, DEALS, ["dealstage"]) if deal_ids else {}
         out: dict[str, list[HistoryEvent]] = {}
         for cid, state in states.items():
-            events: list[HistoryEvent] = []
-            contact = contacts.get(state.primary_id or "")
-            if contact is not None:
-                events += contact_events(contact, self.same_portal)
-            for outcome in state.outcomes:
-                deal = deals.get(str(outcome["hs_object_id"]))
-                if deal is not None:
-                    events += deal_events(self.meta, deal)
+            if HISTORY in state.extras:
+                contact, own_deals = state.extras[HISTORY]
+            else:
+                contact = contacts.get(state.primary_id or "")
+                own_deals = [deals[i] for d in state.outcomes if (i := str(d["hs_object_id"])) in deals]
+            events = contact_events(contact, self.same_portal) if contact is not None else []
+            for deal in own_deals:
+                events += deal_events(self.meta, deal)
             out[cid] = events
         return out
+
+    # -- matching ------------------------------------------------------------------------------------
+
+    def find_people(self, emails: Sequence[str]) -> dict[str, RecordRef]:
+        """Contacts with one of these emails and no common ID yet; in one portal none (the marketing
+        contact itself is handed over, and HubSpot keeps one contact per email)."""
+        if self.same_portal or not emails:
+            return {}
+        found: dict[str, RecordRef] = {}
+        for contact in self.edge.find_by_property(
+            self.email_field, emails, [self.email_field, self.ext]
+        ).values():
+            email = normalise_email(contact.properties.get(self.email_field))
+            if email and email not in found and not contact.properties.get(self.ext):
+                found[email] = RecordRef(SFA, CONTACT, contact.id)
+        return found
+
+    def refs_for(self, record_ids: Sequence[str]) -> list[RecordRef]:
+        """Contacts (the only person object here)."""
+        return [RecordRef(SFA, CONTACT, str(rid)) for rid in record_ids]
+
+    def as_created(self, obj: str, fields: Mapping[str, Any], record_id: str) -> Record:
+        """The contact as the handover leaves it: our fields (HubSpot adds no defaults we read)."""
+        return {**fields, "hs_object_id": record_id}
 
     # -- webhooks ----------------------------------------------------------------------------------
 

@@ -23,7 +23,9 @@ from tests.integration.test_end_to_end import _funnel_matches_truth
 
 pytestmark = pytest.mark.integration
 
-FAST_REPS = TeamRates(late_touch_share=0.0, mql_to_sql=0.5, sql_to_won=0.5)
+# Fast reps: every first touch within a day, and for a third of the people two changes within one
+# poll interval (the history read with the people must fill in the stage in between).
+FAST_REPS = TeamRates(late_touch_share=0.0, mql_to_sql=0.5, sql_to_won=0.5, fast_share=0.3)
 
 
 def test_one_portal_in_both_roles_matches_ground_truth(tmp_path: Path, pg_url: str, redis_url: str) -> None:
