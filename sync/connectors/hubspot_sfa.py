@@ -405,11 +405,20 @@ class HubSpotSales:
 
     def interpret(self, items: Sequence[InboxItem]) -> EventMeaning:
         """deal.* events change their deal (and, for an association change, its contact too);
-        contact.* events received in this role change their contact. Deletions change nothing here."""
+        contact.* events received in this role (another marketing system) change, merge or delete
+        their contact; a deal's deletion changes nothing here (its contacts are read afresh)."""
         meaning = EventMeaning()
         for item in items:
             kind = str(item.payload.get("subscriptionType", ""))
             if kind.endswith(".deletion"):
+                if item.object_type == CONTACT:  # a deleted deal only changes its contacts' outcome
+                    meaning.deletions.append(RecordRef(SFA, CONTACT, item.record_id))
+                continue
+            if item.object_type == CONTACT and kind.endswith(".merge"):
+                merged = [RecordRef(SFA, CONTACT, str(x)) for x in item.payload.get("mergedObjectIds") or []]
+                primary = RecordRef(SFA, CONTACT, str(item.payload.get("primaryObjectId") or item.record_id))
+                meaning.merges.append((primary, [m for m in merged if m != primary]))
+                meaning.changed.append(primary)
                 continue
             if kind.endswith(".associationChange"):
                 for key in ("fromObjectId", "toObjectId"):
