@@ -14,7 +14,7 @@ import signal
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -39,15 +39,20 @@ CLOSED_LOOP_PROPERTIES = (
 
 
 def run_demo(
-    people: int = 2000, seed: int = 7, keep_running: bool = False, workdir: Path = Path("var/demo")
+    people: int = 2000,
+    seed: int = 7,
+    keep_running: bool = False,
+    workdir: Path = Path("var/demo"),
+    sfa: Literal["salesforce", "hubspot"] = "salesforce",
 ) -> int:
-    """Run the demo; returns a process exit code."""
+    """Run the demo (``sfa="hubspot"``: one HubSpot portal in both roles); returns a process exit code."""
     console = Console()
     if workdir.exists():
         shutil.rmtree(workdir)
     console.rule("[bold]Closedloop demo")
+    sales_side = "working deals in the same HubSpot portal" if sfa == "hubspot" else "in a Salesforce sandbox"
     console.print(
-        f"{people:,} marketing contacts in a HubSpot sandbox, a scripted sales team in a Salesforce sandbox,\n"
+        f"{people:,} marketing contacts in a HubSpot sandbox, a scripted sales team {sales_side},\n"
         "Closedloop syncing both ways (SQLite store, Celery with an in-process broker)."
     )
     began = time.monotonic()
@@ -68,7 +73,9 @@ def run_demo(
                 )
                 bar.update(task, info=info)
 
-        config = ScenarioConfig(workdir=workdir, people=people, seed=seed, hubspot_search_per_second=50)
+        config = ScenarioConfig(
+            workdir=workdir, people=people, seed=seed, hubspot_search_per_second=50, sfa=sfa
+        )
         scenario = Scenario(config, progress)
         scenario.start()
         try:
@@ -88,7 +95,8 @@ def run_demo(
         render_table(report, console, loc)
         _show_contacts(console, scenario)
         truth = scenario.ground_truth()
-        verdict = verify(truth, scenario.runtime.store, scenario.boxes.hubspot, scenario.boxes.salesforce)
+        salesforce = scenario.boxes.salesforce if sfa == "salesforce" else None
+        verdict = verify(truth, scenario.runtime.store, scenario.boxes.hubspot, salesforce)
         outcomes = ", ".join(f"{count:,} {name}" for name, count in sorted(truth.outcome_counts().items()))
         console.print(f"\nWhat the sales team really did (ground truth): {outcomes}.")
         console.print(

@@ -27,8 +27,9 @@ from sandboxes.hubspot_errors import HubSpotError, error_response
 from sandboxes.hubspot_index import SearchIndex
 from sandboxes.hubspot_limits import RateLimiter
 from sandboxes.hubspot_pipelines import Pipelines
-from sandboxes.hubspot_props import normalize_value
+from sandboxes.hubspot_props import iso_ms, normalize_value
 from sandboxes.hubspot_store import ChangeEvent, ContactStore, DealStore, ObjectStore, Record, Source
+from sandboxes.hubspot_tasks import TaskStore, default_task_groups, default_task_properties
 from sandboxes.hubspot_webhooks import WebhookQueue, WebhookSettings
 
 UI_USER_ID = 9_000_001
@@ -72,7 +73,14 @@ class HubSpotSandbox:
             self.pipelines,
             SearchIndex(search_delay_seconds, search_jitter_seconds, seed=2),
         )
-        self.stores: dict[str, ObjectStore] = {"contacts": self.store, "deals": self.deals}
+        self.tasks = TaskStore(
+            self.clock, portal_id, default_task_properties(iso_ms(self.clock.now())), default_task_groups()
+        )
+        self.stores: dict[str, ObjectStore] = {
+            "contacts": self.store,
+            "deals": self.deals,
+            "tasks": self.tasks,
+        }
         self.associations = Associations()
         self.limiter = RateLimiter(self.clock, window_limit, window_seconds, daily_limit, search_per_second)
         self.webhooks = WebhookQueue(portal_id, app_id)

@@ -141,6 +141,7 @@ def build_app(sandbox: HubSpotSandbox) -> FastAPI:
     _object_routes(app, sandbox, sandbox.store)
     _merge_route(app, sandbox, sandbox.store)
     _object_routes(app, sandbox, sandbox.deals)
+    _object_routes(app, sandbox, sandbox.tasks)
     _property_routes(app, sandbox)
     pipeline_routes(app, sandbox)
     association_routes(app, sandbox)

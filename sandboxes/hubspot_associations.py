@@ -17,7 +17,7 @@ from sandboxes.hubspot_errors import HubSpotError
 
 HUBSPOT_DEFINED = "HUBSPOT_DEFINED"
 USER_DEFINED = "USER_DEFINED"
-OBJECT_TYPE_IDS = {"contacts": "0-1", "deals": "0-3"}
+OBJECT_TYPE_IDS = {"contacts": "0-1", "deals": "0-3", "tasks": "0-27"}
 _ALIASES = {
     "contact": "contacts",
     "contacts": "contacts",
@@ -25,6 +25,9 @@ _ALIASES = {
     "deal": "deals",
     "deals": "deals",
     "0-3": "deals",
+    "task": "tasks",
+    "tasks": "tasks",
+    "0-27": "tasks",
 }
 MAX_LABEL_LENGTH = 50
 
@@ -60,6 +63,10 @@ class Associations:
         self._add_pair(
             AssociationType("contacts", "deals", 4, HUBSPOT_DEFINED, None),
             AssociationType("deals", "contacts", 3, HUBSPOT_DEFINED, None),
+        )
+        self._add_pair(  # https://developers.hubspot.com/docs/api/crm/tasks (task to contact: 204)
+            AssociationType("tasks", "contacts", 204, HUBSPOT_DEFINED, None),
+            AssociationType("contacts", "tasks", 203, HUBSPOT_DEFINED, None),
         )
         self._next_type = itertools.count(100)
         # (from_type, from_id, to_type) -> {to_id: {type_id, ...}}; both directions are stored.

@@ -96,6 +96,7 @@ class RealtimeLink:
     ready_checks: dict[str, ReadyCheck] | None = None
     record: bool = False
     retry_base_seconds: float = 0.2
+    deal_properties: list[str] | None = None  # also subscribe deal events (HubSpot as the sales side)
     recorder: RequestRecorder | None = field(default=None, init=False)
     server: ServerThread | None = field(default=None, init=False)
 
@@ -119,6 +120,7 @@ class RealtimeLink:
             secret.get_secret_value(),
             self.properties,
             retry_base_seconds=self.retry_base_seconds,
+            deal_properties=self.deal_properties,
         )
         salesforce.instance_url = self.boxes.salesforce_url
         salesforce.configure_outbound(self.url + SALESFORCE_PATH, retry_base_seconds=self.retry_base_seconds)

@@ -19,7 +19,8 @@ from typing import Any, Literal
 from sandboxes.common import SimClock
 from sandboxes.ground_truth import GroundTruth
 from sandboxes.population import PopulationSeeder, advance_clock_to, generate_population
-from sandboxes.sales_team import SalesTeam, TeamRates
+from sandboxes.sales_team import SalesTeam, ScriptedTeam, TeamRates
+from sandboxes.sales_team_hubspot import HubSpotSalesTeam
 from sandboxes.server import Sandboxes, start_sandboxes
 from sync import operations
 from sync.config import Settings
@@ -29,6 +30,8 @@ from sync.store.db import upgrade
 
 Progress = Callable[[str, dict[str, Any]], None]
 DEFAULT_START = datetime(2026, 9, 1, 9, 0, tzinfo=UTC)
+# The default mapping of one HubSpot portal in both roles (CLOSEDLOOP_SFA=hubspot).
+HUBSPOT_ONLY_MAPPING = Path(__file__).parents[1] / "mappings" / "hubspot-only.yaml"
 
 
 @dataclass
@@ -57,6 +60,9 @@ class ScenarioConfig:
     # Share of people whose sales rep makes two changes within one poll interval (see TeamRates).
     fast_rep_share: float = 0.15
     extra_settings: dict[str, Any] = field(default_factory=dict)
+    # The sales side: Salesforce (Leads, Opportunities), or deals in the same HubSpot portal.
+    sfa: Literal["salesforce", "hubspot"] = "salesforce"
+    team_rates: TeamRates | None = None  # the scripted sales team's performance (None: its defaults)
 
 
 @dataclass
@@ -92,8 +98,12 @@ class Scenario:
         env = dict(self.boxes.env())
         env["CLOSEDLOOP_DATABASE_URL"] = self.database_url
         env["CLOSEDLOOP_MAPPINGS"] = str(
-            self.config.mappings or os.environ.get("CLOSEDLOOP_MAPPINGS") or Path("mappings").resolve()
+            self.config.mappings
+            or (HUBSPOT_ONLY_MAPPING if self.config.sfa == "hubspot" else None)
+            or os.environ.get("CLOSEDLOOP_MAPPINGS")
+            or Path("mappings").resolve()
         )
+        env["CLOSEDLOOP_SFA"] = self.config.sfa
         env["CLOSEDLOOP_RETRY_BASE_SECONDS"] = "0.05"
         env["CLOSEDLOOP_RETRY_MAX_SECONDS"] = "1"
         env["CLOSEDLOOP_POLL_OVERLAP"] = "0"
@@ -139,12 +149,11 @@ class Scenario:
             cfg.people, seed=cfg.seed, locale=cfg.locale, start=cfg.start, span_days=cfg.span_days
         )
         self.seeder = PopulationSeeder(self.boxes.hubspot, contacts, self.clock)
-        self.team = SalesTeam(
-            self.boxes.salesforce,
-            self.boxes.hubspot,
-            self.clock,
-            seed=cfg.seed,
-            rates=TeamRates(fast_share=cfg.fast_rep_share),
+        rates = self.config.team_rates or TeamRates(fast_share=cfg.fast_rep_share)
+        self.team: ScriptedTeam = (
+            HubSpotSalesTeam(self.boxes.hubspot, self.clock, seed=cfg.seed, rates=rates)
+            if cfg.sfa == "hubspot"
+            else SalesTeam(self.boxes.salesforce, self.boxes.hubspot, self.clock, seed=cfg.seed, rates=rates)
         )
         if cfg.embedded_worker:
             from sync.embedded import embedded_worker

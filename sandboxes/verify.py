@@ -57,10 +57,14 @@ def verify(
     truth: GroundTruth,
     store: Store,
     hubspot: HubSpotSandbox,
-    salesforce: SalesforceSandbox,
+    salesforce: SalesforceSandbox | None,
     check_times: bool = True,
 ) -> Verdict:
-    """Check stages, transition paths, closed-loop properties and the absence of duplicates."""
+    """Check stages, transition paths, closed-loop properties and the absence of duplicates.
+
+    Without ``salesforce`` one HubSpot portal played both roles: the handover is the contact's
+    lead status being set (there is no Lead to count).
+    """
     verdict = Verdict()
     contacts_by_email: dict[str, list[dict[str, Any]]] = {}
     for contact in hubspot.contacts():
@@ -69,7 +73,14 @@ def verify(
         email = normalise_email(contact["properties"].get("email"))
         if email:
             contacts_by_email.setdefault(email, []).append(contact)
-    leads = Counter(normalise_email(lead.get("Email")) for lead in salesforce.records("Lead"))
+    if salesforce is not None:
+        leads = Counter(normalise_email(lead.get("Email")) for lead in salesforce.records("Lead"))
+    else:  # one portal: a contact handed to sales carries a lead status
+        leads = Counter(
+            email
+            for email, found in contacts_by_email.items()
+            if any(c["properties"].get("hs_lead_status") for c in found)
+        )
     for email, count in leads.items():
         if count > 1:
             verdict.add("duplicate_salesforce_lead", f"{email} x{count}")

@@ -58,7 +58,9 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(default=None, description="unset = embedded, in-process broker")
     mappings: Path = Path("mappings")
     ma: Literal["hubspot"] = Field(default="hubspot", description="the marketing-automation connector")
-    sfa: Literal["salesforce"] = Field(default="salesforce", description="the sales-CRM connector")
+    sfa: Literal["salesforce", "hubspot"] = Field(
+        default="salesforce", description="the sales-CRM connector (hubspot: deals in a HubSpot portal)"
+    )
 
     hubspot_access_token: SecretStr | None = None
     hubspot_base_url: str = HUBSPOT_PUBLIC_API

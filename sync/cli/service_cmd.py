@@ -100,9 +100,21 @@ def demo(
     people: int = typer.Option(2000, "--people", help="HubSpot contacts to seed"),
     seed: int = typer.Option(7, "--seed", help="Random seed (same seed, same story)"),
     keep_running: bool = typer.Option(False, "--keep-running", help="Leave sandboxes and service up"),
+    sfa: str = typer.Option(
+        "salesforce", "--sfa", help="Sales side: salesforce, or hubspot (deals in the same HubSpot portal)"
+    ),
 ) -> None:
     """The whole closed loop on the embedded default: sandboxes, SQLite, in-process Celery."""
     from sandboxes.demo import run_demo
 
+    if sfa not in ("salesforce", "hubspot"):
+        raise typer.BadParameter("use salesforce or hubspot", param_hint="--sfa")
     configure_logging("console", "ERROR")  # the demo shows its own progress; breaches are in the report
-    raise typer.Exit(run_demo(people=people, seed=seed, keep_running=keep_running))
+    raise typer.Exit(
+        run_demo(
+            people=people,
+            seed=seed,
+            keep_running=keep_running,
+            sfa="hubspot" if sfa == "hubspot" else "salesforce",
+        )
+    )

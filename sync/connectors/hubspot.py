@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
 from hubspot import HubSpot
+from hubspot.crm.associations.v4 import (
+    BatchInputPublicFetchAssociationsBatchRequest,
+    PublicFetchAssociationsBatchRequest,
+)
 from hubspot.crm.contacts import (
     BatchInputSimplePublicObjectBatchInput,
     BatchInputSimplePublicObjectBatchInputUpsert,
@@ -19,6 +23,12 @@ from hubspot.crm.contacts import (
     SimplePublicObjectBatchInput,
     SimplePublicObjectBatchInputUpsert,
     SimplePublicObjectId,
+)
+from hubspot.crm.objects.tasks import (
+    AssociationSpec,
+    PublicAssociationsForObject,
+    PublicObjectId,
+    SimplePublicObjectInputForCreate,
 )
 from hubspot.crm.properties import PropertyCreate, PropertyGroupCreate
 
@@ -38,6 +48,10 @@ T = TypeVar("T")
 BATCH_LIMIT = 100  # HubSpot CRM v3 batch endpoints take at most 100 inputs.
 SEARCH_PAGE = 200  # search returns at most 200 per page ...
 LIST_PAGE = 100  # the list API (GET /crm/v3/objects/contacts) returns at most 100 per page.
+HISTORY_BATCH = 50  # reads with propertiesWithHistory return at most 50 records per call.
+ASSOCIATION_BATCH = 1_000  # associations v4 batch read takes at most 1,000 ids.
+# The modification-time property each object's change feed searches on.
+MODIFIED_PROPERTY = {"contacts": "lastmodifieddate", "deals": "hs_lastmodifieddate"}
 REQUEST_TIMEOUT = 30.0
 # HubSpot's default lifecycle stages in order; Closedloop only ever moves a contact forward along them.
 LIFECYCLE_ORDER = (
@@ -53,11 +67,13 @@ LIFECYCLE_ORDER = (
 
 @dataclass(frozen=True)
 class HubSpotContact:
-    """A contact as read from HubSpot: its ID, properties and modification time."""
+    """A CRM record (contact or deal) as read from HubSpot: its ID, properties and modification time."""
 
     id: str
     properties: dict[str, Any]
     updated_at: datetime | None
+    # propertiesWithHistory when asked for: name -> [{"value", "timestamp", ...}], newest first
+    history: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -157,17 +173,23 @@ class HubSpotConnector:
 
         return self._call(endpoint, raw)
 
-    def _search(self, request: PublicObjectSearchRequest) -> dict[str, Any]:
+    def _api(self, object_type: str) -> Any:
+        """hubspot-api-client's API group of a CRM object (``contacts`` or ``deals``)."""
+        if object_type not in MODIFIED_PROPERTY:
+            raise ValueError(f"unsupported HubSpot object type {object_type!r}")
+        return getattr(self._client.crm, object_type)
+
+    def _search(self, request: PublicObjectSearchRequest, object_type: str = "contacts") -> dict[str, Any]:
         return self._call_json(
-            "search", self._client.crm.contacts.search_api.do_search, public_object_search_request=request
+            "search", self._api(object_type).search_api.do_search, public_object_search_request=request
         )
 
     # -- reads -------------------------------------------------------------------------------------
 
     def changed_since(
-        self, since: datetime | None, properties: Sequence[str]
+        self, since: datetime | None, properties: Sequence[str], object_type: str = "contacts"
     ) -> Iterator[list[HubSpotContact]]:
-        """Pages of contacts modified at or after ``since``, oldest first (each contact once).
+        """Pages of records (contacts or deals) modified at or after ``since``, oldest first (each once).
 
         Keyset paging: every page asks again for ``lastmodifieddate >= newest time read so far``.
         Search's ``after`` token is an offset into a result set sorted anew on every request, so a
@@ -176,23 +198,22 @@ class HubSpotConnector:
         10,000-result cap. Only a block of more than a page of contacts sharing one timestamp is
         paged by offset, within that timestamp.
         """
+        modified = MODIFIED_PROPERTY[object_type]
         lower = since
         done: set[tuple[str, datetime | None]] = set()
         offset = 0  # into the contacts at exactly ``lower``, when they fill whole pages
         while True:
             filters = []
             if lower is not None:
-                filters.append(
-                    Filter(property_name="lastmodifieddate", operator="GTE", value=str(to_epoch_ms(lower)))
-                )
+                filters.append(Filter(property_name=modified, operator="GTE", value=str(to_epoch_ms(lower))))
             request = PublicObjectSearchRequest(
                 filter_groups=[FilterGroup(filters=filters)] if filters else [],
-                sorts=[{"propertyName": "lastmodifieddate", "direction": "ASCENDING"}],
+                sorts=[{"propertyName": modified, "direction": "ASCENDING"}],
                 properties=list(properties),
                 limit=SEARCH_PAGE,
                 after=str(offset) if offset else None,
             )
-            page = self._search(request)
+            page = self._search(request, object_type)
             contacts = [_contact(obj) for obj in page.get("results") or []]
             fresh = [c for c in contacts if (c.id, c.updated_at) not in done]
             done.update((c.id, c.updated_at) for c in fresh)
@@ -225,12 +246,16 @@ class HubSpotConnector:
         return found
 
     def list_page(
-        self, after: str | None, properties: Sequence[str], limit: int = LIST_PAGE
+        self,
+        after: str | None,
+        properties: Sequence[str],
+        limit: int = LIST_PAGE,
+        object_type: str = "contacts",
     ) -> tuple[list[HubSpotContact], str | None]:
-        """One page of ALL live contacts in ID order (the list API has no 10,000 cap) and the next token."""
+        """One page of ALL live records in ID order (the list API has no 10,000 cap) and the next token."""
         page = self._call_json(
             "list",
-            self._client.crm.contacts.basic_api.get_page,
+            self._api(object_type).basic_api.get_page,
             limit=min(limit, LIST_PAGE),
             after=after,
             properties=list(properties),
@@ -238,31 +263,44 @@ class HubSpotConnector:
         )
         return [_contact(obj) for obj in page.get("results") or []], _next_after(page)
 
-    def summary(self) -> tuple[int, datetime | None]:
-        """How many live contacts the portal holds and the newest modification time (one search call)."""
+    def summary(self, object_type: str = "contacts") -> tuple[int, datetime | None]:
+        """How many live records the portal holds and the newest modification time (one search call)."""
+        modified = MODIFIED_PROPERTY[object_type]
         request = PublicObjectSearchRequest(
             filter_groups=[],
-            sorts=[{"propertyName": "lastmodifieddate", "direction": "DESCENDING"}],
-            properties=["lastmodifieddate"],
+            sorts=[{"propertyName": modified, "direction": "DESCENDING"}],
+            properties=[modified],
             limit=1,
         )
-        page = self._search(request)
+        page = self._search(request, object_type)
         results = page.get("results") or []
         newest = _contact(results[0]).updated_at if results else None
         return int(page.get("total") or 0), newest
 
-    def read(self, ids: Sequence[str], properties: Sequence[str]) -> dict[str, HubSpotContact]:
-        """Contacts by HubSpot ID (missing or archived IDs are simply absent)."""
+    def read(
+        self,
+        ids: Sequence[str],
+        properties: Sequence[str],
+        object_type: str = "contacts",
+        with_history: Sequence[str] = (),
+        id_property: str | None = None,
+    ) -> dict[str, HubSpotContact]:
+        """Records by HubSpot ID, or by a unique ``id_property`` (missing or archived ones are absent).
+
+        ``with_history`` properties come back newest first under ``HubSpotContact.history``.
+        """
         found: dict[str, HubSpotContact] = {}
-        for chunk in chunks(list(dict.fromkeys(ids)), BATCH_LIMIT):
+        size = HISTORY_BATCH if with_history else BATCH_LIMIT
+        for chunk in chunks(list(dict.fromkeys(ids)), size):
             body = BatchReadInputSimplePublicObjectId(
                 inputs=[SimplePublicObjectId(id=i) for i in chunk],
                 properties=list(properties),
-                properties_with_history=[],
+                properties_with_history=list(with_history),
+                id_property=id_property,
             )
             result = self._call_json(
                 "batch/read",
-                self._client.crm.contacts.batch_api.read,
+                self._api(object_type).batch_api.read,
                 batch_read_input_simple_public_object_id=body,
                 archived=False,
             )
@@ -271,10 +309,55 @@ class HubSpotConnector:
                 found[contact.id] = contact
         return found
 
+    # -- deals: pipelines and associations ---------------------------------------------------------
+
+    def deal_pipelines(self) -> list[dict[str, Any]]:
+        """Every deal pipeline with its stages (``id``, ``label``, ``metadata``) as the v3 API returns them."""
+        body = self._call_json(
+            "pipelines", self._client.crm.pipelines.pipelines_api.get_all, object_type="deals"
+        )
+        return [p for p in body.get("results") or [] if isinstance(p, dict)]
+
+    def association_types(self, from_type: str, to_type: str) -> list[dict[str, Any]]:
+        """The portal's association types (labels) from one object to another: ``typeId``, ``category``, ``label``."""
+        body = self._call_json(
+            "associations/labels",
+            self._client.crm.associations.v4.schema.definitions_api.get_all,
+            from_object_type=from_type,
+            to_object_type=to_type,
+        )
+        return [t for t in body.get("results") or [] if isinstance(t, dict)]
+
+    def associations(
+        self, from_type: str, to_type: str, ids: Sequence[str]
+    ) -> dict[str, dict[str, set[int]]]:
+        """Per record of ``from_type``, its associated ``to_type`` records and their type IDs (v4 batch read).
+
+        Records without associations are absent (HubSpot reports them as per-input errors).
+        """
+        out: dict[str, dict[str, set[int]]] = {}
+        for chunk in chunks(list(dict.fromkeys(ids)), ASSOCIATION_BATCH):
+            body = BatchInputPublicFetchAssociationsBatchRequest(
+                inputs=[PublicFetchAssociationsBatchRequest(id=i) for i in chunk]
+            )
+            result = self._call_json(
+                "associations/batch/read",
+                self._client.crm.associations.v4.batch_api.get_page,
+                from_object_type=from_type,
+                to_object_type=to_type,
+                batch_input_public_fetch_associations_batch_request=body,
+            )
+            for row in result.get("results") or []:
+                linked = out.setdefault(str((row.get("from") or {}).get("id")), {})
+                for to in row.get("to") or []:
+                    types = {int(t["typeId"]) for t in to.get("associationTypes") or [] if "typeId" in t}
+                    linked.setdefault(str(to.get("toObjectId")), set()).update(types)
+        return out
+
     # -- writes ------------------------------------------------------------------------------------
 
-    def update(self, updates: dict[str, dict[str, Any]]) -> list[RecordError]:
-        """Update contacts by HubSpot ID, 100 per call. Returns per-record failures."""
+    def update(self, updates: dict[str, dict[str, Any]], object_type: str = "contacts") -> list[RecordError]:
+        """Update records by HubSpot ID, 100 per call. Returns per-record failures."""
         errors: list[RecordError] = []
 
         def send(chunk: Sequence[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
@@ -285,7 +368,7 @@ class HubSpotConnector:
             )
             return self._call_json(
                 "batch/update",
-                self._client.crm.contacts.batch_api.update,
+                self._api(object_type).batch_api.update,
                 batch_input_simple_public_object_batch_input=body,
             )
 
@@ -333,12 +416,34 @@ class HubSpotConnector:
                 errors.extend(_batch_errors(result))
         return ids, errors
 
+    def create_task(self, properties: dict[str, Any], contact_id: str, association_type_id: int) -> str:
+        """Create a task associated with a contact (``association_type_id`` from the portal's labels)."""
+        body = SimplePublicObjectInputForCreate(
+            properties=_strings(properties),
+            associations=[
+                PublicAssociationsForObject(
+                    to=PublicObjectId(id=contact_id),
+                    types=[
+                        AssociationSpec(
+                            association_category="HUBSPOT_DEFINED", association_type_id=association_type_id
+                        )
+                    ],
+                )
+            ],
+        )
+        created = self._call_json(
+            "tasks",
+            self._client.crm.objects.tasks.basic_api.create,
+            simple_public_object_input_for_create=body,
+        )
+        return str(created.get("id"))
+
     # -- properties --------------------------------------------------------------------------------
 
-    def existing_properties(self) -> dict[str, dict[str, Any]]:
-        """Contact properties defined in the portal, by name."""
+    def existing_properties(self, object_type: str = "contacts") -> dict[str, dict[str, Any]]:
+        """Properties of an object (contacts by default) defined in the portal, by name."""
         result = self._call(
-            "properties", lambda: self._client.crm.properties.core_api.get_all(object_type="contacts")
+            "properties", lambda: self._client.crm.properties.core_api.get_all(object_type=object_type)
         )
         return {p.name: {"type": p.type, "unique": bool(p.has_unique_value)} for p in result.results or []}
 
@@ -382,8 +487,18 @@ def _next_after(page: dict[str, Any]) -> str | None:
 
 def _contact(obj: dict[str, Any]) -> HubSpotContact:
     props = dict(obj.get("properties") or {})
-    updated = parse_timestamp(obj.get("updatedAt")) or parse_timestamp(props.get("lastmodifieddate"))
-    return HubSpotContact(id=str(obj["id"]), properties=props, updated_at=updated)
+    updated = (
+        parse_timestamp(obj.get("updatedAt"))
+        or parse_timestamp(props.get("lastmodifieddate"))
+        or parse_timestamp(props.get("hs_lastmodifieddate"))
+    )
+    history = obj.get("propertiesWithHistory") or {}
+    return HubSpotContact(
+        id=str(obj["id"]),
+        properties=props,
+        updated_at=updated,
+        history={str(k): list(v or []) for k, v in history.items()} if isinstance(history, dict) else {},
+    )
 
 
 def _strings(props: dict[str, Any]) -> dict[str, str]:

@@ -38,9 +38,19 @@ def _salesforce_sfa() -> Registration:
     return Registration("salesforce", SFA, open_edge, SalesforceSales)
 
 
+def _hubspot_sfa() -> Registration:
+    from sync.connectors.hubspot_sfa import bind, open_edge
+
+    return Registration("hubspot", SFA, open_edge, bind)
+
+
+# Objects whose webhook events belong to the SFA role when one connector plays both roles.
+SFA_EVENT_OBJECTS: dict[str, tuple[str, ...]] = {"hubspot": ("deal",)}
+
 REGISTRY: dict[tuple[Role, str], Callable[[], Registration]] = {
     (MA, "hubspot"): _hubspot_ma,
     (SFA, "salesforce"): _salesforce_sfa,
+    (SFA, "hubspot"): _hubspot_sfa,
 }
 
 
@@ -65,9 +75,16 @@ def chosen(settings: Settings) -> dict[Role, str]:
     return {MA: settings.ma, SFA: settings.sfa}
 
 
-def role_of(settings: Settings, connector: str) -> str:
-    """The role a connector plays under these settings ('' when it plays none)."""
-    return next((role for role, name in chosen(settings).items() if name == connector), "")
+def role_of(settings: Settings, connector: str, object_type: str | None = None) -> str:
+    """The role a connector plays under these settings ('' when it plays none).
+
+    A connector in both roles (one HubSpot portal) receives events of both: its sales-side
+    objects (deals) belong to the SFA role, everything else to the MA role.
+    """
+    roles = [role for role, name in chosen(settings).items() if name == connector]
+    if len(roles) > 1:
+        return SFA if object_type in SFA_EVENT_OBJECTS.get(connector, ()) else MA
+    return roles[0] if roles else ""
 
 
 @dataclass

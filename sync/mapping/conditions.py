@@ -10,7 +10,9 @@ blank value fails every op except ``ne``, ``not_in`` and ``present: false``.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -22,7 +24,31 @@ Side = Literal["ma", "sfa"]
 Record = Mapping[str, Any]
 Predicate = Callable[[Record], bool]
 
-SFA_OBJECTS = ("Lead", "Contact", "Opportunity")
+SFA_OBJECTS = ("Lead", "Contact", "Opportunity")  # the default sales-side objects (Salesforce)
+# The sales-side objects of the mapping being validated: a mapping may declare its own
+# (``sfa_objects: [contact, deal]``); conditions and references are checked against them.
+_SCOPE: ContextVar[tuple[str, ...]] = ContextVar("sfa_objects", default=SFA_OBJECTS)
+
+
+def sfa_objects_in_scope() -> tuple[str, ...]:
+    """The sales-side objects conditions may name in the mapping being validated."""
+    return _SCOPE.get()
+
+
+@contextmanager
+def sfa_object_scope(objects: tuple[str, ...]) -> Iterator[None]:
+    """Validate conditions and ``Object.Field`` references against ``objects`` inside the block."""
+    token = _SCOPE.set(objects)
+    try:
+        yield
+    finally:
+        _SCOPE.reset(token)
+
+
+def _one_of(objects: tuple[str, ...]) -> str:
+    return ", ".join(objects[:-1]) + f" or {objects[-1]}" if len(objects) > 1 else objects[0]
+
+
 OPS = ("eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "present", "contains", "matches")
 COMBINATORS = ("all", "any", "not")
 Path = tuple[str | int, ...]
@@ -55,14 +81,13 @@ def compile_condition(raw: Any, side: Side) -> Condition:
     obj: str | None = None
     fields: set[str] = set()
     if side == "sfa" and isinstance(raw, Mapping):
+        objects = sfa_objects_in_scope()
         obj_raw = raw.get("object")
         if "object" not in raw:
-            issues.append(((), "an sfa condition needs 'object: Lead|Contact|Opportunity'", "value"))
-        elif obj_raw not in SFA_OBJECTS:
-            hint = did_you_mean(obj_raw, SFA_OBJECTS)
-            issues.append(
-                (("object",), f"unknown object {obj_raw!r}: use Lead, Contact or Opportunity{hint}", "value")
-            )
+            issues.append(((), f"an sfa condition needs 'object: {'|'.join(objects)}'", "value"))
+        elif obj_raw not in objects:
+            hint = did_you_mean(obj_raw, objects)
+            issues.append((("object",), f"unknown object {obj_raw!r}: use {_one_of(objects)}{hint}", "value"))
         else:
             obj = obj_raw
         body = {k: v for k, v in raw.items() if k != "object"}

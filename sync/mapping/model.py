@@ -21,7 +21,14 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from sync.mapping.conditions import SFA_OBJECTS, Condition, ConditionSyntaxError, compile_condition
+from sync.mapping.conditions import (
+    SFA_OBJECTS,
+    Condition,
+    ConditionSyntaxError,
+    compile_condition,
+    sfa_object_scope,
+    sfa_objects_in_scope,
+)
 from sync.mapping.duration import Duration, parse_duration
 from sync.mapping.suggest import did_you_mean
 from sync.mapping.transforms import Fn, TransformError, compile_transform
@@ -30,7 +37,6 @@ SUPPORTED_VERSIONS = (1,)
 SyncDirection = Literal[
     "ma_to_sfa", "sfa_to_ma", "two_way", "prefer_sfa_unless_blank", "prefer_ma_unless_blank", "none"
 ]
-PersonObject = Literal["Lead", "Contact"]
 SlaAction = Literal["log", "sfa_task"]
 REF = "x-closedloop-ref"  # placeholder for a $ref into schema.py's hand-written $defs
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -132,10 +138,11 @@ class SfaRef:
         return f"{self.object}.{self.field}"
 
 
-def parse_sfa_ref(raw: Any, objects: tuple[str, ...] = SFA_OBJECTS) -> SfaRef:
+def parse_sfa_ref(raw: Any, objects: tuple[str, ...] | None = None) -> SfaRef:
     """Parse ``Object.Field``; PydanticCustomError with a readable message otherwise."""
     if isinstance(raw, SfaRef):
         return raw
+    objects = objects or sfa_objects_in_scope()
     if not isinstance(raw, str) or raw.count(".") != 1:
         raise _fail(f"expected 'Object.Field' (Object one of {', '.join(objects)}), got {raw!r}")
     obj, field = raw.split(".")
@@ -155,6 +162,37 @@ SfaRefValue = Annotated[
     WithJsonSchema({REF: "SfaFieldRef"}),
 ]
 ClosedLoopSource = Literal["stage", "outcome"] | SfaRef
+
+
+def person_objects(objects: tuple[str, ...]) -> tuple[str, ...]:
+    """The objects that hold the person: every sales-side object but the last (the outcome)."""
+    return objects[:-1]
+
+
+def _person_object(raw: Any) -> str:
+    choices = person_objects(sfa_objects_in_scope())
+    if raw not in choices:
+        raise _fail(
+            f"{raw!r} is not allowed; expected one of: {', '.join(choices)}{did_you_mean(raw, choices)}"
+        )
+    return str(raw)
+
+
+PersonObject = Annotated[
+    str,
+    PlainValidator(_person_object, json_schema_input_type=str),
+    WithJsonSchema(
+        {"type": "string", "minLength": 1, "description": "A person object, e.g. Lead or Contact"}
+    ),
+]
+
+
+def _default_person_objects() -> list[str]:
+    return list(person_objects(sfa_objects_in_scope()))
+
+
+def _default_create_as() -> str:
+    return person_objects(sfa_objects_in_scope())[0]
 
 
 def _closed_loop_source(raw: Any) -> ClosedLoopSource:
@@ -334,7 +372,9 @@ class Handover(_Strict):
     """The stage at which a person is created in Salesforce, and as what."""
 
     at: StageId
-    create_as: PersonObject = "Lead"
+    create_as: PersonObject = Field(
+        default_factory=_default_create_as, description="Default: the first person object (Lead)"
+    )
 
 
 class FieldMap(_Strict):
@@ -347,7 +387,9 @@ class FieldMap(_Strict):
     default: Scalar = Field(None, description="Written instead of a blank value (forward direction)")
     values: ValueMap | None = Field(None, description="Value translation; '_other' is the fallback")
     reverse_values: ValueMap | None = Field(None, description="Backward translation (inferred for two-way)")
-    sfa_objects: list[PersonObject] = Field(default=["Lead", "Contact"])
+    sfa_objects: list[PersonObject] = Field(
+        default_factory=_default_person_objects, description="Default: every person object (Lead, Contact)"
+    )
 
 
 class ClosedLoopEntry(_Strict):
@@ -463,10 +505,55 @@ def _version(raw: Any) -> int:
     return int(raw)
 
 
+def declared_objects(raw: Any) -> tuple[str, ...]:
+    """The ``sfa_objects`` a mapping document declares, when they are well formed; else the default."""
+    given = raw.get("sfa_objects") if isinstance(raw, dict) else None
+    if isinstance(given, list) and _objects_ok(given):
+        return tuple(given)
+    return SFA_OBJECTS
+
+
+def _objects_ok(given: list[Any]) -> bool:
+    named = all(isinstance(o, str) and _IDENT.match(o) for o in given)
+    return named and len(given) >= 2 and len(set(given)) == len(given)
+
+
+def _sfa_object_list(raw: Any) -> tuple[str, ...]:
+    if isinstance(raw, tuple):
+        return raw
+    if not isinstance(raw, list) or not _objects_ok(raw):
+        raise _fail(
+            "sfa_objects must list at least two distinct object names (person objects first, "
+            f"the outcome object last), got {raw!r}"
+        )
+    return tuple(raw)
+
+
+SfaObjectList = Annotated[
+    tuple[str, ...],
+    PlainValidator(_sfa_object_list, json_schema_input_type=list[str]),
+    PlainSerializer(list),
+    WithJsonSchema(
+        {
+            "type": "array",
+            "items": {"type": "string", "pattern": _IDENT.pattern},
+            "minItems": 2,
+            "uniqueItems": True,
+            "description": "Sales-side objects by increasing weight of evidence; the last is the outcome",
+        }
+    ),
+]
+
+
 class Mapping(_Strict):
     """A whole mapping document: identity, stages, handover, field maps, closed loop, SLAs."""
 
     version: Annotated[int, PlainValidator(_version), WithJsonSchema({"enum": list(SUPPORTED_VERSIONS)})]
+    declared_sfa_objects: SfaObjectList | None = Field(
+        None,
+        alias="sfa_objects",
+        description="The sales-side objects (default Lead, Contact, Opportunity), e.g. [contact, deal]",
+    )
     identity: Identity
     stages: list[Stage] = Field(min_length=1)
     handover: Handover
@@ -476,6 +563,13 @@ class Mapping(_Strict):
     calendar: Calendar | None = Field(None, description="Default business calendar for SLAs")
 
     _cache: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _in_object_scope(cls, data: Any, handler: Any) -> Any:
+        """Validate conditions and references against the objects this document declares."""
+        with sfa_object_scope(declared_objects(data)):
+            return handler(data)
 
     def stage_ids(self) -> list[str]:
         """Every stage id, in declaration order."""
@@ -516,7 +610,11 @@ class Mapping(_Strict):
 
     def sfa_objects(self) -> tuple[str, ...]:
         """The sales-side objects conditions may name, by increasing weight of evidence."""
-        return SFA_OBJECTS
+        return self.declared_sfa_objects or SFA_OBJECTS
+
+    def person_objects(self) -> tuple[str, ...]:
+        """The sales-side objects that hold the person (all but the outcome object)."""
+        return person_objects(self.sfa_objects())
 
     def sfa_fields(self, obj: str) -> set[str]:
         """Salesforce fields of ``obj`` that this mapping reads (conditions, fields, closed loop, dates)."""
@@ -526,7 +624,9 @@ class Mapping(_Strict):
                 out |= s.sfa.fields
             if s.entered_at and s.entered_at.sfa and s.entered_at.sfa.object == obj:
                 out.add(s.entered_at.sfa.field)
-        if obj in ("Lead", "Contact"):
+            if s.reason is not None and s.reason.object == obj:
+                out.add(s.reason.field)
+        if obj in self.person_objects():
             out |= {f.sfa for f in self.fields if obj in f.sfa_objects and f.sync != "none"}
             out.add(self.identity.sfa_field)
         out |= {

@@ -8,6 +8,7 @@ from sync.mapping.model import Mapping
 from sync.mapping.project import closed_loop_values, project
 
 _PERSON = ("Lead", "Contact")
+_HUBSPOT_CONTACT = "contact"  # a mapping whose sales side is HubSpot names this person object
 _ATTR = {"Lead": "lead", "Contact": "contact", "Opportunity": "opportunity"}
 
 
@@ -29,6 +30,9 @@ def preview(
     """``{"stage", "writes", "target", "object"}`` for a HubSpot contact or a Salesforce record."""
     from sync.stages import PersonView, compute_stage
 
+    if source == "hubspot" and _HUBSPOT_CONTACT in mapping.person_objects():
+        props = record.get("properties")
+        return _one_portal(mapping, props if isinstance(props, dict) else record)
     if source == "hubspot":
         props = record.get("properties")
         fields: dict[str, Any] = props if isinstance(props, dict) else record
@@ -54,6 +58,40 @@ def preview(
         writes[mapping.identity.ma_property] = fields[mapping.identity.sfa_field]
     writes.update(closed_loop_values(mapping, view, stage))
     return {"stage": stage, "writes": writes, "target": "hubspot", "object": obj}
+
+
+def _one_portal(mapping: Mapping, fields: dict[str, Any]) -> dict[str, Any]:
+    """One HubSpot portal in both roles: a deal (it has ``dealstage``) is the outcome; a contact is the
+    marketing record and, once its lead status is set, the sales record too. Deals must carry the
+    derived ``closedloop_*`` fields (normally computed from the pipeline's stage metadata)."""
+    from sync.mapping.model import person_objects
+    from sync.stages import PersonView, compute_stage
+
+    if "dealstage" in fields:
+        outcome = mapping.sfa_objects()[-1]
+        view = PersonView(sfa={outcome: fields})
+        stage = compute_stage(mapping, view)
+        return {
+            "stage": stage,
+            "writes": closed_loop_values(mapping, view, stage),
+            "target": "hubspot",
+            "object": outcome,
+        }
+    handed = not _blank(fields.get("hs_lead_status"))
+    contact = person_objects(mapping.sfa_objects())[0]
+    view = PersonView(ma=fields, sfa={contact: fields} if handed else {})
+    stage = compute_stage(mapping, view)
+    path = mapping.success_path()
+    past = (
+        stage in path and mapping.handover.at in path and path.index(stage) >= path.index(mapping.handover.at)
+    )
+    if handed:
+        writes = closed_loop_values(mapping, view, stage)
+    elif past:  # the handover writes onto the same contact; nothing is created
+        writes = project(mapping, "ma", {fm.ma: None for fm in mapping.fields} | fields, contact)
+    else:
+        writes = {}
+    return {"stage": stage, "writes": writes, "target": "hubspot", "object": contact}
 
 
 def _blank(value: Any) -> bool:

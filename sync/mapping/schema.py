@@ -12,6 +12,14 @@ DIALECT = "https://json-schema.org/draft/2020-12/schema"
 _SCALAR: dict[str, Any] = {"type": ["string", "number", "boolean", "null"]}
 _VALUE: dict[str, Any] = {"type": ["string", "number", "boolean"]}
 _LIST: dict[str, Any] = {"type": "array", "items": _VALUE, "minItems": 1}
+_NAME = "[A-Za-z_][A-Za-z0-9_]*"
+# Any object the mapping's sfa_objects declares (by default these three); the linter checks which.
+_OBJECT: dict[str, Any] = {
+    "type": "string",
+    "pattern": f"^{_NAME}$",
+    "examples": list(SFA_OBJECTS),
+    "description": "One of the mapping's sfa_objects (default Lead, Contact, Opportunity)",
+}
 
 
 def _ops() -> dict[str, Any]:
@@ -65,7 +73,7 @@ def json_schema() -> dict[str, Any]:
     defs = schema.setdefault("$defs", {})
     defs["Condition"] = _condition("Condition", {})
     defs["MaCondition"] = _condition("MaCondition", {})
-    defs["SfaCondition"] = _condition("SfaCondition", {"object": {"enum": list(SFA_OBJECTS)}})
+    defs["SfaCondition"] = _condition("SfaCondition", {"object": _OBJECT})
     defs["Scalar"] = _SCALAR
     defs["Duration"] = {
         "type": "string",
@@ -74,7 +82,8 @@ def json_schema() -> dict[str, Any]:
     }
     defs["SfaFieldRef"] = {
         "type": "string",
-        "pattern": rf"^({'|'.join(SFA_OBJECTS)})\.[A-Za-z_][A-Za-z0-9_]*$",
+        "pattern": rf"^{_NAME}\.{_NAME}$",
+        "description": "Object.Field, the object one of the mapping's sfa_objects",
     }
     defs["Transform"] = {
         "oneOf": [

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from sync.mapping.errors import Issue
+from sync.mapping.model import declared_objects, person_objects
 from sync.mapping.suggest import did_you_mean
 
 _BOTH = ("two_way", "prefer_sfa_unless_blank", "prefer_ma_unless_blank")
@@ -208,7 +209,9 @@ def _check_writers(data: dict[str, Any], issues: list[Issue]) -> None:
         if not (isinstance(ma, str) and isinstance(sfa, str) and isinstance(sync, str)):
             continue
         given = f.get("sfa_objects")
-        objects: list[Any] = given if isinstance(given, list) else ["Lead", "Contact"]
+        objects: list[Any] = (
+            given if isinstance(given, list) else list(person_objects(declared_objects(data)))
+        )
         targets: list[tuple[str, str, str]] = []
         if sync in ("ma_to_sfa", *_BOTH):
             targets += [("Salesforce field", f"{o}.{sfa}", ma) for o in objects if isinstance(o, str)]

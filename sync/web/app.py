@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sync import metrics
 from sync.config import Settings
-from sync.connectors.registry import chosen
+from sync.connectors.registry import role_of
 from sync.logs import get_logger
 from sync.mapping import Mapping as FunnelMapping
 from sync.mapping import load_mapping
@@ -71,7 +71,9 @@ def create_app(
         source = mapping or functools.cache(lambda: load_mapping(settings.mappings))
         publish_dashboard_stages(store, source)
         app.include_router(dashboard_router(settings, store, source))
-    roles = {name: role for role, name in chosen(settings).items()}
+
+    def roles(connector: str, object_type: str | None) -> str:
+        return role_of(settings, connector, object_type)
 
     @app.post(HUBSPOT_PATH)
     async def hubspot_webhook(request: Request, background: BackgroundTasks) -> Response:

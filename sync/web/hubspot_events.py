@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError, model_validator
 
 from sync.web.inbox import BadEvent, NewEvent
 
@@ -29,9 +29,26 @@ class HubSpotEvent(BaseModel):
 
     eventId: StrictInt = Field(ge=0, le=_MAX_INT64)
     subscriptionType: StrictStr = Field(min_length=3, max_length=100, pattern=_SUBSCRIPTION_TYPE)
-    objectId: StrictInt = Field(ge=0, le=_MAX_INT64)
+    # Association changes name both ends (fromObjectId, toObjectId) and no objectId.
+    objectId: StrictInt | None = Field(default=None, ge=0, le=_MAX_INT64)
+    fromObjectId: StrictInt | None = Field(default=None, ge=0, le=_MAX_INT64)
+    toObjectId: StrictInt | None = Field(default=None, ge=0, le=_MAX_INT64)
     occurredAt: StrictInt = Field(ge=0, le=_MAX_EPOCH_MS)
     objectTypeId: StrictStr | None = Field(default=None, max_length=20, pattern=r"^[0-9]+-[0-9]+$")
+
+    @model_validator(mode="after")
+    def _names_its_record(self) -> HubSpotEvent:
+        association = self.subscriptionType.endswith(".associationChange")
+        if self.objectId is None and not (association and self.fromObjectId is not None):
+            ends = " (or, for an association change, fromObjectId and toObjectId)" if association else ""
+            raise ValueError(f"objectId is required{ends}")
+        if association and self.objectId is None and self.toObjectId is None:
+            raise ValueError("an association change needs fromObjectId and toObjectId")
+        return self
+
+    def record_id(self) -> str:
+        """The changed record: ``objectId``, or the ``fromObjectId`` of an association change."""
+        return str(self.objectId if self.objectId is not None else self.fromObjectId)
 
     def object_type(self) -> str:
         """``contact`` for ``contact.*`` (and ``object.*`` with type 0-1), likewise for other objects."""
@@ -69,7 +86,7 @@ def split_events(items: list[Any]) -> tuple[list[NewEvent], list[BadEvent]]:
                 source="hubspot",
                 event_key=str(event.eventId),
                 object_type=event.object_type(),
-                record_id=str(event.objectId),
+                record_id=event.record_id(),
                 occurred_at=datetime.fromtimestamp(event.occurredAt / 1000, tz=UTC),
                 payload=item,
             )
@@ -88,6 +105,6 @@ def _summary(exc: ValidationError) -> str:
 
 
 def _object_id(item: Any) -> str | None:
-    value = item.get("objectId") if isinstance(item, dict) else None
+    value = item.get("objectId", item.get("fromObjectId")) if isinstance(item, dict) else None
     valid = isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= _MAX_INT64
     return str(value) if valid else None

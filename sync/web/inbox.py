@@ -7,7 +7,7 @@ leaves all of its traces or none (and the sender retries).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -22,6 +22,9 @@ from sync.store.models import InboxEvent, SyncError
 from sync.timeutil import utcnow
 
 _MAX_ERROR_PAYLOAD_CHARS = 20_000
+# The role an event is stored for: a fixed connector -> role map, or (connector, object type) -> role
+# when one connector plays both roles (one HubSpot portal: contacts for marketing, deals for sales).
+Roles = Mapping[str, str] | Callable[[str, str | None], str]
 
 
 @dataclass(frozen=True)
@@ -60,23 +63,33 @@ def store_events(
     store: Store,
     events: Sequence[NewEvent],
     bad: Sequence[BadEvent] = (),
-    roles: Mapping[str, str] | None = None,
+    roles: Roles | None = None,
 ) -> InboxResult:
     """Insert ``events`` (ignoring ones already stored) and record ``bad`` items, in one transaction.
 
-    ``roles`` maps each receiving connector to the role it plays (ma, sfa).
+    ``roles`` says which role (ma, sfa) each event is for: a map from receiving connector to role,
+    or a function of the connector and the event's object type.
     """
-    roles = roles or {}
+    role_of = _role_function(roles)
     unique = _first_of_each_key(events)
     result = InboxResult(duplicates=len(events) - len(unique))
     with store.session() as session:
-        new_ids = _insert_or_ignore(session, unique, roles)
+        new_ids = _insert_or_ignore(session, unique, role_of)
         result.new_ids = sorted(new_ids)
         result.duplicates += len(unique) - len(new_ids)
         for item in bad:
-            session.add(_error_row(item, roles.get(item.system, "")))
+            session.add(_error_row(item, role_of(item.system, item.object_type)))
         result.errors = len(bad)
     return result
+
+
+def _role_function(roles: Roles | None) -> Callable[[str, str | None], str]:
+    if roles is None:
+        return lambda _connector, _object: ""
+    if callable(roles):
+        return roles
+    fixed = dict(roles)
+    return lambda connector, _object: fixed.get(connector, "")
 
 
 def _first_of_each_key(events: Sequence[NewEvent]) -> list[NewEvent]:
@@ -89,7 +102,9 @@ def _first_of_each_key(events: Sequence[NewEvent]) -> list[NewEvent]:
     return unique
 
 
-def _insert_or_ignore(session: Session, events: Sequence[NewEvent], roles: Mapping[str, str]) -> list[int]:
+def _insert_or_ignore(
+    session: Session, events: Sequence[NewEvent], role_of: Callable[[str, str | None], str]
+) -> list[int]:
     """Insert rows, skipping (source, event_key) pairs already present; return the new row IDs."""
     if not events:
         return []
@@ -97,7 +112,7 @@ def _insert_or_ignore(session: Session, events: Sequence[NewEvent], roles: Mappi
     rows = [
         {
             "source": e.source,
-            "role": roles.get(e.source, ""),
+            "role": role_of(e.source, e.object_type),
             "event_key": e.event_key,
             "object_type": e.object_type,
             "record_id": e.record_id,

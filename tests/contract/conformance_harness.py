@@ -10,10 +10,11 @@ webhooks. A new connector joins the suite by adding one harness here and to ``HA
 from __future__ import annotations
 
 import gc
+import itertools
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from sync.connectors.registry import registration
 from sync.identity import RecordRef
 from sync.mapping import Mapping as SyncMapping
 from sync.mapping import load_mapping
+from sync.mapping.loader import parse_mapping_data
 from sync.store.db import Store, upgrade
 from sync.store.models import InboxEvent
 from sync.web.app import HUBSPOT_PATH, SALESFORCE_PATH, create_app
@@ -329,6 +331,79 @@ class HubSpotHarness(Harness):
         return self.web.items_after(last, MA)
 
 
+class HubSpotSalesHarness(HubSpotHarness):
+    """HubSpot as SFA (contacts and their deals) with another marketing system, so every contact is a
+    sales-side record (one portal in both roles is covered by tests/contract/test_hubspot_sfa_connector.py
+    and the one-portal integration tests)."""
+
+    name = "hubspot-sfa"
+    role = SFA
+    FEEDS = ("/crm/v3/objects/contacts/search", "/crm/v3/objects/deals/search")
+
+    def start(self, workdir: Path, web: WebApp | None) -> None:
+        super().start(workdir, web)
+        # Another portal than the MA harness's, sending to the same web app: its own event IDs (a
+        # portal's eventIds are its own; the inbox drops an event key it already stored).
+        self.sandbox.webhooks._ids = itertools.count(10_000_000)
+        # The one-portal default mapping, plus the field the suite watches, read on the contact.
+        data = load_mapping(ROOT / "mappings" / "hubspot-only.yaml").model_dump(
+            by_alias=True, exclude_none=True
+        )
+        data["fields"].append(
+            {"ma": "firstname", "sfa": "firstname", "sync": "two_way", "sfa_objects": ["contact"]}
+        )
+        self.mapping = parse_mapping_data(data)
+        self.key_field = self.mapping.identity.sfa_field
+        self.reset()
+
+    def feed_statuses(self) -> Counter[int]:
+        """Both streams' change feeds: the contacts' and the deals' search."""
+        found: Counter[int] = Counter()
+        for (method, endpoint, status), count in self.sandbox.counter.counts.items():
+            if endpoint in self.FEEDS and method == "POST":
+                found[status] += count
+        return found
+
+    def reset(self) -> None:
+        reg = registration(SFA, "hubspot")
+        edge = reg.open(self.settings, POLICY, make_storage(None), None)
+        self.connector = reg.bind(replace(edge, same_portal=False), self.mapping)
+        self.sandbox.faults.rules = []
+        self.sandbox.counter.reset()
+
+    def new_person(self, n: int, common_id: str | None = None) -> RecordRef:
+        return RecordRef(SFA, "contact", super().new_person(n, common_id).record_id)
+
+    def person_refs(self) -> set[RecordRef]:
+        return {RecordRef(SFA, r.object_type, r.record_id) for r in super().person_refs()}
+
+    def after_first_feed_page(self, action: Callable[[RecordRef], None]) -> None:
+        super().after_first_feed_page(lambda ref: action(RecordRef(SFA, ref.object_type, ref.record_id)))
+
+    def create(
+        self, rows: Mapping[str, Record], repeat_key: bool = True
+    ) -> tuple[dict[str, str], list[RecordError]]:
+        rows = keyed(rows, self.key_field) if repeat_key else rows
+        return self.connector.upsert("contact", self.key_field, rows)  # type: ignore[attr-defined,no-any-return]
+
+    def update(self, updates: Mapping[RecordRef, Record]) -> list[RecordError]:
+        by_id = {r.record_id: f for r, f in updates.items()}
+        return self.connector.update("contact", by_id)  # type: ignore[attr-defined,no-any-return]
+
+    def webhook_items(self, action: Callable[[], None]) -> list[InboxItem]:
+        # The suite's one web app runs with HubSpot as MA, so it stores contact events for that role;
+        # with HubSpot as the sales side the same events are the SFA connector's to interpret.
+        assert self.web is not None
+        while self.sandbox.webhooks.deliver_due():
+            pass
+        last = self.web.last_id()
+        action()
+        while self.sandbox.webhooks.deliver_due():
+            pass
+        assert self.sandbox.webhooks.deliveries and self.sandbox.webhooks.deliveries[-1].status == 200
+        return self.web.items_after(last, MA)
+
+
 # ------------------------------------------------------------------------------------------ Salesforce
 
 
@@ -606,6 +681,7 @@ class FakeHarness(Harness):
 
 HARNESSES: dict[str, Callable[[], Harness]] = {
     "hubspot-ma": HubSpotHarness,
+    "hubspot-sfa": HubSpotSalesHarness,
     "salesforce-sfa": SalesforceHarness,
     "fake-ma": lambda: FakeHarness(role=MA),
     "fake-sfa": lambda: FakeHarness(role=SFA),

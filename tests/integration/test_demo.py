@@ -33,3 +33,24 @@ def test_demo_runs_the_closed_loop(tmp_path: Path) -> None:
     html = tmp_path / "var" / "demo" / "funnel-report.html"
     assert html.is_file() and "<svg" in html.read_text()
     assert "Conversion" in out or "conversion" in out
+
+
+def test_demo_runs_the_closed_loop_in_one_hubspot_portal(tmp_path: Path) -> None:
+    env_keys = {"PATH", "HOME", "LANG", "LC_ALL", "SYSTEMROOT"}
+    env = {
+        k: v for k, v in __import__("os").environ.items() if k in env_keys or not k.startswith("CLOSEDLOOP_")
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "workers.cli", "demo", "--people", "120", "--seed", "5", "--sfa", "hubspot"],
+        cwd=tmp_path,
+        env={**env, "COLUMNS": "160"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = result.stdout
+    assert "working deals in the same HubSpot portal" in out
+    assert "all 120 people match the ground truth" in out
+    assert (tmp_path / "var" / "demo" / "funnel-report.html").is_file()

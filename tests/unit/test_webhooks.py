@@ -564,3 +564,46 @@ def test_metrics_exposes_closedloop_series(client: TestClient, store: Store) -> 
     assert "closedloop_events_received_total" in response.text
     assert sample("closedloop_inbox_pending") == 2
     assert sample("closedloop_inbox_lag_seconds") >= 0
+
+
+def test_one_portal_stores_contact_events_for_marketing_and_deal_events_for_sales(
+    make_client: Callable[..., TestClient], store: Store
+) -> None:
+    """CLOSEDLOOP_MA=hubspot and CLOSEDLOOP_SFA=hubspot: one receiver, each event in its object's role.
+    Association changes name both ends and no objectId (HubSpot webhooks guide, associationChange)."""
+    client = make_client(ma="hubspot", sfa="hubspot")
+    link = event(3, associationType="DEAL_TO_CONTACT", fromObjectId=9001, toObjectId=501)
+    del link["objectId"]
+    link["subscriptionType"] = "deal.associationChange"
+    items = [event(1), event(2, object_id=9001, subscriptionType="deal.propertyChange"), link]
+    response = post_hubspot(client, items)
+    assert response.status_code == 200, response.text
+    assert response.json()["accepted"] == 3
+    rows = [(r.object_type, r.record_id, r.role) for r in inbox_rows(store)]
+    assert rows == [("contact", "501", "ma"), ("deal", "9001", "sfa"), ("deal", "9001", "sfa")]
+
+
+def test_hubspot_events_for_a_single_role_keep_that_role(
+    make_client: Callable[..., TestClient], store: Store
+) -> None:
+    client = make_client()  # HubSpot is only the marketing side
+    post_hubspot(client, [event(1), event(2, object_id=9001, subscriptionType="deal.propertyChange")])
+    assert [r.role for r in inbox_rows(store)] == ["ma", "ma"]
+
+
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [
+        ({"subscriptionType": "contact.propertyChange", "objectId": None}, "objectId is required"),
+        ({"subscriptionType": "deal.associationChange", "objectId": None, "fromObjectId": 1}, "toObjectId"),
+        ({"subscriptionType": "deal.associationChange", "objectId": None}, "fromObjectId and toObjectId"),
+    ],
+)
+def test_events_must_name_their_record(
+    client: TestClient, store: Store, change: dict[str, Any], fragment: str
+) -> None:
+    item = {k: v for k, v in (event(7) | change).items() if v is not None}
+    response = post_hubspot(client, [item, event(8)])
+    assert response.json() == {"accepted": 1, "duplicates": 0, "rejected": 1}
+    [error] = error_rows(store)
+    assert error.category == "bad_event" and fragment in error.message
