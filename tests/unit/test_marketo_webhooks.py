@@ -27,7 +27,10 @@ from sync.web import create_app
 from sync.web.app import MARKETO_PATH
 
 TOKEN = "mkto-shared-token-5f2a91"
-TEMPLATE = '{"leadId": {{lead.Id}}, "email": {{lead.Email Address}}, "occurredAt": {{system.dateTime}}, "campaignId": {{campaign.id}}}'
+TEMPLATE = (
+    '{"leadId": {{lead.Id}}, "email": {{lead.Email Address}}, '
+    '"occurredAt": {{system.dateTime}}, "campaignId": {{campaign.id}}}'
+)
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +135,9 @@ def test_a_malformed_call_is_4xx_and_recorded(store: Store, body: str) -> None:
     assert response.status_code == 400
     assert _inbox(store) == []
     errors = _errors(store)
-    assert [(e.connector, e.role, e.category) for e in errors] == [("marketo", "ma", "bad_event")] * len(errors)
+    assert [(e.connector, e.role, e.category) for e in errors] == [("marketo", "ma", "bad_event")] * len(
+        errors
+    )
     assert len(errors) >= 1
 
 
