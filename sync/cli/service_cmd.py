@@ -160,12 +160,15 @@ def run(
 
 @app.command()
 def demo(
-    people: int = typer.Option(2000, "--people", help="HubSpot contacts to seed"),
+    people: int = typer.Option(2000, "--people", help="Marketing contacts (or leads) to seed"),
     seed: int = typer.Option(7, "--seed", help="Random seed (same seed, same story)"),
     keep_running: bool = typer.Option(False, "--keep-running", help="Leave sandboxes and service up"),
+    ma: str = typer.Option("hubspot", "--ma", help="The marketing tool: hubspot or marketo"),
 ) -> None:
     """The whole closed loop on the embedded default: sandboxes, SQLite, in-process Celery."""
     from sandboxes.demo import run_demo
 
+    if ma not in ("hubspot", "marketo"):
+        raise typer.BadParameter("must be hubspot or marketo", param_hint="--ma")
     configure_logging("console", "ERROR")  # the demo shows its own progress; breaches are in the report
-    raise typer.Exit(run_demo(people=people, seed=seed, keep_running=keep_running))
+    raise typer.Exit(run_demo(people=people, seed=seed, keep_running=keep_running, ma=ma))  # type: ignore[arg-type]
