@@ -77,6 +77,7 @@ HISTORY_TYPES = (CHANGE_DATA_VALUE, CHANGE_SCORE)
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 RECENT = timedelta(days=7)  # how far back newest_changes looks first
 MAX_HISTORY_LEADS = 30  # leadIds per Get Lead Activities call
+WINDOW_MARGIN_SECONDS = 1
 BASE_FIELDS = (
     "id",
     "email",
@@ -107,17 +108,28 @@ def required_fields(mapping: SyncMapping) -> list[FieldSpec]:
     return specs
 
 
+def window_limiter(settings: Settings, limit_storage: Any) -> WindowLimiter:
+    """The window and daily share every worker keeps together (``closedloop status`` reads its day).
+
+    The window is kept a second longer than Marketo's: a call is counted here before
+    marketorestpython's own pause (up to 0.2 s) and the request's travel, so Marketo may see two
+    workers' calls closer together than they were counted; without the margin a few calls a
+    minute are answered 606 and wait out a whole window.
+    """
+    return WindowLimiter(
+        limit_storage,
+        per_window=settings.marketo_window_limit,
+        window_seconds=settings.marketo_window_seconds + WINDOW_MARGIN_SECONDS,
+        per_day=max(1, int(settings.marketo_daily_limit * settings.marketo_daily_share)),
+        namespace="marketo",
+    )
+
+
 def open_edge(
     settings: Settings, policy: RetryPolicy, limit_storage: Any, http_session: Any = None
 ) -> MarketoEdge:
     """The Marketo HTTP edge: window, daily share and calls in flight shared by every worker."""
-    limiter = WindowLimiter(
-        limit_storage,
-        per_window=settings.marketo_window_limit,
-        window_seconds=settings.marketo_window_seconds,
-        per_day=max(1, int(settings.marketo_daily_limit * settings.marketo_daily_share)),
-        namespace="marketo",
-    )
+    limiter = window_limiter(settings, limit_storage)
     gate = ConcurrencyGate(limit_storage, settings.marketo_concurrency, "marketo")
     secret = settings.marketo_client_secret.get_secret_value() if settings.marketo_client_secret else ""
     client = make_marketo_client(

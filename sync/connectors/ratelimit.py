@@ -69,6 +69,11 @@ class WindowLimiter:
             _record_wait(self.namespace, delay)
             time.sleep(delay)
 
+    def used_today(self) -> int:
+        """Calls counted against the daily budget (by every worker sharing this storage)."""
+        _reset, remaining = self._strategy.get_window_stats(self._day, "day")
+        return max(0, self.per_day - int(remaining))
+
 
 @dataclass
 class ConcurrencyGate:

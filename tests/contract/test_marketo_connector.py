@@ -14,6 +14,8 @@ Vendor behaviour the tests rely on, as Adobe documents it (Experience League, Ma
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,8 +29,8 @@ from sync.config import Settings
 from sync.connectors.contract import MA, InboxItem, MarketingConnector
 from sync.connectors.errors import RetryPolicy
 from sync.connectors.incremental import CursorState
-from sync.connectors.marketo_ma import ACTIVITIES_STREAM, LEAD, MarketoMarketing, open_edge
-from sync.connectors.ratelimit import make_storage
+from sync.connectors.marketo_ma import ACTIVITIES_STREAM, LEAD, MarketoMarketing, open_edge, window_limiter
+from sync.connectors.ratelimit import BudgetExhausted, ConcurrencyGate, make_storage
 from sync.identity import RecordRef
 from sync.mapping import Mapping, load_mapping
 from tests.contract.marketo_fixtures import MarketoEnv, start_marketo
@@ -60,7 +62,7 @@ def marketo_factory() -> Iterator[Callable[..., MarketoEnv]]:
 
 
 def _connector(
-    env: MarketoEnv, mapping: Mapping, policy: RetryPolicy = FAST, **settings: Any
+    env: MarketoEnv, mapping: Mapping, policy: RetryPolicy = FAST, storage: Any = None, **settings: Any
 ) -> MarketoMarketing:
     values: dict[str, Any] = {
         "ma": "marketo",
@@ -70,7 +72,7 @@ def _connector(
         "marketo_munchkin_id": env.sandbox.munchkin_id,
         "marketo_window_limit": 100_000,
     } | settings
-    edge = open_edge(Settings(**values), policy, make_storage(None))
+    edge = open_edge(Settings(**values), policy, storage or make_storage(None))
     return MarketoMarketing(edge, mapping)
 
 
@@ -286,3 +288,61 @@ def test_flow_step_webhooks_mean_changes_and_merges(
         (RecordRef(MA, LEAD, "1002"), [RecordRef(MA, LEAD, "1003"), RecordRef(MA, LEAD, "1004")])
     ]
     assert meaning.deletions == []
+
+
+def test_every_worker_shares_one_window_and_the_day_count(
+    marketo_factory: Callable[..., MarketoEnv], mapping: Mapping, redis_url: str
+) -> None:
+    # Two connectors stand for two worker processes: together they keep 4 calls a second, under
+    # the sandbox's 5, and the day's count (what `closedloop status` shows) holds both.
+    env = marketo_factory(window_limit=5, window_seconds=1.0)
+    shared = {"marketo_window_limit": 4, "marketo_window_seconds": 1}
+    workers = [_connector(env, mapping, storage=make_storage(redis_url), **shared) for _ in range(2)]
+
+    def work(connector: MarketoMarketing) -> None:
+        for _ in range(5):
+            connector.edge.leads_by("email", ["nobody@example.com"], ["id"])
+
+    threads = [threading.Thread(target=work, args=(c,)) for c in workers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert env.sandbox.limits.rejected["606"] == 0
+    settings = Settings(ma="marketo", **shared)  # type: ignore[arg-type]
+    rest = sum(
+        int(r["count"]) for r in env.sandbox.counter.snapshot() if str(r["endpoint"]).startswith("/rest/")
+    )
+    assert rest >= 10  # identity calls are not counted by Marketo, nor by us
+    assert window_limiter(settings, make_storage(redis_url)).used_today() == rest
+
+
+def test_the_concurrency_gate_holds_across_workers_and_frees_dead_holders(redis_url: str) -> None:
+    gate = ConcurrencyGate(make_storage(redis_url), limit=2, namespace="marketo-test", lease_seconds=1.0)
+    other = ConcurrencyGate(make_storage(redis_url), limit=2, namespace="marketo-test", lease_seconds=1.0)
+    inside, peak = [0], [0]
+    lock = threading.Lock()
+
+    def call(g: ConcurrencyGate) -> None:
+        with g.held(timeout=30):
+            with lock:
+                inside[0] += 1
+                peak[0] = max(peak[0], inside[0])
+            time.sleep(0.05)
+            with lock:
+                inside[0] -= 1
+
+    threads = [threading.Thread(target=call, args=(gate if i % 2 else other,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert peak[0] == 2
+    # A worker that died holding both slots: they come back when the leases run out.
+    gate._enter("dead-1", 1.0)
+    gate._enter("dead-2", 1.0)
+    with pytest.raises(BudgetExhausted), other.held(timeout=0.2):
+        pass
+    began = time.monotonic()
+    with other.held(timeout=5):
+        assert time.monotonic() - began < 2.0
