@@ -466,6 +466,7 @@ class MarketoEdge:
         type_names: Sequence[str],
         max_pages: int = 50,
         lead_ids: Sequence[int] = (),
+        batch_size: int = MAX_BATCH,
     ) -> ActivityBatch:
         """Activities of the named types after ``token`` (of ``lead_ids`` only, at most 30, if given),
         following pages while more exist.
@@ -484,7 +485,13 @@ class MarketoEdge:
             current = batch.next_token
             page = self._call(
                 "activities",
-                partial(self.client.activities_page, list(ids.values()), current, lead_ids=list(lead_ids)),
+                partial(
+                    self.client.activities_page,
+                    list(ids.values()),
+                    current,
+                    batch_size=batch_size,
+                    lead_ids=list(lead_ids),
+                ),
             )
             batch.calls += 1
             batch.activities.extend(

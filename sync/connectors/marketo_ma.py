@@ -38,6 +38,7 @@ from sync.connectors.contract import (
 from sync.connectors.errors import RecordError, RetryPolicy
 from sync.connectors.incremental import CursorState
 from sync.connectors.marketo_client import (
+    MAX_BATCH,
     Activity,
     FieldSpec,
     MarketoEdge,
@@ -176,11 +177,14 @@ class MarketoMarketing:
     def _with_program(self, leads: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Add the acquisition program's name to each lead (programs read once, again when one is new)."""
         ids = {str(lead["acquisitionProgramId"]) for lead in leads if lead.get("acquisitionProgramId")}
-        if ids - set(self._program_names):
-            self._program_names = {str(p["id"]): str(p.get("name", "")) for p in self.edge.programs()}
+        unknown = ids - set(self._program_names)
+        if unknown:
+            self._program_names |= {str(p["id"]): str(p.get("name", "")) for p in self.edge.programs()}
+            # A program gone meanwhile stays unnamed instead of costing a call on every read.
+            self._program_names |= {pid: "" for pid in unknown if pid not in self._program_names}
         for lead in leads:
             program = lead.get("acquisitionProgramId")
-            lead[PROGRAM_NAME] = self._program_names.get(str(program)) if program else None
+            lead[PROGRAM_NAME] = (self._program_names.get(str(program)) or None) if program else None
         return leads
 
     def _read(self, lead_ids: Sequence[str], fields: Sequence[str]) -> list[dict[str, Any]]:
@@ -216,15 +220,17 @@ class MarketoMarketing:
         owner = {ref.record_id: cid for cid in common_ids for ref in links.get(cid, ()) if ref.role == MA}
         fields = self._fields(self.wanted)
         leads = self._read(list(owner), fields)
-        unlinked = [cid for cid in common_ids if cid not in set(owner.values())]
+        linked = set(owner.values())
+        unlinked = [cid for cid in common_ids if cid not in linked]
         if unlinked:
             for lead in self.edge.leads_by(self.id_field, unlinked, fields):
                 owner.setdefault(str(lead["id"]), str(lead.get(self.id_field)))
                 leads.append(lead)
         states: dict[str, RoleState] = {}
+        wanted = set(common_ids)
         for lead in self._with_program(leads):
             cid = owner.get(str(lead["id"]))
-            if cid is None or cid not in common_ids:
+            if cid is None or cid not in wanted:
                 continue
             updated = parse_timestamp(lead.get("updatedAt"))
             state = states.setdefault(cid, RoleState())
@@ -311,10 +317,14 @@ class MarketoMarketing:
     def scan(
         self, stream: str, state: Mapping[str, Any], since: datetime | None, page_size: int
     ) -> Iterator[ScanPage]:
-        """Every lead: each one has a New Lead activity, so the feed from the start lists them all."""
+        """Every lead: each one has a New Lead activity, so the feed from the start lists them all.
+
+        A page is ``page_size`` (at most 300) entries of the activity log, so some pages hold fewer leads.
+        """
         token = state.get("token") or self.edge.paging_token(EPOCH)
         while True:
-            batch = self.edge.activities_since(str(token), (NEW_LEAD,), max_pages=1)
+            size = max(1, min(page_size, MAX_BATCH))
+            batch = self.edge.activities_since(str(token), (NEW_LEAD,), max_pages=1, batch_size=size)
             ids = list(dict.fromkeys(str(a.lead_id) for a in batch.activities))
             leads = self._read(ids, self._identity_fields())
             chosen = [
