@@ -62,7 +62,8 @@ class SimClock:
 class FaultRule(BaseModel):
     """Injected failures for requests whose path matches ``path_regex``.
 
-    Rates are probabilities per request, checked in the order drop, 429, 5xx, slow. A drop aborts
+    Rates are probabilities per request, checked in the order drop, 429, 5xx, slow; with ``limit``
+    set, the rule stops injecting after that many faults (e.g. exactly one 429). A drop aborts
     the TCP connection without a response when served by :class:`ServerThread` (the client sees a
     connection error); elsewhere it falls back to raising :class:`DroppedConnection`.
     """
@@ -73,6 +74,8 @@ class FaultRule(BaseModel):
     rate_slow: float = 0.0
     slow_seconds: float = 2.0
     rate_drop: float = 0.0
+    limit: int | None = None  # inject at most this many faults (drop, 429, 5xx), then pass requests on
+    injected: int = 0  # faults injected so far under this rule
 
 
 class FaultPlan(BaseModel):
@@ -182,8 +185,10 @@ def install_faults_and_counter(
             return await call_next(request)
         endpoint = endpoint_template(path)
         rule = next((r for r in plan.rules if re.search(r.path_regex, path)), None)
-        if rule is not None:
+        if rule is not None and (rule.limit is None or rule.injected < rule.limit):
             roll = rng.random()
+            if roll < rule.rate_drop + rule.rate_429 + rule.rate_5xx:
+                rule.injected += 1
             if roll < rule.rate_drop:
                 counter.add(request.method, endpoint, 0)
                 drop = (request.scope.get("extensions") or {}).get(DROP_EXTENSION)

@@ -24,6 +24,7 @@ from sandboxes.scenario import Scenario, ScenarioConfig
 from sandboxes.verify import verify
 from sync import operations
 from sync.funnel.report.html import render_html
+from sync.funnel.report.i18n import Locale
 from sync.funnel.report.table import render_table
 from sync.reporting import funnel_report
 
@@ -100,8 +101,9 @@ def run_demo(
         breaches = operations.detect_sla_breaches(now=now)
         mapping, _ = scenario.runtime.mappings.get()
         report = funnel_report(scenario.runtime.store, mapping, now=now)
+        loc = Locale.of(scenario.runtime.settings.language, mapping)
         console.print("\n[bold]The funnel, measured by Closedloop from its transition log[/bold]")
-        render_table(report, console)
+        render_table(report, console, loc)
         _show_contacts(console, scenario, tool, records)
         truth = scenario.ground_truth()
         verdict = verify(truth, scenario.runtime.store, scenario.marketing, scenario.boxes.salesforce)
@@ -114,7 +116,7 @@ def run_demo(
             + f"[/]\nSLA breaches detected at the end: {breaches:,}."
         )
         html = workdir / "funnel-report.html"
-        html.write_text(render_html(report), encoding="utf-8")
+        html.write_text(render_html(report, loc), encoding="utf-8")
         calls = scenario.boxes.hubspot.counter.total() + scenario.boxes.salesforce.counter.total()
         if scenario.boxes.marketo is not None:
             calls += scenario.boxes.marketo.counter.total()

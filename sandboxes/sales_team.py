@@ -92,9 +92,14 @@ class TeamRates:
     score_pivot: float = 65.0
     amount_min_jpy: int = 300_000
     amount_max_jpy: int = 3_000_000
+    # "Fast reps": a share of people whose next two outcomes happen within one poll interval (a
+    # lead worked then disqualified a second later; an opportunity moved past qualification then
+    # lost or won a second later). Only a sync that replays history logs the stage in between.
+    fast_share: float = 0.0
 
     def __post_init__(self) -> None:
         for name in (
+            "fast_share",
             "contact_rate",
             "late_touch_share",
             "mql_to_sql",
@@ -191,6 +196,7 @@ def plan_for(
     win_p = _clamp(rates.sql_to_won * quality)
     hours = timedelta(hours=1)
     days = timedelta(days=1)
+    fast = FAST_GAP if rng.random() < rates.fast_share else None
     if rng.random() >= rates.contact_rate:
         return []  # never touched: the first-touch SLA breaches and the lead stays open
     if rng.random() < rates.late_touch_share:
@@ -201,7 +207,8 @@ def plan_for(
     if rng.random() >= qualify_p:
         roll = rng.random()
         if roll < rates.disqualify_share:
-            plan.append(PlannedAction(touch + hours * rng.uniform(1.0, 5 * 24.0), "disqualify"))
+            gap = fast or hours * rng.uniform(1.0, 5 * 24.0)
+            plan.append(PlannedAction(touch + gap, "disqualify", {"fast": True} if fast else {}))
         elif roll < rates.disqualify_share + rates.recycle_share:
             plan.append(PlannedAction(touch + days * rng.uniform(1.0, 10.0), "recycle"))
         return plan
@@ -209,21 +216,30 @@ def plan_for(
     plan.append(PlannedAction(converted, "convert", {"expected_close": (converted + 60 * days).date()}))
     won = rng.random() < win_p
     amount = _amount(rng, rates)
-    if not won and rng.random() < rates.lost_before_proposal_share:
+    if not won and rng.random() < rates.lost_before_proposal_share and not fast:
         lost_at = converted + days * rng.uniform(3.0, 20.0)
         plan.append(PlannedAction(lost_at, "lose", {"reason": _reason(rng, rates), "amount": None}))
         return plan
     proposed = converted + days * rng.uniform(3.0, 21.0)
     plan.append(PlannedAction(proposed, "propose", {"amount": amount}))
+    marked = {"fast": True} if fast else {}
     if won:
-        negotiated = proposed + days * rng.uniform(3.0, 14.0)
         final = _round_amount(amount * rng.uniform(0.85, 1.0))  # a discount in negotiation
+        if fast:
+            plan.append(PlannedAction(proposed + fast, "win", {"amount": final, **marked}))
+            return plan
+        negotiated = proposed + days * rng.uniform(3.0, 14.0)
         plan.append(PlannedAction(negotiated, "negotiate", {"amount": final}))
         plan.append(PlannedAction(negotiated + days * rng.uniform(2.0, 30.0), "win", {"amount": final}))
     else:
-        lost_at = proposed + days * rng.uniform(5.0, 40.0)
-        plan.append(PlannedAction(lost_at, "lose", {"reason": _reason(rng, rates), "amount": amount}))
+        lost_at = proposed + (fast or days * rng.uniform(5.0, 40.0))
+        plan.append(
+            PlannedAction(lost_at, "lose", {"reason": _reason(rng, rates), "amount": amount, **marked})
+        )
     return plan
+
+
+FAST_GAP = timedelta(seconds=1)
 
 
 def _clamp(p: float) -> float:

@@ -21,7 +21,7 @@ from sandboxes.ground_truth import GroundTruth
 from sandboxes.marketo.people import MarketoPeople
 from sandboxes.marketo.population import MarketoSeedTarget
 from sandboxes.population import PopulationSeeder, advance_clock_to, generate_population
-from sandboxes.sales_team import SalesTeam
+from sandboxes.sales_team import SalesTeam, TeamRates
 from sandboxes.server import Sandboxes, start_sandboxes
 from sync import operations
 from sync.config import Settings
@@ -61,6 +61,8 @@ class ScenarioConfig:
     # Marketo's window is 100 calls per 20 s; like the search allowance above, simulated runs may
     # widen it (both the sandbox's and the one Closedloop keeps). Contract tests check the real one.
     marketo_window_limit: int = 100
+    # Share of people whose sales rep makes two changes within one poll interval (see TeamRates).
+    fast_rep_share: float = 0.15
     extra_settings: dict[str, Any] = field(default_factory=dict)
 
 
@@ -157,7 +159,13 @@ class Scenario:
         else:
             self.marketing = target = self.boxes.hubspot
         self.seeder = PopulationSeeder(target, contacts, self.clock)
-        self.team = SalesTeam(self.boxes.salesforce, self.marketing, self.clock, seed=cfg.seed)
+        self.team = SalesTeam(
+            self.boxes.salesforce,
+            self.marketing,
+            self.clock,
+            seed=cfg.seed,
+            rates=TeamRates(fast_share=cfg.fast_rep_share),
+        )
         if cfg.embedded_worker:
             from sync.embedded import embedded_worker
 
@@ -226,7 +234,8 @@ class Scenario:
             done[action.lead_id] = done.get(action.lead_id, 0) + 1
         horizon: datetime | None = None
         for lead_id, plan in self.team.plans.items():
-            remaining = plan[done.get(lead_id, 0) :]
+            # A fast rep's second change is meant to land in the same poll interval as the first.
+            remaining = [a for a in plan[done.get(lead_id, 0) :] if not a.details.get("fast")]
             if len(remaining) >= 2 and (horizon is None or remaining[1].due < horizon):
                 horizon = remaining[1].due
         return horizon

@@ -95,6 +95,7 @@ class Sandboxes:
         self.salesforce_server.stop()
         if self.marketo_server is not None:
             self.marketo_server.stop()
+        self.tls.remove()
 
 
 def start_sandboxes(

@@ -38,7 +38,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from sync.connectors.contract import MA, SFA, Connector, HistoryEvent, MarketingConnector, SalesConnector
+from sync.connectors.contract import MA, SFA, Connector, MarketingConnector, SalesConnector
 from sync.engine import Engine
 from sync.facts import Profiles, refresh_attributes, transition_row
 from sync.identity import IdentityMap, RecordRef
@@ -316,13 +316,7 @@ class Backfill:
             return
         todo = [cid for cid in ids if cid in fresh]
         states = self.reader.read(todo, {cid: links.get(cid, []) for cid in todo})
-        events: dict[str, list[HistoryEvent]] = {cid: [] for cid in todo}
-        for connector, role_states in (
-            (self.connectors[MA], {cid: s.ma_state for cid, s in states.items() if s.ma_state is not None}),
-            (self.connectors[SFA], {cid: s.sfa_state for cid, s in states.items() if s.has_sfa}),
-        ):
-            for cid, found in connector.history(role_states).items():
-                events[cid] += found
+        events = self.reader.history(states)
         with self.store.session() as session:
             people = {
                 p.common_id: p

@@ -6,16 +6,25 @@ The YAML file is named by ``CLOSEDLOOP_CONFIG_FILE`` (keys are the setting names
 
 from __future__ import annotations
 
+import difflib
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from ruamel.yaml import YAML
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 DEFAULT_DATABASE_URL = "sqlite:///./var/closedloop.db"
 HUBSPOT_PUBLIC_API = "https://api.hubapi.com"
+ENV_PREFIX = "CLOSEDLOOP_"
+# CLOSEDLOOP_* variables that are read but are not settings (the test suite's own use CLOSEDLOOP_TEST_).
+NON_SETTING_VARIABLES = frozenset({"CLOSEDLOOP_CONFIG_FILE"})
+RESERVED_PREFIXES = ("CLOSEDLOOP_TEST_",)
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_QUOTED = re.compile(r"'[^']{3,}'|\"[^\"]{3,}\"")
 
 
 class _YamlFileSource(PydanticBaseSettingsSource):
@@ -28,7 +37,10 @@ class _YamlFileSource(PydanticBaseSettingsSource):
         path = os.environ.get("CLOSEDLOOP_CONFIG_FILE")
         if not path:
             return {}
-        data = YAML(typ="safe").load(Path(path).read_text(encoding="utf-8")) or {}
+        try:
+            data = YAML(typ="safe").load(Path(path).read_text(encoding="utf-8")) or {}
+        except YAMLError as exc:
+            raise ValueError(f"{path}: {yaml_problem(exc)}") from None
         if not isinstance(data, dict):
             raise ValueError(f"{path}: the settings file must hold a mapping of setting names to values")
         return {str(k).lower(): v for k, v in data.items()}
@@ -37,7 +49,10 @@ class _YamlFileSource(PydanticBaseSettingsSource):
 class Settings(BaseSettings):
     """Every setting Closedloop reads. Secrets are ``SecretStr`` so they never print."""
 
-    model_config = SettingsConfigDict(env_prefix="CLOSEDLOOP_", extra="ignore", validate_default=True)
+    # allow_inf_nan=False: an infinite interval or timeout passes ``gt=0`` and then crashes a sleep or a timer.
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="ignore", validate_default=True, allow_inf_nan=False
+    )
 
     database_url: str = DEFAULT_DATABASE_URL
     redis_url: str | None = Field(default=None, description="unset = embedded, in-process broker")
@@ -79,7 +94,7 @@ class Settings(BaseSettings):
     salesforce_consumer_key: str | None = None
     salesforce_private_key_file: Path | None = None
     salesforce_ca_bundle: Path | None = None
-    salesforce_api_version: str = "59.0"
+    salesforce_api_version: str = Field(default="59.0", pattern=r"^[1-9][0-9]*\.0$", description="e.g. 59.0")
     salesforce_api_share: float = Field(default=0.5, gt=0, le=1, description="share of the daily allocation")
     salesforce_org_id: str | None = None
     salesforce_outbound_secret: SecretStr | None = None
@@ -89,15 +104,31 @@ class Settings(BaseSettings):
     poll_interval: float = Field(default=30.0, gt=0, description="seconds between polling cycles")
     poll_overlap: float = Field(default=120.0, ge=0, description="seconds re-read behind each watermark")
     batch_size: int = Field(default=200, gt=0, le=2000, description="people per sync task")
+    inbox_coalesce_seconds: float = Field(
+        default=0.4, ge=0, le=10, description="webhook events arriving this close together sync as one batch"
+    )
     broker_visibility_timeout: float = Field(
         default=600.0, gt=0, description="seconds until a dead worker's unacknowledged task is redelivered"
     )
     retry_max_attempts: int = Field(default=6, ge=1)
     retry_base_seconds: float = Field(default=0.5, ge=0)
     retry_max_seconds: float = Field(default=30.0, ge=0)
+    language: Literal["en", "ja"] = Field(default="en", description="CLI tables, HTML report, dashboard")
+    dashboard_token: SecretStr | None = Field(default=None, description="turns /dashboard on")
+    dashboard_user: str | None = Field(default=None, description="basic auth for /dashboard, with password")
+    dashboard_password: SecretStr | None = None
+    dashboard_refresh_seconds: int = Field(default=60, ge=5, description="the dashboard reloads itself")
     log_format: Literal["json", "console"] = "json"
     log_level: str = "INFO"
     max_request_bytes: int = Field(default=1_048_576, gt=0)
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.strip().upper()
+        if level not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+        return level
 
     @field_validator("database_url")
     @classmethod
@@ -123,6 +154,13 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, _YamlFileSource(settings_cls), file_secret_settings)
+
+    @property
+    def dashboard_enabled(self) -> bool:
+        """The dashboard is served only when a credential for it is configured."""
+        token = self.dashboard_token.get_secret_value() if self.dashboard_token else ""
+        password = self.dashboard_password.get_secret_value() if self.dashboard_password else ""
+        return bool(token or (self.dashboard_user and password))
 
     @property
     def salesforce_auth_mode(self) -> str | None:
@@ -153,13 +191,46 @@ class Settings(BaseSettings):
 
 
 def mask_url(url: str) -> str:
-    """Hide the password in a URL such as ``postgresql://user:pw@host/db``."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
-        return url
-    creds, _, host = rest.rpartition("@")
-    user = creds.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}" if ":" in creds else url
+    """Hide the passwords in a URL: ``postgresql://user:pw@host/db`` and ``?password=pw`` alike."""
+    from sync.logs import redact_text
+
+    return redact_text(url)
+
+
+def yaml_problem(exc: YAMLError) -> str:
+    """Where and what a YAML syntax error is, without quoting the file (its lines may hold a token)."""
+    if not isinstance(exc, MarkedYAMLError):
+        return "not valid YAML"
+    mark = exc.problem_mark or exc.context_mark
+    where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
+    # Problems quote what they found ('found duplicate key "x" with value "..."'): keep only the shape.
+    problem = _QUOTED.sub("'…'", " ".join(p for p in (exc.context, exc.problem) if p))
+    return (
+        f"YAML syntax error at {where}: {problem or 'invalid'} (the line is not shown: it may hold a secret)"
+    )
+
+
+def unknown_variables(environ: dict[str, str] | None = None) -> list[str]:
+    """Warnings for ``CLOSEDLOOP_*`` variables that are no setting, with a "did you mean" suggestion."""
+    environ = dict(os.environ) if environ is None else environ
+    known = [ENV_PREFIX + name.upper() for name in Settings.model_fields]
+    warnings = []
+    for name in sorted(environ):
+        upper = name.upper()
+        if not upper.startswith(ENV_PREFIX) or upper in known or upper in NON_SETTING_VARIABLES:
+            continue
+        if upper.startswith(RESERVED_PREFIXES):
+            continue
+        # compare without the shared prefix, which would make any two names look alike
+        names = [n.removeprefix(ENV_PREFIX) for n in (*known, *NON_SETTING_VARIABLES)]
+        guess = difflib.get_close_matches(upper.removeprefix(ENV_PREFIX), names, n=1, cutoff=0.75)
+        hint = (
+            f"; did you mean {ENV_PREFIX}{guess[0]}?"
+            if guess
+            else "; see `closedloop config check` for the settings"
+        )
+        warnings.append(f"{name} is not a Closedloop setting and is ignored{hint}")
+    return warnings
 
 
 def check_settings(settings: Settings | None = None) -> tuple[Settings | None, list[str]]:
@@ -195,6 +266,10 @@ def check_settings(settings: Settings | None = None) -> tuple[Settings | None, l
         )
     if not settings.mappings.exists():
         problems.append(f"CLOSEDLOOP_MAPPINGS: no such file or directory: {settings.mappings}")
+    if bool(settings.dashboard_user) != bool(
+        settings.dashboard_password and settings.dashboard_password.get_secret_value()
+    ):
+        problems.append("CLOSEDLOOP_DASHBOARD_USER / _PASSWORD: give both for basic auth, or neither")
     if settings.redis_url is not None and not settings.redis_url.startswith(("redis://", "rediss://")):
         problems.append("CLOSEDLOOP_REDIS_URL: must start with redis:// or rediss://")
     return settings, problems

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from sync import metrics
-from sync.connectors.contract import MarketingConnector, SalesConnector
+from sync.connectors.contract import HistoryEvent, MarketingConnector, SalesConnector
 from sync.connectors.errors import ConnectorError, RecordError
 from sync.facts import Profiles, refresh_attributes, transition_row
 from sync.fieldsync import MA, SFA, FieldDecision, decide_fields, same, value_hash
@@ -25,6 +25,7 @@ from sync.logs import get_logger
 from sync.mapping import Mapping
 from sync.mapping.project import closed_loop_values, project
 from sync.people import PersonState, StateReader
+from sync.replay import Step, replay
 from sync.stages import PersonView, compute_stage, decide_transition, entered_at
 from sync.store.db import Store
 from sync.store.errors import record_error
@@ -64,6 +65,18 @@ class _Plan:
     )  # object -> record id -> fields
     owners: dict[tuple[str, str], str] = field(default_factory=dict)  # (kind, key) -> common id
     settled: dict[str, dict[tuple[str, str], Any]] = field(default_factory=dict)  # cid -> values after writes
+    handovers: dict[str, _Handover] = field(default_factory=dict)  # cid -> the sales record being created
+
+
+@dataclass(frozen=True)
+class _Handover:
+    """A person handed to sales in this sync: what was created, and their marketing record then."""
+
+    object: str
+    fields: dict[str, Any]
+    ma_id: str
+    ma: dict[str, Any]
+    stage: str | None
 
 
 @dataclass
@@ -116,17 +129,29 @@ class Engine:
             return result
         with people_locked(self.store, ids):
             with self.store.session() as session:
-                ids = list(session.scalars(select(Person.common_id).where(Person.common_id.in_(ids))))
+                stages = dict(
+                    session.execute(
+                        select(Person.common_id, Person.stage).where(Person.common_id.in_(ids))
+                    ).all()
+                )
+                ids = sorted(stages)
                 links = IdentityMap(session, self.connectors).links(ids)
                 remembered = self._remembered(session, ids)
             states = self.reader.read(ids, links)
+            found = self._existing_sales_records(states, stages, links)
+            history = self.reader.history(states)
             plan = _Plan()
             with self.store.session() as session:
+                identity = IdentityMap(session, self.connectors)
+                for cid, ref in found:
+                    identity.link(cid, ref)
                 people = {
                     p.common_id: p for p in session.scalars(select(Person).where(Person.common_id.in_(ids)))
                 }
                 for cid in ids:
-                    result.transitions += self._apply_stage(session, people[cid], states[cid], cause)
+                    result.transitions += self._apply_stage(
+                        session, people[cid], states[cid], history.get(cid, []), cause
+                    )
                     self._plan_person(people[cid], states[cid], remembered.get(cid, {}), plan)
             sent = self._send(plan, result)
             with self.store.session() as session:
@@ -138,32 +163,98 @@ class Engine:
         log.info("synced", cause=cause, **{k: v for k, v in result.__dict__.items() if k != "error_keys"})
         return result
 
+    def _existing_sales_records(
+        self, states: dict[str, PersonState], stages: dict[str, str | None], links: dict[str, list[RecordRef]]
+    ) -> list[tuple[str, RecordRef]]:
+        """Before a handover, the sales-side records that are already this person (same email), not linked yet.
+
+        Without this, a person whose lead already exists in sales (entered by hand, or before
+        Closedloop ran) would be handed over as a second lead, and real orgs' duplicate rules refuse it.
+        Found records are linked and read, so the sync updates them instead of creating one.
+        """
+        due: dict[str, str] = {}
+        for cid, state in states.items():
+            if state.ma is None or state.has_sfa:
+                continue
+            stage = compute_stage(self.mapping, state.view()) or stages.get(cid)
+            if not (self._past_handover(stage) or self._past_handover(stages.get(cid))):
+                continue
+            email = normalise_email(state.ma.get(self.ma.profile.email_field))
+            if email:
+                due[email] = cid
+        if not due:
+            return []
+        found = [(due[email], ref) for email, ref in self.sfa.find_people(list(due)).items() if email in due]
+        if found:
+            for cid, ref in found:
+                links.setdefault(cid, []).append(ref)
+            fresh = self.sfa.read_people([cid for cid, _ in found], links)
+            for cid, _ref in found:
+                if cid in fresh:
+                    states[cid].sfa_state = fresh[cid]
+            log.info("handover_found_existing_records", people=len(found))
+        return found
+
     # -- stages ------------------------------------------------------------------------------------
 
-    def _apply_stage(self, session: Session, person: Person, state: PersonState, cause: str) -> int:
+    def _apply_stage(
+        self, session: Session, person: Person, state: PersonState, history: list[HistoryEvent], cause: str
+    ) -> int:
+        """Log every stage the person went through since the last sync, with the source's times.
+
+        The systems' history is replayed first (so a lead worked and disqualified between two polls
+        still shows both stages, each at its own time); then the fresh state decides, for changes
+        the history does not keep, at the time the record says it changed.
+        """
         view = state.view()
         refresh_attributes(person, view, self.profiles)
-        computed = compute_stage(self.mapping, view)
-        entering = decide_transition(self.mapping, person.stage, computed)
-        if not entering:
-            return 0
-        previous_time = person.stage_entered_at
         added = 0
-        for stage_id in entering:
+        replayed = replay(
+            self.mapping, self.profiles, history, start=person.stage, after=person.stage_entered_at
+        )
+        for step in replayed:
+            source = (step.role, self.connectors[step.role], step.record_id)
+            added += self._enter(session, person, step.to_stage, step.at, view, source, cause, step)
+        computed = compute_stage(self.mapping, view)
+        for stage_id in decide_transition(self.mapping, person.stage, computed):
             when = self._entry_time(stage_id, state) or utcnow()
-            if previous_time is not None and when < previous_time:
-                when = previous_time  # a date-only source field must not put a stage before its predecessor
-            if self._record_transition(session, person, state, stage_id, when, cause, view):
-                added += 1
-                metrics.transitions_total.labels(to_stage=stage_id).inc()
-                if self.on_transition is not None:
-                    self.on_transition(session, person.common_id, stage_id, when)
-            if stage_id == self.mapping.handover.at and person.score_at_mql is None:
-                person.score_at_mql = self.profiles.score(view)
-            person.stage = stage_id
-            person.stage_entered_at = when
-            previous_time = when
-        person.updated_at = utcnow()
+            if person.stage_entered_at is not None and when < person.stage_entered_at:
+                when = (
+                    person.stage_entered_at
+                )  # a date-only source field must not put a stage before its predecessor
+            added += self._enter(session, person, stage_id, when, view, self._source(stage_id, state), cause)
+        if added or replayed:
+            person.updated_at = utcnow()
+        return added
+
+    def _enter(
+        self,
+        session: Session,
+        person: Person,
+        stage_id: str,
+        when: datetime,
+        view: PersonView,
+        source: tuple[str, str, str | None],
+        cause: str,
+        step: Step | None = None,
+    ) -> int:
+        """Move the person into ``stage_id`` at ``when``; 1 if that appended a transition row."""
+        added = 0
+        if not self._logged(session, person.common_id, stage_id, when):
+            row = transition_row(
+                self.mapping, self.profiles, person, stage_id, person.stage, when, view, source, cause
+            )
+            if step is not None:  # the snapshot of that moment knows the reason and amount of then
+                row.reason, row.amount = step.reason, step.amount
+            session.add(row)
+            added = 1
+            metrics.transitions_total.labels(to_stage=stage_id).inc()
+            if self.on_transition is not None:
+                self.on_transition(session, person.common_id, stage_id, when)
+        if stage_id == self.mapping.handover.at and person.score_at_mql is None:
+            person.score_at_mql = self.profiles.score(view)
+        person.stage = stage_id
+        person.stage_entered_at = when
         return added
 
     def _entry_time(self, stage_id: str, state: PersonState) -> datetime | None:
@@ -180,36 +271,24 @@ class Engine:
             return state.ma_updated_at
         return None
 
-    def _record_transition(
-        self,
-        session: Session,
-        person: Person,
-        state: PersonState,
-        stage_id: str,
-        when: datetime,
-        cause: str,
-        view: PersonView,
-    ) -> bool:
-        exists = session.execute(
+    @staticmethod
+    def _logged(session: Session, common_id: str, stage_id: str, when: datetime) -> bool:
+        found = session.execute(
             select(Transition.id).where(
-                Transition.common_id == person.common_id,
+                Transition.common_id == common_id,
                 Transition.to_stage == stage_id,
                 Transition.occurred_at == when,
             )
         ).first()
-        if exists:
-            return False
+        return found is not None
+
+    def _source(self, stage_id: str, state: PersonState) -> tuple[str, str, str | None]:
+        """The record whose state proves the stage: the sales-side record its condition names, else marketing's."""
         stage = self.mapping.stage(stage_id)
-        source = (MA, self.connectors[MA], state.ma_id)
         if stage.sfa is not None:
             evidence = state.record(stage.sfa.object) or {}
-            source = (SFA, self.connectors[SFA], evidence.get(self.sfa.profile.id_field))
-        session.add(
-            transition_row(
-                self.mapping, self.profiles, person, stage_id, person.stage, when, view, source, cause
-            )
-        )
-        return True
+            return (SFA, self.connectors[SFA], evidence.get(self.sfa.profile.id_field))
+        return (MA, self.connectors[MA], state.ma_id)
 
     # -- field writes ------------------------------------------------------------------------------
 
@@ -232,6 +311,10 @@ class Engine:
                 fields[ext] = cid
                 plan.sfa_upserts.setdefault(create_as, {})[cid] = fields
                 plan.owners[("sfa_create", cid)] = cid
+                if state.ma_id:
+                    plan.handovers[cid] = _Handover(
+                        create_as, fields, state.ma_id, dict(state.ma), person.stage
+                    )
                 for fm in self.mapping.fields:
                     if fm.sfa in fields:
                         settled[(SFA, fm.sfa)] = fields[fm.sfa]
@@ -253,7 +336,7 @@ class Engine:
                 plan.owners[("sfa", record_id)] = cid
 
         if state.ma is not None:
-            ma_writes.update(self._closed_loop_writes(person, state))
+            ma_writes.update(self._closed_loop_writes(person.stage, state.ma, state.sfa_state.records))
             if state.ma.get(ma_prop) != cid:
                 ma_writes[ma_prop] = cid
             if ma_writes and state.ma_id:
@@ -266,7 +349,7 @@ class Engine:
                 props = project(self.mapping, "sfa", record, sfa_object=obj)
                 props[ma_prop] = cid
                 props[self.ma.profile.email_field] = email
-                props.update(self._closed_loop_writes(person, state))
+                props.update(self._closed_loop_writes(person.stage, {}, state.sfa_state.records))
                 plan.ma_creates[cid] = props
                 plan.owners[("ma_create", cid)] = cid
         plan.settled[cid] = settled
@@ -289,16 +372,19 @@ class Engine:
             parse_timestamp(record.get(self.sfa.profile.modified_field)),
         )
 
-    def _closed_loop_writes(self, person: Person, state: PersonState) -> dict[str, Any]:
-        ma = state.ma or {}
+    def _closed_loop_writes(
+        self, stage: str | None, ma: dict[str, Any], sfa_records: dict[str, dict[str, Any]]
+    ) -> dict[str, Any]:
+        """The sales outcome and standard stage on the marketing record, where they differ from it now."""
         writes: dict[str, Any] = {}
-        has_person = any(state.record(obj) is not None for obj in self.sfa.profile.person_objects)
-        values = closed_loop_values(self.mapping, state.view(), person.stage) if has_person else {}
+        has_person = any(obj in sfa_records for obj in self.sfa.profile.person_objects)
+        view = PersonView(ma=ma, sfa=sfa_records)
+        values = closed_loop_values(self.mapping, view, stage) if has_person else {}
         for prop, value in values.items():
             if not same(value, ma.get(prop)):
                 writes[prop] = value
-        if state.ma is not None:
-            writes.update(self.ma.lifecycle_writes(person.stage, ma))
+        if ma:
+            writes.update(self.ma.lifecycle_writes(stage, ma))
         return writes
 
     def _past_handover(self, stage: str | None) -> bool:
@@ -320,6 +406,12 @@ class Engine:
                 sent, SFA, obj, "upsert", list(rows), partial(self.sfa.upsert, obj, ext, rows)
             )
             sent.links += [(cid, RecordRef(SFA, obj, record_id)) for cid, record_id in (ids or {}).items()]
+            # A duplicate rule that refused the create names the record this person already is.
+            for err in errs or []:
+                matched = self.sfa.refs_for(err.matched_ids) if err.matched_ids else []
+                if matched:
+                    sent.links.append((err.key, matched[0]))
+            self._closed_loop_after_handover(plan, ids or {})
             result.leads_created += len(ids or {})
             result.sfa_writes += len(ids or {})
             sent.rejected += [(SFA, obj, e, e.key) for e in errs or []]
@@ -352,6 +444,22 @@ class Engine:
             result.ma_created += len(created or {})
             sent.rejected += [(MA, ma_object, e, e.key) for e in errs or []]
         return sent
+
+    def _closed_loop_after_handover(self, plan: _Plan, created: dict[str, str]) -> None:
+        """Write the new sales record's outcome fields in this sync's one marketing write per person.
+
+        The sales system fills defaults on create (e.g. a lead's status); the connector says what the
+        created record holds, so marketing is not written a second time once the next poll reads it.
+        """
+        for cid, record_id in created.items():
+            handover = plan.handovers.get(cid)
+            if handover is None:
+                continue
+            record = self.sfa.as_created(handover.object, handover.fields, record_id)
+            writes = self._closed_loop_writes(handover.stage, handover.ma, {handover.object: record})
+            if writes:
+                plan.ma_updates.setdefault(handover.ma_id, {}).update(writes)
+                plan.owners[("ma", handover.ma_id)] = cid
 
     def _guard(
         self, sent: _Sent, role: str, obj: str, operation: str, owners: list[str], call: Callable[[], Any]

@@ -52,20 +52,25 @@ class Profiles:
         return {}
 
 
+def _fits(value: Any, column: Any) -> str:
+    """``value`` as text cut to the column's length: a long campaign name must not stop a sync."""
+    return str(value)[: column.type.length]
+
+
 def refresh_attributes(person: Person, view: PersonView, profiles: Profiles) -> None:
     """Campaign, source, owner and email as the systems now say (a blank never erases a known value)."""
     ma = view.ma or {}
     ma_profile, sfa_profile = profiles.ma, profiles.sfa
     if ma_profile.campaign_field and ma.get(ma_profile.campaign_field):
-        person.campaign = str(ma[ma_profile.campaign_field])
+        person.campaign = _fits(ma[ma_profile.campaign_field], Person.campaign)
     if ma_profile.source_field and ma.get(ma_profile.source_field):
-        person.source = str(ma[ma_profile.source_field])
+        person.source = _fits(ma[ma_profile.source_field], Person.source)
     sfa_person = profiles.sfa_person_record(view)
     if sfa_profile.owner_field:
         outcome = view.record(sfa_profile.outcome_object) if sfa_profile.outcome_object else None
         owner = (outcome or sfa_person).get(sfa_profile.owner_field)
         if owner:
-            person.owner = str(owner)
+            person.owner = _fits(owner, Person.owner)
     email = normalise_email(ma.get(ma_profile.email_field) or sfa_person.get(sfa_profile.email_field))
     if email:
         person.email = email
@@ -79,13 +84,13 @@ def detour_reason(mapping: Mapping, profiles: Profiles, stage_id: str, view: Per
     if stage.reason is not None:
         record = view.record(stage.reason.object)
         value = record.get(stage.reason.field) if record is not None else None
-        return str(value) if value not in (None, "") else None
+        return _fits(value, Transition.reason) if value not in (None, "") else None
     obj = stage.sfa.object if stage.sfa is not None else None
     status = profiles.sfa.status_field
     if obj in profiles.sfa.person_objects and status:
         record = view.record(obj)
         value = record.get(status) if record is not None else None
-        return str(value) if value not in (None, "") else None
+        return _fits(value, Transition.reason) if value not in (None, "") else None
     return None
 
 

@@ -6,6 +6,7 @@ keys (email by default) → a newly minted ULID.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,14 +24,28 @@ from sync.timeutil import utcnow
 _RESOLVE_ATTEMPTS = 3
 
 
+MAX_EMAIL = 254  # the longest address SMTP can carry (RFC 5321 path limit)
+# A common ID is ours (a ULID) or at least an identifier-like token short enough for the store; a
+# value someone typed into the common-ID field (quotes, spaces, 60 characters) is not adopted.
+_COMMON_ID = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
+
+
 def normalise_email(value: object) -> str | None:
     """NFKC (full-width → ASCII), trimmed, lower-cased; None unless it looks like an address."""
     if value is None:
         return None
     text = unicodedata.normalize("NFKC", str(value)).strip().lower()
-    if "@" not in text or text.startswith("@") or text.endswith("@") or " " in text:
+    if "@" not in text or text.startswith("@") or text.endswith("@") or " " in text or len(text) > MAX_EMAIL:
         return None
     return text
+
+
+def valid_common_id(value: object) -> str | None:
+    """The value as a common ID, or None when it cannot be one (blank, too long, odd characters)."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text if _COMMON_ID.match(text) else None
 
 
 def mint_common_id() -> str:
@@ -62,7 +77,7 @@ class Candidate:
         key = normalise_email(email)
         return cls(
             records=records,
-            common_id=str(common_id) if common_id else None,
+            common_id=valid_common_id(common_id),
             keys={"email": key} if key else {},
             email=key,
         )

@@ -13,11 +13,16 @@ import structlog
 _SECRET_KEYS = re.compile(r"(token|secret|password|session_id|authorization|api_key|private_key)", re.I)
 _BEARER = re.compile(r"(Bearer\s+)[A-Za-z0-9._!\-]+", re.I)
 _URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]+@")
+# Drivers accept credentials as query parameters too (``?password=``, libpq's ``sslpassword=``).
+_QUERY_SECRET = re.compile(
+    r"([?&;](?:[a-z_]*password|passwd|pwd|[a-z_]*token|[a-z_]*secret|api_?key)=)[^&;#\s'\"]+", re.I
+)
 
 
 def redact_text(text: str) -> str:
-    """Mask bearer tokens and URL passwords inside free text."""
-    return _URL_PASSWORD.sub(r"\1***@", _BEARER.sub(r"\1***", text))
+    """Mask bearer tokens, URL passwords and secret query parameters inside free text."""
+    text = _URL_PASSWORD.sub(r"\1***@", _BEARER.sub(r"\1***", text))
+    return _QUERY_SECRET.sub(r"\1***", text)
 
 
 def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:

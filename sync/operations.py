@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+import time
+from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -105,13 +107,38 @@ def _resolve_errors(common_ids: list[str]) -> None:
 
 
 def process_inbox(event_ids: list[int]) -> dict[str, Any]:
-    """Process stored webhook events."""
-    try:
-        result = runtime().inbox.process(event_ids)
-    except ConnectorError as exc:
-        log.error("inbox_processing_failed", events=len(event_ids), error=exc.message[:300])
-        return {"people": 0, "errors": len(event_ids)}
-    return {k: v for k, v in result.__dict__.items() if k != "error_keys"}
+    """Process stored webhook events, together with every other event pending by then (coalesced).
+
+    A webhook only says who changed; syncing each event alone would read both systems once per
+    change. One drainer at a time waits ``inbox_coalesce_seconds`` so close arrivals join, then
+    takes everything pending as one batch, and repeats until nothing is pending. A task that finds
+    the drainer busy leaves its events to it: the drainer looks again after letting go, so no event
+    waits for the sweep.
+    """
+    from sync.locks import exclusive
+
+    rt = runtime()
+    window = rt.settings.inbox_coalesce_seconds
+    totals: Counter[str] = Counter()
+    while True:
+        with exclusive("inbox:drain", rt.settings.redis_url) as held:
+            if not held:
+                return {"coalesced": len(event_ids)}
+            while True:
+                if window > 0:
+                    time.sleep(window)  # events arriving meanwhile join this batch
+                pending = rt.inbox.pending_ids(limit=rt.settings.batch_size)
+                if not pending:
+                    break
+                try:
+                    result = rt.inbox.process(pending)
+                except ConnectorError as exc:  # the events stay pending: the sweep retries them later
+                    log.error("inbox_processing_failed", events=len(pending), error=exc.message[:300])
+                    totals["errors"] += len(pending)
+                    return dict(totals)
+                totals.update({k: v for k, v in result.__dict__.items() if isinstance(v, int)})
+        if not rt.inbox.pending_ids(limit=1):
+            return dict(totals)
 
 
 def sweep_inbox(min_age_seconds: float = 5.0) -> int:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sync.connectors.contract import MarketingConnector, RoleState, SalesConnector, WriteTarget
+from sync.connectors.contract import HistoryEvent, MarketingConnector, RoleState, SalesConnector, WriteTarget
 from sync.identity import RecordRef
 from sync.stages import PersonView
 
@@ -69,6 +69,17 @@ class StateReader:
             cid: PersonState(cid, ma_states.get(cid), sfa_states.get(cid) or RoleState())
             for cid in common_ids
         }
+
+    def history(self, states: Mapping[str, PersonState]) -> dict[str, list[HistoryEvent]]:
+        """Both systems' history of these people, as snapshots for replay."""
+        out: dict[str, list[HistoryEvent]] = {cid: [] for cid in states}
+        ma = {cid: s.ma_state for cid, s in states.items() if s.ma_state is not None}
+        sfa = {cid: s.sfa_state for cid, s in states.items() if s.has_sfa}
+        for connector, role_states in ((self.ma, ma), (self.sfa, sfa)):
+            if role_states:
+                for cid, events in connector.history(role_states).items():
+                    out[cid] += events
+        return out
 
     def write_target(self, state: PersonState) -> WriteTarget | None:
         """Where the person's mapped fields are written on the sales side now."""

@@ -37,11 +37,17 @@ class Step:
 
 
 def replay(
-    mapping: Mapping, profiles: Profiles, events: Iterable[HistoryEvent], start: str | None = None
+    mapping: Mapping,
+    profiles: Profiles,
+    events: Iterable[HistoryEvent],
+    start: str | None = None,
+    after: datetime | None = None,
 ) -> list[Step]:
     """The transitions the mapping's stage rules yield over the person's snapshots, oldest first.
 
-    Events at the same instant apply marketing first, then the sales side in evidence order.
+    Events at the same instant apply marketing first, then the sales side in evidence order. With
+    ``after`` (the person's last recorded transition), earlier events only build up the records'
+    state; transitions are decided from ``start`` on for the events after it.
     """
     order: dict[tuple[str, str], int] = {(MA, obj): 0 for obj in profiles.ma.person_objects}
     order |= {(SFA, obj): i + 1 for i, obj in enumerate(profiles.sfa.evidence_order)}
@@ -50,7 +56,7 @@ def replay(
     ma: dict[str, Any] | None = None
     people: dict[str, dict[str, Any]] = {}
     outcomes: dict[str, tuple[str, dict[str, Any]]] = {}
-    current, steps = start, []
+    current, steps = (start if after is None else None), []
     for event in ordered:
         if event.role == MA:
             ma = dict(event.snapshot)
@@ -61,6 +67,10 @@ def replay(
         sfa = dict(people)
         if outcomes and outcome is not None:
             sfa[outcome] = max(outcomes.values(), key=lambda o: o[0])[1]
+        if after is not None:
+            if event.at <= after:
+                continue
+            current, after = start, None
         view = PersonView(ma=ma, sfa=sfa)
         for stage_id in decide_transition(mapping, current, compute_stage(mapping, view)):
             steps.append(_step(mapping, profiles, stage_id, current, event, view))

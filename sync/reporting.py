@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 
 from sync.funnel.build import build_report
 from sync.funnel.figures import FunnelReport
+from sync.funnel.filters import EVERYONE, PeopleFilter
 from sync.mapping import Mapping
 from sync.sla_hooks import sla_rules
 from sync.store.db import Store
@@ -33,8 +34,9 @@ def funnel_report(
     until: datetime | None = None,
     by: str | None = None,
     now: datetime | None = None,
+    who: PeopleFilter = EVERYONE,
 ) -> FunnelReport:
-    """Measure the funnel with the mapping's stages and SLAs."""
+    """Measure the funnel with the mapping's stages and SLAs (``who``: only some people)."""
     default_since, default_until = default_period(store, now)
     return build_report(
         store,
@@ -45,4 +47,5 @@ def funnel_report(
         detours=mapping.detours(),
         slas=sla_rules(mapping),
         now=now,
+        who=who,
     )

@@ -15,11 +15,13 @@ class SetupReport:
     created: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
 
     def add(self, part: Provisioning) -> None:
         self.created += part.created
         self.missing += part.missing
         self.problems += part.problems
+        self.notices += part.notices
 
 
 def run_setup(

@@ -201,7 +201,12 @@ def entered_at(mapping: Mapping, stage_id: str, view: PersonView) -> datetime | 
     if spec is None:
         return None
     if spec.ma is not None:
-        return parse_datetime(view.ma.get(spec.ma)) if view.ma is not None else None
+        if view.ma is None:
+            return None
+        for name in spec.ma_properties:  # the first one the source filled
+            if (when := parse_datetime(view.ma.get(name))) is not None:
+                return when
+        return None
     assert spec.sfa is not None
     rec = view.record(spec.sfa.object)
     return parse_datetime(rec.get(spec.sfa.field)) if rec is not None else None

@@ -110,6 +110,47 @@ class SalesforceSandbox:
             lead_id, converted_status, opportunity_name, create_opportunity, user_id
         )
 
+    # ------------------------------------------------------------------------------ org setup
+
+    def configure_duplicate_rule(
+        self, name: str, *, active: bool | None = None, action_on_insert: str | None = None
+    ) -> None:
+        """Activate/deactivate a duplicate rule or set its insert action ("Allow" or "Block")."""
+        with self.store.lock:
+            rule = self.store.duplicates.rules[name]
+            if active is not None:
+                rule.active = active
+            if action_on_insert is not None:
+                if action_on_insert not in ("Allow", "Block"):
+                    raise ValueError(f"action must be Allow or Block, not {action_on_insert!r}")
+                rule.action_on_insert = action_on_insert
+
+    def add_user(
+        self, first_name: str, last_name: str, *, title: str | None = None, department: str | None = None
+    ) -> str:
+        """Create an active User (an admin's Setup action, not counted); returns its Id."""
+        alias = (first_name[:1] + last_name).lower()[:8]
+        username = (
+            f"{first_name}.{last_name}.{len(self.store.tables['User']) + 1}@sandbox.example.com".lower()
+        )
+        return self.store.create(
+            "User",
+            {
+                "Username": username,
+                "FirstName": first_name,
+                "LastName": last_name,
+                "Email": username,
+                "Alias": alias,
+                "Title": title,
+                "Department": department,
+            },
+            API_USER_ID,
+        )
+
+    def set_history_tracking(self, sobject: str, field_name: str, tracked: bool) -> None:
+        """Switch field history tracking of ``sobject.field_name`` (Lead, Opportunity) on or off."""
+        self.store.set_history_tracking(sobject, field_name, tracked)
+
     # ------------------------------------------------------------------------------ outbound messages
 
     def configure_outbound(

@@ -1,8 +1,11 @@
 """sObject Collections (``composite/sobjects``) and the Composite resource (``composite``).
 
 REST API Developer Guide: "sObject Collections" (at most 200 records, ``allOrNone`` rollback,
-SaveResult per record in request order) and "Composite" (at most 25 subrequests, ``@{ref.field}``
-references, ``allOrNone`` turning every other subrequest into PROCESSING_HALTED).
+SaveResult per record in request order) and "Composite" (at most 25 subrequests, of which at most 5
+sObject Collections or Query/QueryAll operations; ``@{ref.field}`` references; reference IDs of
+letters, digits and underscores; no Accept/Authorization/Content-Type in a subrequest's
+``httpHeaders``; ``allOrNone`` turning every other subrequest into PROCESSING_HALTED; the whole
+request counts as one API call, which the app's per-HTTP-request allocation already does).
 """
 
 from __future__ import annotations
@@ -15,12 +18,16 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from sandboxes.salesforce import ids
+from sandboxes.salesforce.duplicates import DuplicateHeader
 from sandboxes.salesforce.rest import ApiResponse, Request, RestApi, field_refs
 from sandboxes.salesforce.schema import API_USER_ID
 from sandboxes.salesforce.store import SfError, Store
 
 MAX_COLLECTION = 200
 MAX_SUBREQUESTS = 25
+MAX_QUERY_OR_COLLECTION = 5
+_FORBIDDEN_SUBREQUEST_HEADERS = {"accept", "authorization", "content-type"}
+_REFERENCE_ID_RE = re.compile(r"[A-Za-z0-9_]+")
 _ROLLED_BACK = SfError(
     400,
     "ALL_OR_NONE_OPERATION_ROLLED_BACK",
@@ -62,10 +69,11 @@ class CompositeApi:
                 400, "MALFORMED_QUERY", "GET composite/sobjects requires an sObject type in the URL"
             )
         records, all_or_none = _records_body(req.body)
+        header = req.duplicate_header()
         if req.method == "POST":
-            work: list[Work] = [(None, partial(self._create_one, r)) for r in records]
+            work: list[Work] = [(None, partial(self._create_one, r, header)) for r in records]
         elif req.method == "PATCH":
-            work = [(r.get("id") or r.get("Id"), partial(self._update_one, r)) for r in records]
+            work = [(r.get("id") or r.get("Id"), partial(self._update_one, r, header)) for r in records]
         else:
             raise SfError(
                 405,
@@ -89,7 +97,10 @@ class CompositeApi:
                 f"Field name provided, {ext_field} is not an External ID or indexed field for {obj.name}",
             )
         records, all_or_none = _records_body(req.body)
-        work: list[Work] = [(None, partial(self._upsert_one, obj.name, fdef.name, r)) for r in records]
+        header = req.duplicate_header()
+        work: list[Work] = [
+            (None, partial(self._upsert_one, obj.name, fdef.name, r, header)) for r in records
+        ]
         return self._run(all_or_none, work, with_created=True)
 
     def _retrieve(self, req: Request) -> ApiResponse:
@@ -143,13 +154,13 @@ class CompositeApi:
                         result.pop("id", None)
         return ApiResponse(200, results)
 
-    def _create_one(self, record: dict[str, Any]) -> tuple[str, bool]:
+    def _create_one(self, record: dict[str, Any], header: DuplicateHeader) -> tuple[str, bool]:
         sobject = _type_of(record)
         if any(k.lower() == "id" for k in record):
             raise SfError(400, "INVALID_FIELD", "cannot specify Id in an insert call", ["Id"])
-        return self.store.create(sobject, _fields(record), API_USER_ID), True
+        return self.store.create(sobject, _fields(record), API_USER_ID, duplicates=header), True
 
-    def _update_one(self, record: dict[str, Any]) -> tuple[str, bool]:
+    def _update_one(self, record: dict[str, Any], header: DuplicateHeader) -> tuple[str, bool]:
         sobject = _type_of(record)
         rid = record.get("id") or record.get("Id")
         if not rid:
@@ -157,10 +168,12 @@ class CompositeApi:
         if ids.normalize(str(rid)) is None or self.store.type_of(str(rid)) != self.store.object(sobject).name:
             raise SfError(400, "MALFORMED_ID", f"invalid record id: {rid}", ["Id"])
         fields = {k: v for k, v in _fields(record).items() if k.lower() != "id"}
-        self.store.update(sobject, str(rid), fields, API_USER_ID)
+        self.store.update(sobject, str(rid), fields, API_USER_ID, duplicates=header)
         return str(ids.normalize(str(rid))), False
 
-    def _upsert_one(self, sobject: str, ext_field: str, record: dict[str, Any]) -> tuple[str, bool]:
+    def _upsert_one(
+        self, sobject: str, ext_field: str, record: dict[str, Any], header: DuplicateHeader
+    ) -> tuple[str, bool]:
         declared = _type_of(record)
         if declared.lower() != sobject.lower():
             raise SfError(400, "INVALID_TYPE", f"Record type {declared} does not match {sobject}")
@@ -168,7 +181,7 @@ class CompositeApi:
         value = next((v for k, v in fields.items() if k.lower() == ext_field.lower()), None)
         if value in (None, ""):
             raise SfError(400, "MISSING_ARGUMENT", f"{ext_field} not specified", [ext_field])
-        return self.store.upsert(sobject, ext_field, str(value), fields, API_USER_ID)
+        return self.store.upsert(sobject, ext_field, str(value), fields, API_USER_ID, header)
 
     def _delete_one(self, rid: str) -> tuple[str, bool]:
         sobject = self.store.type_of(rid) if ids.normalize(rid) else None
@@ -200,6 +213,7 @@ class CompositeApi:
                 or not sub.get("method")
             ):
                 raise SfError(400, "INVALID_INPUT", "Each subrequest needs method, url and referenceId")
+        _check_subrequests(subrequests)
         all_or_none = bool(body.get("allOrNone", False))
         outputs: list[dict[str, Any]] = []
         results: dict[str, tuple[int, Any]] = {}
@@ -260,6 +274,37 @@ class CompositeApi:
             headers,
         )
         return self.rest.handle(request)
+
+
+def _check_subrequests(subrequests: list[dict[str, Any]]) -> None:
+    """Refuse the whole request for the documented per-request rules (before anything runs)."""
+    heavy = 0
+    for sub in subrequests:
+        if not _REFERENCE_ID_RE.fullmatch(str(sub["referenceId"])):
+            raise SfError(
+                400,
+                "INVALID_INPUT",
+                f"Invalid referenceId '{sub['referenceId']}': use only letters, numbers and underscores",
+            )
+        headers = sub.get("httpHeaders") or {}
+        if not isinstance(headers, dict):
+            raise SfError(400, "JSON_PARSER_ERROR", "httpHeaders must be a JSON object")
+        bad = sorted(h for h in headers if str(h).lower() in _FORBIDDEN_SUBREQUEST_HEADERS)
+        if bad:
+            raise SfError(
+                400, "INVALID_INPUT", f"Subrequests inherit {', '.join(bad)} from the top-level request"
+            )
+        m = _VERSION_PATH.match(urlsplit(str(sub["url"])).path)
+        resource = m.group(2).strip("/") if m else ""
+        if resource.split("/")[0] in ("query", "queryAll") or resource.startswith("composite/sobjects"):
+            heavy += 1
+    if heavy > MAX_QUERY_OR_COLLECTION:
+        raise SfError(
+            400,
+            "LIMIT_EXCEEDED",
+            f"A composite request can have at most {MAX_QUERY_OR_COLLECTION} sObject Collections or query "
+            f"subrequests; this one has {heavy}",
+        )
 
 
 class _UnresolvedReference(Exception):

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sandboxes.salesforce import ids
+from sandboxes.salesforce.duplicates import DuplicateHeader
 from sandboxes.salesforce.schema import API_USER_ID, ObjectDef
 from sandboxes.salesforce.soql import FieldRef, SoqlError
 from sandboxes.salesforce.store import SfError, Store, not_found
@@ -47,6 +48,10 @@ class Request:
     params: dict[str, str] = field(default_factory=dict)
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
+
+    def duplicate_header(self) -> DuplicateHeader:
+        """The request's ``Sforce-Duplicate-Rule-Header`` (defaults when absent)."""
+        return DuplicateHeader.parse(self.headers.get("sforce-duplicate-rule-header"), self.version)
 
 
 Handler = Callable[[Request], ApiResponse]
@@ -94,6 +99,10 @@ class RestApi:
             return self._only(req, "GET", lambda: self._query_more(req, head, parts[1]))
         if head == "sobjects":
             return self._sobjects(req, parts[1:])
+        if head == "tooling" and parts[1:2] == ["query"] and len(parts) <= 3:
+            if len(parts) == 2:
+                return self._only(req, "GET", lambda: self._query(req, "tooling/query"))
+            return self._only(req, "GET", lambda: self._query_more(req, "tooling/query", parts[2]))
         raise not_found()
 
     @staticmethod
@@ -116,7 +125,9 @@ class RestApi:
         soql = req.params.get("q")
         if not soql:
             raise SfError(400, "MALFORMED_QUERY", "SOQL statements cannot be empty or null")
-        records, total = self.store.query(soql, resource == "queryAll", req.version)
+        records, total = self.store.query(
+            soql, resource == "queryAll", req.version, tooling=resource.startswith("tooling")
+        )
         batch = _batch_size(req.headers.get("sforce-query-options", ""))
         if len(records) <= batch:
             return ApiResponse(200, {"totalSize": total, "done": True, "records": records})
@@ -184,7 +195,7 @@ class RestApi:
                 "permission set.",
                 ["Id"],
             )
-        rid = self.store.create(obj.name, body, API_USER_ID)
+        rid = self.store.create(obj.name, body, API_USER_ID, duplicates=req.duplicate_header())
         return ApiResponse(
             201,
             {"id": rid, "success": True, "errors": []},
@@ -199,7 +210,9 @@ class RestApi:
                 record = self.store.live(obj.name, record_id)
                 return ApiResponse(200, self._render(req, obj, record))
         if req.method == "PATCH":
-            self.store.update(obj.name, record_id, _json_object(req.body), API_USER_ID)
+            self.store.update(
+                obj.name, record_id, _json_object(req.body), API_USER_ID, duplicates=req.duplicate_header()
+            )
             return ApiResponse(204)
         if req.method == "DELETE":
             self.store.delete(obj.name, record_id, API_USER_ID)
@@ -215,7 +228,9 @@ class RestApi:
         if fdef is None or not (fdef.external_id or fdef.name == "Id"):
             raise not_found()
         if req.method == "PATCH":
-            rid, created = self.store.upsert(obj.name, fdef.name, value, _json_object(req.body), API_USER_ID)
+            rid, created = self.store.upsert(
+                obj.name, fdef.name, value, _json_object(req.body), API_USER_ID, req.duplicate_header()
+            )
             # Since API 46.0 an update answers 200 with a body (created=false); a create answers 201.
             return ApiResponse(
                 201 if created else 200, {"id": rid, "success": True, "errors": [], "created": created}
@@ -255,11 +270,11 @@ class RestApi:
             "keyPrefix": obj.key_prefix,
             "custom": False,
             "createable": obj.createable,
-            "updateable": not obj.history,
-            "deletable": not obj.history,
+            "updateable": not obj.read_only,
+            "deletable": not obj.read_only,
             "queryable": True,
             "retrieveable": True,
-            "searchable": not obj.history,
+            "searchable": not obj.read_only,
             "urls": {"sobject": base, "describe": f"{base}/describe", "rowTemplate": f"{base}/{{ID}}"},
         }
 

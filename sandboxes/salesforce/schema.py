@@ -46,6 +46,26 @@ LEAD_STATUSES = (
 CONVERTED_STATUSES = frozenset({"Closed - Converted"})
 LEAD_SOURCES = ("Web", "Phone Inquiry", "Partner Referral", "Purchased List", "Other")
 LOSS_REASONS = ("Price", "Competitor", "No Budget", "No Decision", "Timing", "Product Fit", "Other")
+# Default values of a new org plus the sandbox org's own additions (Issue 16: customer success).
+ACCOUNT_TYPES = (
+    "Prospect",
+    "Customer - Direct",
+    "Customer - Channel",
+    "Channel Partner / Reseller",
+    "Installation Partner",
+    "Technology Partner",
+    "Other",
+)
+CUSTOMER_STATUSES = ("Onboarding", "Active", "Churned")  # custom Account.Customer_Status__c
+OPPORTUNITY_TYPES = (
+    "Existing Customer - Upgrade",
+    "Existing Customer - Replacement",
+    "Existing Customer - Downgrade",
+    "New Customer",
+    "New Business",  # added by the sandbox org's admin
+    "Existing Business - Upgrade",  # added by the sandbox org's admin
+)
+ACTIVITY_TYPES = ("Call", "Email", "Meeting", "Other", "Kickoff")  # Kickoff: the sandbox org's addition
 TASK_STATUSES = ("Not Started", "In Progress", "Completed", "Waiting on someone else", "Deferred")
 CONTACT_ROLES = (
     "Business User",
@@ -114,6 +134,12 @@ class ObjectDef:
     fields: dict[str, FieldDef] = field(default_factory=dict)
     createable: bool = True
     history: bool = False  # a read-only history object
+    setup: bool = False  # read-only setup metadata (EntityDefinition, FieldDefinition)
+
+    @property
+    def read_only(self) -> bool:
+        """Whether the API refuses every write (history and setup objects)."""
+        return self.history or self.setup
 
     def field_ci(self, name: str) -> FieldDef | None:
         """Field by case-insensitive name, as the API resolves them."""
@@ -253,7 +279,23 @@ def build_schema() -> dict[str, ObjectDef]:
             _closedloop_id(),
         ],
     )
-    account = _obj("Account", "001", [FieldDef("Name", "string", "Account Name", length=255, required=True)])
+    account = _obj(
+        "Account",
+        "001",
+        [
+            FieldDef("Name", "string", "Account Name", length=255, required=True),
+            FieldDef("Type", "picklist", "Account Type", length=255, picklist=ACCOUNT_TYPES),
+            FieldDef(
+                "Customer_Status__c",
+                "picklist",
+                "Customer Status",
+                length=255,
+                picklist=CUSTOMER_STATUSES,
+                restricted=True,
+            ),
+            FieldDef("Kickoff_Date__c", "date", "Kickoff Date"),
+        ],
+    )
     opportunity = _obj(
         "Opportunity",
         "006",
@@ -275,6 +317,7 @@ def build_schema() -> dict[str, ObjectDef]:
             _ro("IsClosed", "boolean", label="Closed", nillable=False),
             _ro("IsWon", "boolean", label="Won", nillable=False),
             FieldDef("LeadSource", "picklist", "Lead Source", length=255, picklist=LEAD_SOURCES),
+            FieldDef("Type", "picklist", "Opportunity Type", length=255, picklist=OPPORTUNITY_TYPES),
             FieldDef(
                 "Loss_Reason__c",
                 "picklist",
@@ -323,8 +366,42 @@ def build_schema() -> dict[str, ObjectDef]:
                 default="Normal",
             ),
             FieldDef("ActivityDate", "date", "Due Date Only"),
+            FieldDef("Type", "picklist", "Type", length=40, picklist=ACTIVITY_TYPES),
             FieldDef("Description", "textarea", "Description", length=32000),
         ],
+    )
+    event = _obj(
+        "Event",
+        "00U",
+        [
+            _ref("WhoId", ("Lead", "Contact"), "Who"),
+            _ref("WhatId", ("Account", "Opportunity"), "What"),
+            FieldDef("Subject", "combobox", "Subject", length=255),
+            FieldDef("Type", "picklist", "Type", length=40, picklist=ACTIVITY_TYPES),
+            FieldDef("StartDateTime", "datetime", "Start Date Time"),
+            FieldDef("EndDateTime", "datetime", "End Date Time"),
+            FieldDef("DurationInMinutes", "int", "Duration"),
+            FieldDef("IsAllDayEvent", "boolean", "All-Day Event", nillable=False, default=False),
+            _ro("ActivityDate", "date", label="Due Date Only"),
+            _ro("ActivityDateTime", "datetime", label="Due Date Time"),
+            FieldDef("Description", "textarea", "Description", length=32000),
+        ],
+    )
+    user = _obj(
+        "User",
+        "005",
+        [
+            FieldDef("Username", "string", "Username", length=80, required=True, unique=True),
+            FieldDef("FirstName", "string", "First Name", length=40),
+            FieldDef("LastName", "string", "Last Name", length=80, required=True),
+            _ro("Name", "string", label="Full Name", length=121),
+            FieldDef("Email", "email", "Email", length=128, required=True),
+            FieldDef("Alias", "string", "Alias", length=8, required=True),
+            FieldDef("Title", "string", "Title", length=80),
+            FieldDef("Department", "string", "Department", length=80),
+            FieldDef("IsActive", "boolean", "Active", nillable=False, default=True),
+        ],
+        owner=False,
     )
     lead_history = _obj(
         "LeadHistory",
@@ -359,11 +436,92 @@ def build_schema() -> dict[str, ObjectDef]:
         createable=False,
         history=True,
     )
-    objects = [lead, contact, account, opportunity, ocr, task, lead_history, opp_history]
+    opp_field_history = _obj(
+        "OpportunityFieldHistory",
+        # Real orgs give every field history object the key prefix 017; the sandbox resolves an ID's
+        # object from its prefix, so this one gets its own.
+        "01F",
+        [
+            _ro(
+                "OpportunityId",
+                "reference",
+                length=18,
+                reference_to=("Opportunity",),
+                relationship_name="Opportunity",
+            ),
+            _ro("Field", "picklist", length=255),
+            _ro("OldValue", "anyType"),
+            _ro("NewValue", "anyType"),
+        ],
+        owner=False,
+        createable=False,
+        history=True,
+    )
+    objects = [lead, contact, account, opportunity, ocr, task, event, user]
+    objects += [lead_history, opp_history, opp_field_history]
+    objects += _setup_objects()
     return {o.name: o for o in objects}
 
 
-# Fields whose changes write a LeadHistory row (Setup > Lead Fields > Set History Tracking).
+def _setup_objects() -> list[ObjectDef]:
+    """EntityDefinition and FieldDefinition: setup metadata as rows (Tooling API / SOQL, API 45.0+)."""
+    entity = ObjectDef(
+        "EntityDefinition",
+        "0EN",
+        {
+            f.name: f
+            for f in (
+                _ro("Id", "id", length=18, nillable=False),
+                _ro("DurableId", "string", length=70),
+                _ro("QualifiedApiName", "string", length=250),
+                _ro("DeveloperName", "string", length=40),
+                _ro("Label", "string", length=40),
+            )
+        },
+        createable=False,
+        setup=True,
+    )
+    definition = ObjectDef(
+        "FieldDefinition",
+        "0FD",
+        {
+            f.name: f
+            for f in (
+                _ro("Id", "id", length=18, nillable=False),
+                _ro("DurableId", "string", length=255),
+                _ro("QualifiedApiName", "string", length=250),
+                _ro("DeveloperName", "string", length=40),
+                _ro("Label", "string", length=40),
+                _ro("DataType", "string", length=255),
+                _ro(
+                    "EntityDefinitionId",
+                    "reference",
+                    length=18,
+                    reference_to=("EntityDefinition",),
+                    relationship_name="EntityDefinition",
+                ),
+                _ro("IsFieldHistoryTracked", "boolean", nillable=False),
+            )
+        },
+        createable=False,
+        setup=True,
+    )
+    return [entity, definition]
+
+
+# The sandbox org's initial field history tracking (Setup > Object Manager > Fields & Relationships >
+# Set History Tracking): changes of these fields write LeadHistory / OpportunityFieldHistory rows. The
+# set is a per-org setting; :meth:`Store.set_history_tracking` changes it.
 LEAD_TRACKED = ("Status", "OwnerId", "Rating", "LeadSource", "Email", "Company", "Closedloop_Id__c")
-# Any change of these writes an OpportunityHistory snapshot (Object Reference: OpportunityHistory).
+OPPORTUNITY_FIELD_TRACKED = ("StageName", "Amount", "CloseDate", "OwnerId")
+# "You can select up to 20 standard and custom fields per object" (Salesforce Help, Field History
+# Tracking); Field Audit Trail raises it to 60, which the sandbox does not emulate.
+MAX_TRACKED_FIELDS = 20
+# Any change of these writes an OpportunityHistory snapshot, whatever the tracking settings
+# (Object Reference: OpportunityHistory).
 OPPORTUNITY_TRACKED = ("StageName", "Amount", "CloseDate", "Probability")
+# Objects whose field history the sandbox can track, with their history object and parent field.
+HISTORY_OBJECTS = {
+    "Lead": ("LeadHistory", "LeadId"),
+    "Opportunity": ("OpportunityFieldHistory", "OpportunityId"),
+}

@@ -13,16 +13,21 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sandboxes.common import SimClock
 from sandboxes.salesforce import ids
+from sandboxes.salesforce.duplicates import DuplicateChecker, DuplicateHeader
 from sandboxes.salesforce.lookup import EqualityLookups
 from sandboxes.salesforce.schema import (
     API_USER_ID,
+    HISTORY_OBJECTS,
     LEAD_TRACKED,
+    MAX_TRACKED_FIELDS,
+    OPPORTUNITY_FIELD_TRACKED,
     OPPORTUNITY_TRACKED,
+    SALES_USER_ID,
     STAGES_BY_NAME,
     FieldDef,
     ObjectDef,
@@ -36,23 +41,33 @@ _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 class SfError(Exception):
     """An API error: HTTP status, Salesforce errorCode, message and the fields it concerns."""
 
-    def __init__(self, status: int, code: str, message: str, fields: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        fields: list[str] | None = None,
+        extra: dict[str, Any] | None = None,
+        always_fields: bool = False,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.fields = fields or []
+        self.extra = extra or {}  # e.g. ``duplicateResult`` of a DUPLICATES_DETECTED error
+        self.always_fields = always_fields  # the REST body carries ``"fields": []`` even when empty
 
     def rest_body(self) -> list[dict[str, Any]]:
         """The REST error body: a list of ``{message, errorCode, fields}``."""
-        body: dict[str, Any] = {"message": self.message, "errorCode": self.code}
-        if self.fields:
+        body: dict[str, Any] = dict(self.extra) | {"message": self.message, "errorCode": self.code}
+        if self.fields or self.always_fields:
             body["fields"] = self.fields
         return [body]
 
     def save_error(self) -> dict[str, Any]:
         """The Error element inside a SaveResult (sObject Collections)."""
-        return {"statusCode": self.code, "message": self.message, "fields": self.fields}
+        return dict(self.extra) | {"statusCode": self.code, "message": self.message, "fields": self.fields}
 
 
 def not_found() -> SfError:
@@ -83,7 +98,42 @@ def value_out(fdef: FieldDef, value: Any) -> Any:
         return value.isoformat()
     if fdef.type in ("currency", "percent", "double"):
         return float(value)
+    if fdef.type == "int":
+        return int(value)
     return value
+
+
+def _finish_event(record: dict[str, Any], written: set[str]) -> None:
+    """Event times as the API keeps them: start, end and duration agree; ActivityDate follows start.
+
+    Object Reference, "Event": ActivityDateTime/StartDateTime are required unless IsAllDayEvent;
+    DurationInMinutes or EndDateTime is required, the other is derived.
+    """
+    start = record.get("StartDateTime")
+    if start is None:
+        missing = "ActivityDate" if record.get("IsAllDayEvent") else "StartDateTime"
+        raise SfError(400, "REQUIRED_FIELD_MISSING", f"Required fields are missing: [{missing}]", [missing])
+    end, duration = record.get("EndDateTime"), record.get("DurationInMinutes")
+    if end is not None and ("EndDateTime" in written or duration is None):
+        if end < start:
+            raise SfError(
+                400,
+                "FIELD_INTEGRITY_EXCEPTION",
+                "End Date Time: End time must be after start time",
+                ["EndDateTime"],
+            )
+        record["DurationInMinutes"] = float((end - start).total_seconds() // 60)
+    elif duration is not None:
+        record["EndDateTime"] = start + timedelta(minutes=float(duration))
+    else:
+        raise SfError(
+            400,
+            "REQUIRED_FIELD_MISSING",
+            "Required fields are missing: [DurationInMinutes]",
+            ["DurationInMinutes"],
+        )
+    record["ActivityDateTime"] = start
+    record["ActivityDate"] = start.date()
 
 
 def _parse_iso_datetime(text: str) -> datetime:
@@ -114,6 +164,20 @@ class Store:
         self._pending: list[Change] = []
         self.listeners: list[Callable[[list[Change]], None]] = []
         self.lookups = EqualityLookups()
+        self.duplicates = DuplicateChecker()
+        # Case-folded values of the fields duplicate matching compares -> live record ids.
+        self._match_index: dict[tuple[str, str], dict[str, set[str]]] = {
+            key: {} for key in self.duplicates.indexed_fields() if key[0] in self.schema
+        }
+        self.history_tracking: dict[str, set[str]] = {
+            "Lead": set(LEAD_TRACKED),
+            "Opportunity": set(OPPORTUNITY_FIELD_TRACKED),
+        }
+        self._field_definitions: dict[tuple[str, str], str] = {}  # (object, field) -> FieldDefinition Id
+        self._build_setup_rows()
+        if "User" in self.schema:
+            self._seed_user(API_USER_ID, "Integration", "User", "integration")
+            self._seed_user(SALES_USER_ID, "Sales", "Operations", "salesops")
 
     # ------------------------------------------------------------------------------ lookup helpers
 
@@ -141,7 +205,7 @@ class Store:
         if record is None:
             raise not_found()
         if record["IsDeleted"]:
-            raise SfError(404, "ENTITY_IS_DELETED", "entity is deleted")
+            raise SfError(404, "ENTITY_IS_DELETED", "entity is deleted", always_fields=True)
         return record
 
     def by_external_id(self, sobject: str, field_name: str, value: str) -> list[dict[str, Any]]:
@@ -200,6 +264,15 @@ class Store:
     def _index(self, sobject: str, record: dict[str, Any] | None, remove: bool) -> None:
         if record is None or record["IsDeleted"]:
             return
+        for (obj, fname), values in self._match_index.items():
+            value = record.get(fname) if obj == sobject else None
+            if value is None or str(value).strip() == "":
+                continue
+            key = str(value).strip().casefold()
+            if remove:
+                values.get(key, set()).discard(record["Id"])
+            else:
+                values.setdefault(key, set()).add(record["Id"])
         for (obj, fname), index in self._unique.items():
             value = record.get(fname) if obj == sobject else None
             if value is None:
@@ -330,6 +403,8 @@ class Store:
                     record[fdef.name] = fdef.default
         if "LastName" in obj.fields:
             record["Name"] = " ".join(p for p in (record.get("FirstName"), record.get("LastName")) if p)
+        if obj.name == "Event":
+            _finish_event(record, written)
         if obj.name == "Opportunity":
             stage = STAGES_BY_NAME.get(record.get("StageName") or "")
             if stage is not None:
@@ -354,12 +429,48 @@ class Store:
                     [],
                 )
 
+    def _check_duplicates(
+        self, obj: ObjectDef, record: dict[str, Any], creating: bool, header: DuplicateHeader | None
+    ) -> None:
+        """Run the active duplicate rules (API saves only); raise DUPLICATES_DETECTED on a refusal."""
+        if header is None:
+            return
+        result = self.duplicates.check(
+            obj.name,
+            record,
+            creating,
+            header,
+            lambda sobject, fname, key: sorted(self._match_index.get((sobject, fname), {}).get(key, ())),
+            self._live_or_none,
+            lambda sobject, found, details: self._match_record(sobject, found, details, header.version),
+        )
+        if result is not None:
+            raise SfError(
+                400, "DUPLICATES_DETECTED", result["errorMessage"], [], extra={"duplicateResult": result}
+            )
+
+    def _live_or_none(self, sobject: str, record_id: str) -> dict[str, Any] | None:
+        record = self.tables[sobject].get(record_id)
+        return None if record is None or record["IsDeleted"] else record
+
+    def _match_record(
+        self, sobject: str, record: dict[str, Any], details: bool, version: str
+    ) -> dict[str, Any]:
+        if details:
+            return self.serialize(self.schema[sobject], record, version)
+        return {"attributes": self.attributes(sobject, record["Id"], version), "Id": record["Id"]}
+
     # ------------------------------------------------------------------------------ writes
 
     def create(
-        self, sobject: str, values: dict[str, Any], user_id: str = API_USER_ID, trusted: bool = False
+        self,
+        sobject: str,
+        values: dict[str, Any],
+        user_id: str = API_USER_ID,
+        trusted: bool = False,
+        duplicates: DuplicateHeader | None = None,
     ) -> str:
-        """Insert a record; return its ID."""
+        """Insert a record; return its ID. ``duplicates`` (API saves) runs the duplicate rules."""
         obj = self.object(sobject)
         if not obj.createable and not trusted:
             raise SfError(400, "INVALID_TYPE_FOR_OPERATION", f"entity type cannot be inserted: {obj.name}")
@@ -382,6 +493,7 @@ class Store:
                 record["OwnerId"] = user_id
             written = self._apply(obj, record, values, creating=True, trusted=trusted)
             self._finish(obj, record, written, creating=True)
+            self._check_duplicates(obj, record, True, duplicates)
             self._put(obj.name, record)
             self._track(obj, None, record, user_id)
             self._pending.append(Change(obj.name, record["Id"], True))
@@ -394,18 +506,20 @@ class Store:
         values: dict[str, Any],
         user_id: str = API_USER_ID,
         trusted: bool = False,
+        duplicates: DuplicateHeader | None = None,
     ) -> None:
-        """Update fields of a live record."""
+        """Update fields of a live record. ``duplicates`` (API saves) runs the duplicate rules."""
         obj = self.object(sobject)
         with self.atomic():
             current = self.live(obj.name, record_id)
-            if obj.history:
+            if obj.read_only:
                 raise SfError(400, "INVALID_TYPE_FOR_OPERATION", f"entity type cannot be updated: {obj.name}")
             if obj.name == "Lead" and current["IsConverted"] and not trusted:
                 raise SfError(400, "CANNOT_UPDATE_CONVERTED_LEAD", "cannot reference converted lead", [])
             record = dict(current)
             written = self._apply(obj, record, values, creating=False, trusted=trusted)
             self._finish(obj, record, written, creating=False)
+            self._check_duplicates(obj, record, False, duplicates)
             now = self.clock.now()
             record.update(LastModifiedDate=now, LastModifiedById=user_id, SystemModstamp=now)
             self._put(obj.name, record)
@@ -417,7 +531,7 @@ class Store:
         obj = self.object(sobject)
         with self.atomic():
             current = self.live(obj.name, record_id)
-            if obj.history:
+            if obj.read_only:
                 raise SfError(400, "INVALID_TYPE_FOR_OPERATION", f"entity type cannot be deleted: {obj.name}")
             now = self.clock.now()
             record = dict(
@@ -426,7 +540,13 @@ class Store:
             self._put(obj.name, record)
 
     def upsert(
-        self, sobject: str, field_name: str, value: str, values: dict[str, Any], user_id: str = API_USER_ID
+        self,
+        sobject: str,
+        field_name: str,
+        value: str,
+        values: dict[str, Any],
+        user_id: str = API_USER_ID,
+        duplicates: DuplicateHeader | None = None,
     ) -> tuple[str, bool]:
         """Create or update by an External ID field; return (id, created)."""
         obj = self.object(sobject)
@@ -453,10 +573,10 @@ class Store:
                 )
             if matches:
                 body.pop(fdef.name, None)
-                self.update(obj.name, matches[0]["Id"], body, user_id)
+                self.update(obj.name, matches[0]["Id"], body, user_id, duplicates=duplicates)
                 return str(matches[0]["Id"]), False
             body[fdef.name] = value
-            return self.create(obj.name, body, user_id), True
+            return self.create(obj.name, body, user_id, duplicates=duplicates), True
 
     def convert_lead(
         self,
@@ -536,23 +656,25 @@ class Store:
             }
 
     def _track(self, obj: ObjectDef, old: dict[str, Any] | None, new: dict[str, Any], user_id: str) -> None:
-        """Write LeadHistory / OpportunityHistory rows as field history tracking does."""
-        if obj.name == "Lead":
+        """Write field history rows for tracked fields, and OpportunityHistory stage snapshots."""
+        if obj.name in HISTORY_OBJECTS:
+            history, parent = HISTORY_OBJECTS[obj.name]
             rows: list[tuple[str, Any, Any]] = []
             if old is None:
                 rows.append(("created", None, None))
             else:
-                rows.extend((f, old.get(f), new.get(f)) for f in LEAD_TRACKED if old.get(f) != new.get(f))
-                if new["IsConverted"] and not old["IsConverted"]:
+                tracked = [f for f in obj.fields if f in self.history_tracking[obj.name]]
+                rows.extend((f, old.get(f), new.get(f)) for f in tracked if old.get(f) != new.get(f))
+                if obj.name == "Lead" and new["IsConverted"] and not old["IsConverted"]:
                     rows.append(("leadConverted", None, None))
             for fname, before, after in rows:
                 self.create(
-                    "LeadHistory",
-                    {"LeadId": new["Id"], "Field": fname, "OldValue": before, "NewValue": after},
+                    history,
+                    {parent: new["Id"], "Field": fname, "OldValue": before, "NewValue": after},
                     user_id,
                     trusted=True,
                 )
-        elif obj.name == "Opportunity" and (
+        if obj.name == "Opportunity" and (
             old is None or any(old.get(f) != new.get(f) for f in OPPORTUNITY_TRACKED)
         ):
             self.create(
@@ -561,6 +683,82 @@ class Store:
                 user_id,
                 trusted=True,
             )
+
+    # ------------------------------------------------------------------------------ setup
+
+    def set_history_tracking(self, sobject: str, field_name: str, tracked: bool) -> None:
+        """Switch field history tracking of one field on or off, as Setup > Set History Tracking does."""
+        obj = self.object(sobject)
+        if obj.name not in self.history_tracking:
+            raise ValueError(f"field history tracking is not available for {obj.name}")
+        fdef = obj.field_ci(field_name)
+        if fdef is None or not fdef.updateable:
+            raise ValueError(f"{obj.name}.{field_name} cannot be history-tracked")
+        with self.lock:
+            fields = self.history_tracking[obj.name]
+            if tracked and fdef.name not in fields and len(fields) >= MAX_TRACKED_FIELDS:
+                raise ValueError(f"{obj.name} already tracks the maximum of {MAX_TRACKED_FIELDS} fields")
+            (fields.add if tracked else fields.discard)(fdef.name)
+            row = self.tables["FieldDefinition"][self._field_definitions[(obj.name, fdef.name)]]
+            row["IsFieldHistoryTracked"] = tracked
+            self.lookups.changed("FieldDefinition")
+
+    def _seed_user(self, user_id: str, first: str, last: str, alias: str) -> None:
+        """The users every sandbox org has: the API integration user and the sales team's user."""
+        now = self.clock.now()
+        record: dict[str, Any] = {name: None for name in self.schema["User"].fields}
+        record.update(
+            Id=user_id,
+            IsDeleted=False,
+            CreatedDate=now,
+            CreatedById=API_USER_ID,
+            LastModifiedDate=now,
+            LastModifiedById=API_USER_ID,
+            SystemModstamp=now,
+            Username=f"{alias}@sandbox.example.com",
+            FirstName=first,
+            LastName=last,
+            Name=f"{first} {last}",
+            Email=f"{alias}@sandbox.example.com",
+            Alias=alias[:8],
+            IsActive=True,
+        )
+        self.tables["User"][user_id] = record
+        self._index("User", record, remove=False)
+
+    def _build_setup_rows(self) -> None:
+        """EntityDefinition and FieldDefinition rows describing the org's objects and fields."""
+        entity_ids: dict[str, str] = {}
+        for seq, obj in enumerate((o for o in self.schema.values() if not o.setup), start=1):
+            rid = ids.make_id(self.schema["EntityDefinition"].key_prefix, seq)
+            entity_ids[obj.name] = rid
+            self.tables["EntityDefinition"][rid] = {
+                "Id": rid,
+                "IsDeleted": False,
+                "DurableId": obj.name,
+                "QualifiedApiName": obj.name,
+                "DeveloperName": obj.name.removesuffix("__c"),
+                "Label": obj.name,
+            }
+        seq = 0
+        for obj in self.schema.values():
+            if obj.setup:
+                continue
+            for fdef in obj.fields.values():
+                seq += 1
+                rid = ids.make_id(self.schema["FieldDefinition"].key_prefix, seq)
+                self._field_definitions[(obj.name, fdef.name)] = rid
+                self.tables["FieldDefinition"][rid] = {
+                    "Id": rid,
+                    "IsDeleted": False,
+                    "DurableId": f"{obj.name}.{fdef.name}",
+                    "QualifiedApiName": fdef.name,
+                    "DeveloperName": fdef.name.removesuffix("__c"),
+                    "Label": fdef.label or fdef.name,
+                    "DataType": fdef.type,
+                    "EntityDefinitionId": entity_ids[obj.name],
+                    "IsFieldHistoryTracked": fdef.name in self.history_tracking.get(obj.name, ()),
+                }
 
     # ------------------------------------------------------------------------------ reads
 
@@ -614,11 +812,17 @@ class Store:
             return None
         return current.get(ref.target.name)
 
-    def query(self, soql: str, include_deleted: bool, version: str) -> tuple[list[dict[str, Any]], int]:
-        """Run SOQL; return (serialized records, totalSize). COUNT() returns no records."""
+    def query(
+        self, soql: str, include_deleted: bool, version: str, tooling: bool = False
+    ) -> tuple[list[dict[str, Any]], int]:
+        """Run SOQL; return (serialized records, totalSize). COUNT() returns no records.
+
+        ``tooling`` (the Tooling API's query) sees only setup objects such as FieldDefinition.
+        """
         parsed = parse(soql)
         with self.lock:
-            obj = bind(parsed, self.schema)
+            schema = {n: o for n, o in self.schema.items() if o.setup} if tooling else self.schema
+            obj = bind(parsed, schema)
             evaluator = Evaluator(self._resolve, self.clock.now())
             rows = [
                 r

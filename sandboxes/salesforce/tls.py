@@ -6,6 +6,7 @@ simple-salesforce always builds ``https://`` URLs, so the sandbox must speak TLS
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,9 +26,15 @@ class SandboxTLS:
     def create(
         cls, directory: str | Path | None = None, hosts: tuple[str, ...] = ("127.0.0.1", "localhost")
     ) -> SandboxTLS:
-        """Mint a CA and a server certificate for ``hosts``; write the PEMs into ``directory``."""
-        where = Path(directory) if directory is not None else Path(tempfile.mkdtemp(prefix="sf-sandbox-tls-"))
-        where.mkdir(parents=True, exist_ok=True)
+        """Mint a CA and a server certificate for ``hosts``; write the PEMs into a new folder in ``directory``.
+
+        Each call gets its own folder, so sandboxes started side by side in one ``directory`` keep
+        their own CA (clients of the first still trust the first); the paths are absolute, so they
+        hold from any working directory.
+        """
+        base = Path(directory).resolve() if directory is not None else Path(tempfile.gettempdir())
+        base.mkdir(parents=True, exist_ok=True)
+        where = Path(tempfile.mkdtemp(prefix="sf-sandbox-tls-", dir=base))
         ca = trustme.CA(organization_name="Closedloop Salesforce sandbox")
         cert = ca.issue_cert(*hosts)
         ca_file, cert_file, key_file = where / "ca.pem", where / "server-chain.pem", where / "server-key.pem"
@@ -36,3 +43,7 @@ class SandboxTLS:
         cert.private_key_pem.write_to_path(str(key_file))
         key_file.chmod(0o600)
         return cls(str(ca_file), str(cert_file), str(key_file))
+
+    def remove(self) -> None:
+        """Delete the folder :meth:`create` made (once the server using it has stopped)."""
+        shutil.rmtree(Path(self.ca_file).parent, ignore_errors=True)

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from sync.cli import backfill_cmd, config_cmd, funnel_cmd, health_cmd, mappings_cmd, sandbox_cmd, service_cmd  # noqa: F401
+from sync.cli import (  # noqa: F401
+    backfill_cmd,
+    config_cmd,
+    funnel_cmd,
+    health_cmd,
+    mappings_cmd,
+    reporting_cmd,
+    sandbox_cmd,
+    service_cmd,
+)
 from sync.cli.app import app
 
 __all__ = ["app"]

@@ -15,20 +15,37 @@ from sync.config import load_settings
 from sync.timeutil import as_utc
 
 
+def _positive(value: float | None) -> float | None:
+    """Typer callback: a finite number above zero (``inf`` and ``nan`` parse as floats too)."""
+    if value is not None and not (0 < value < float("inf")):
+        raise typer.BadParameter("must be a number greater than zero")
+    return value
+
+
+def _fraction(value: float | None) -> float | None:
+    """Typer callback: a rate above 0 and at most 1."""
+    if value is not None and not (0 < value <= 1):
+        raise typer.BadParameter("must be a rate above 0 and at most 1, e.g. 0.02")
+    return value
+
+
 def _report(since: datetime | None, until: datetime | None, by: str | None):  # type: ignore[no-untyped-def]
+    from sync.funnel.report.i18n import Locale
     from sync.mapping import load_mapping
     from sync.reporting import funnel_report
     from sync.store.db import Store
 
     settings = load_settings()
     store = Store(settings.database_url)
-    return funnel_report(
+    mapping = load_mapping(settings.mappings)
+    result = funnel_report(
         store,
-        load_mapping(settings.mappings),
+        mapping,
         since=as_utc(since) if since else None,
         until=as_utc(until) if until else None,
         by=by,
     )
+    return result, Locale.of(settings.language, mapping)
 
 
 @funnel_app.command("report")
@@ -47,16 +64,16 @@ def report(
 
     if fmt not in ("table", "json", "csv", "html"):
         raise typer.BadParameter("must be table, json, csv or html", param_hint="--format")
-    result = _report(since, until, by)
+    result, loc = _report(since, until, by)
     update_funnel_gauges(result)
     if fmt == "table":
         console = Console(file=output.open("w", encoding="utf-8") if output else None, width=120)
-        render_table(result, console)
+        render_table(result, console, loc)
         return
     text = {
         "json": lambda: json.dumps(report_to_json(result), indent=2, ensure_ascii=False),
         "csv": lambda: report_to_csv(result),
-        "html": lambda: render_html(result),
+        "html": lambda: render_html(result, loc),
     }[fmt]()
     if output is None:
         typer.echo(text)
@@ -68,15 +85,17 @@ def report(
 
 @funnel_app.command("plan")
 def plan(
-    revenue: float = typer.Option(..., help="Revenue target for the period"),
-    deal_size: float = typer.Option(..., "--deal-size", help="Average won deal size"),
-    visit_to_lead: float | None = typer.Option(None, help="Visit → lead rate, to plan site visits too"),
+    revenue: float = typer.Option(..., help="Revenue target for the period", callback=_positive),
+    deal_size: float = typer.Option(..., "--deal-size", help="Average won deal size", callback=_positive),
+    visit_to_lead: float | None = typer.Option(
+        None, help="Visit → lead rate, to plan site visits too", callback=_fraction
+    ),
     measured: bool = typer.Option(True, "--measured/--benchmarks", help="Use rates measured in the store"),
 ) -> None:
     """Work the KPI tree backwards: wins → opportunities → SQLs → MQLs → leads (→ visits)."""
     from sync.funnel.plan import plan_backwards
 
-    rates = _report(None, None, None) if measured else None
+    rates = _report(None, None, None)[0] if measured else None
     result = plan_backwards(revenue, deal_size, rates, visit_to_lead=visit_to_lead)
     table = Table(title=f"To reach {revenue:,.0f} at {deal_size:,.0f} per deal")
     for col in ("stage", "needed", "rate to next", "rate source"):

@@ -1,16 +1,20 @@
-"""Service commands: setup, sync --once, run, worker, beat, web, backfill."""
+"""Service commands: setup, sync --once, demo (the processes web, worker, beat and run: workers/cli.py)."""
 
 from __future__ import annotations
 
-import signal
-import threading
+from datetime import datetime
+from pathlib import Path
 
 import typer
 
 from sync.cli.app import app
+from sync.cli.errors import OperatorError
 from sync.config import Settings, load_settings
 from sync.logs import configure_logging
 from sync.roles import ROLES
+
+BEAT_SCHEDULE = Path("var/celerybeat-schedule")
+CONNECTOR_LABELS = {"hubspot": "HubSpot", "salesforce": "Salesforce"}
 
 
 def _settings() -> Settings:
@@ -33,6 +37,8 @@ def setup(dry_run: bool = typer.Option(False, "--dry-run", help="Only print what
         typer.echo(line)
     for problem in report.problems:
         typer.echo(f"problem: {problem}")
+    for notice in report.notices:
+        typer.echo(f"note: {notice}")
     if not (report.created or report.missing or report.problems):
         typer.echo("everything Closedloop needs is in place")
     if report.missing or report.problems:
@@ -47,115 +53,46 @@ def sync_once(
     import time
 
     from sync import operations
+    from sync.connectors.registry import chosen
 
     settings = _settings()
     operations.runtime().store.upgrade()
     while True:
         total = 0
+        missed = []
         for role in ROLES:
+            before = _last_poll(role)
             for batch in operations.poll(role):
                 result = operations.sync_people(batch)
                 total += int(result.get("people", 0))
+            if _last_poll(role) == before:
+                name = chosen(settings)[role]
+                missed.append(CONNECTOR_LABELS.get(name, name))
         typer.echo(f"synced {total} people")
+        if missed:
+            problem = (
+                f"{' and '.join(missed)} could not be polled (see the log above: unreachable, refused, "
+                "or another poll was running); check the API URLs, credentials and network"
+            )
+            if once:
+                raise OperatorError(problem)
+            typer.echo(f"warning: {problem}", err=True)
         if once:
             return
         time.sleep(settings.poll_interval)
 
 
-def _serve_web(settings: Settings, host: str, port: int, in_thread: bool) -> threading.Thread | None:
-    import uvicorn
+def _last_poll(role: str) -> datetime | None:
+    """When a poll of ``role`` last completed: every successful poll stamps its streams' cursors."""
+    from sqlalchemy import func, select
 
-    from sync.operations import runtime
-    from sync.web.app import create_app
-    from workers.tasks import process_inbox
+    from sync import operations
+    from sync.store.models import Cursor
 
-    rt = runtime()
-
-    def broker_ok() -> bool:
-        if not settings.redis_url:
-            return True
-        import redis
-
-        try:
-            return bool(redis.Redis.from_url(settings.redis_url, socket_timeout=1).ping())
-        except redis.exceptions.RedisError:
-            return False
-
-    def mappings_ok() -> bool:
-        rt.mappings.get()
-        return not rt.mappings.last_errors
-
-    web = create_app(
-        settings,
-        rt.store,
-        lambda ids: process_inbox.delay(list(ids)),
-        ready_checks={"broker": broker_ok, "mappings": mappings_ok},
-    )
-    config = uvicorn.Config(web, host=host, port=port, log_level="warning", access_log=False)
-    server = uvicorn.Server(config)
-    if not in_thread:
-        server.run()
-        return None
-    thread = threading.Thread(target=server.run, name="closedloop-web", daemon=True)
-    thread.start()
-    return thread
-
-
-@app.command()
-def web(
-    host: str = typer.Option("127.0.0.1", help="Interface to listen on"),
-    port: int = typer.Option(8000, help="Port to listen on"),
-) -> None:
-    """Serve webhooks, health, readiness and metrics."""
-    settings = _settings()
-    _serve_web(settings, host, port, in_thread=False)
-
-
-@app.command()
-def worker(concurrency: int = typer.Option(4, help="Worker threads/processes")) -> None:
-    """Run a Celery worker (needs CLOSEDLOOP_REDIS_URL)."""
-    settings = _settings()
-    if not settings.redis_url:
-        raise typer.BadParameter(
-            "a separate worker needs CLOSEDLOOP_REDIS_URL; use `closedloop run` embedded"
+    with operations.runtime().store.session() as session:
+        return session.scalar(
+            select(func.max(Cursor.last_success_at)).where(Cursor.stream.startswith(f"{role}:"))
         )
-    from workers.celery_app import app as celery_app
-
-    celery_app.worker_main(["worker", f"--concurrency={concurrency}", "--loglevel=INFO", "--without-gossip"])
-
-
-@app.command()
-def beat() -> None:
-    """Run the Celery beat scheduler (needs CLOSEDLOOP_REDIS_URL)."""
-    settings = _settings()
-    if not settings.redis_url:
-        raise typer.BadParameter("a separate beat needs CLOSEDLOOP_REDIS_URL; use `closedloop run` embedded")
-    from workers.celery_app import app as celery_app
-
-    celery_app.start(["beat", "--loglevel=INFO", "--schedule=var/celerybeat-schedule"])
-
-
-@app.command()
-def run(
-    host: str = typer.Option("127.0.0.1", help="Interface for the web process"),
-    port: int = typer.Option(8000, help="Port for the web process"),
-    concurrency: int = typer.Option(4, help="Worker threads"),
-) -> None:
-    """Web + worker + beat in one process (small installs and the embedded default)."""
-    from sync.embedded import embedded_worker
-    from sync.operations import runtime
-    from workers.celery_app import app as celery_app
-
-    settings = _settings()
-    runtime().store.upgrade()
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    _serve_web(settings, host, port, in_thread=True)
-    with embedded_worker(celery_app, concurrency=concurrency):
-        typer.echo(f"closedloop running: web on http://{host}:{port}, worker and beat in process", err=True)
-        stop.wait()
-    typer.echo("closedloop stopped", err=True)
 
 
 @app.command()

@@ -64,6 +64,7 @@ class RoleState:
     outcomes: list[Record] = field(default_factory=list)  # every outcome record (the primary is in records)
     primary_id: str | None = None  # the record that carries the person (for MA writes)
     updated_at: datetime | None = None  # newest modification among the person's records
+    extras: dict[str, Any] = field(default_factory=dict)  # the connector's own, e.g. history read along
 
     def record(self, obj: str) -> Record | None:
         return self.records.get(obj)
@@ -128,6 +129,7 @@ class Provisioning:
     created: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)  # settings that lower what can be measured
 
 
 @dataclass(frozen=True)
@@ -232,6 +234,18 @@ class SalesConnector(Connector, Protocol):
 
     def update(self, obj: str, updates: Mapping[str, Record]) -> list[RecordError]:
         """Update records of ``obj`` by record ID; one error per failed record."""
+        ...
+
+    def find_people(self, emails: Sequence[str]) -> dict[str, RecordRef]:
+        """Person records not linked to anyone yet whose email is one of ``emails`` (normalised), by email."""
+        ...
+
+    def refs_for(self, record_ids: Sequence[str]) -> list[RecordRef]:
+        """References for record IDs the system named (e.g. the matches of a duplicate rule)."""
+        ...
+
+    def as_created(self, obj: str, fields: Mapping[str, Any], record_id: str) -> Record:
+        """The record as the system holds it right after creating it with ``fields`` (its defaults applied)."""
         ...
 
     def create_follow_up(

@@ -32,6 +32,8 @@ CATEGORY_BY_SF_CODE = {
     "STRING_TOO_LONG": "validation",
     "INVALID_EMAIL_ADDRESS": "validation",
     "DUPLICATE_VALUE": "duplicate",
+    # An active duplicate rule refused the save; the error names the matched records.
+    "DUPLICATES_DETECTED": "duplicate_rule",
     "INVALID_FIELD": "missing_field",
     "INVALID_FIELD_FOR_INSERT_UPDATE": "missing_field",
     "INVALID_TYPE": "missing_field",
@@ -55,6 +57,7 @@ class ConnectorError(Exception):
         code: str | None = None,
         category: str = "unknown",
         retry_after: float | None = None,
+        matched_ids: tuple[str, ...] = (),
     ) -> None:
         super().__init__(redact_text(message))
         self.system = system
@@ -62,6 +65,7 @@ class ConnectorError(Exception):
         self.code = code
         self.category = category
         self.retry_after = retry_after
+        self.matched_ids = matched_ids  # DUPLICATES_DETECTED: the existing records the rule matched
 
     @property
     def message(self) -> str:
@@ -87,6 +91,7 @@ class RecordError:
     message: str
     category: str
     transient: bool = False
+    matched_ids: tuple[str, ...] = ()  # DUPLICATES_DETECTED: see :func:`duplicate_match_ids`
 
 
 def _json_or_text(content: bytes | str | None) -> Any:
@@ -105,6 +110,26 @@ def sf_error_code(body: Any) -> tuple[str | None, str]:
     if isinstance(body, dict):
         return body.get("errorCode"), str(body.get("message", ""))
     return None, str(body)[:500]
+
+
+def duplicate_match_ids(error: Any) -> tuple[str, ...]:
+    """IDs of the records a duplicate rule matched, from a DUPLICATES_DETECTED error.
+
+    ``error`` is a REST error body (a list), one of its items, or a SaveResult error item; the IDs
+    come from ``duplicateResult.matchResults[].matchRecords[].record.Id`` (API guide, DuplicateResult,
+    MatchResult, MatchRecord), in the order Salesforce listed them. Anything else gives ``()``.
+    """
+    items = error if isinstance(error, list) else [error]
+    found: list[str] = []
+    for item in items:
+        result = item.get("duplicateResult") if isinstance(item, dict) else None
+        for match in (result.get("matchResults") or []) if isinstance(result, dict) else []:
+            for matched in (match.get("matchRecords") or []) if isinstance(match, dict) else []:
+                record = matched.get("record") if isinstance(matched, dict) else None
+                rid = record.get("Id") if isinstance(record, dict) else None
+                if isinstance(rid, str) and rid not in found:
+                    found.append(rid)
+    return tuple(found)
 
 
 def category_for_sf_code(code: str | None) -> str:
@@ -132,14 +157,22 @@ def classify_salesforce(exc: BaseException) -> ConnectorError:
     if isinstance(exc, requests.exceptions.Timeout | requests.exceptions.ConnectionError):
         return TransientError("salesforce", f"network error: {type(exc).__name__}", category="network")
     if isinstance(exc, sf_exc.SalesforceError):
-        code, message = sf_error_code(_json_or_text(exc.content))
+        body = _json_or_text(exc.content)
+        code, message = sf_error_code(body)
         status = exc.status
         text = f"HTTP {status} {code or ''}: {message}".strip()
         if status == 429 or status >= 500 or code in RETRIABLE_SF_CODES:
             return TransientError("salesforce", text, status, code, category="transient")
         if code == "REQUEST_LIMIT_EXCEEDED":
             return TransientError("salesforce", text, status, code, category="budget", retry_after=60.0)
-        return PermanentError("salesforce", text, status, code, category=category_for_sf_code(code))
+        return PermanentError(
+            "salesforce",
+            text,
+            status,
+            code,
+            category=category_for_sf_code(code),
+            matched_ids=duplicate_match_ids(body) if code == "DUPLICATES_DETECTED" else (),
+        )
     return PermanentError("salesforce", f"{type(exc).__name__}: {exc}", category="unknown")
 
 

@@ -23,6 +23,7 @@ from hubspot.crm.contacts import (
 from hubspot.crm.properties import PropertyCreate, PropertyGroupCreate
 
 from sync.connectors.errors import (
+    PermanentError,
     RecordError,
     RetryPolicy,
     TransientError,
@@ -36,7 +37,6 @@ T = TypeVar("T")
 
 BATCH_LIMIT = 100  # HubSpot CRM v3 batch endpoints take at most 100 inputs.
 SEARCH_PAGE = 200  # search returns at most 200 per page ...
-SEARCH_CAP = 10_000  # ... and at most 10,000 results per query.
 LIST_PAGE = 100  # the list API (GET /crm/v3/objects/contacts) returns at most 100 per page.
 REQUEST_TIMEOUT = 30.0
 # HubSpot's default lifecycle stages in order; Closedloop only ever moves a contact forward along them.
@@ -69,6 +69,32 @@ class PropertySpec:
     type: str = "string"
     field_type: str = "text"
     unique: bool = False
+
+
+Row = tuple[str, dict[str, Any]]
+
+
+def _isolating(
+    chunk: Sequence[Row], send: Callable[[Sequence[Row]], dict[str, Any]]
+) -> Iterator[tuple[dict[str, Any] | None, list[RecordError]]]:
+    """Send a batch; when HubSpot refuses all of it for invalid input, halve it until each bad row stands alone.
+
+    HubSpot validates a batch as a whole (one invalid email fails all 100 inputs with a 400), so a
+    bad record would otherwise hold back every other record of its batch. Costs about two calls per
+    bad record and halving step, and only when a batch is refused.
+    """
+    try:
+        yield send(chunk), []
+    except PermanentError as exc:
+        if exc.category != "validation":
+            raise
+        if len(chunk) == 1:
+            key = chunk[0][0]
+            yield None, [RecordError(key, exc.code or "VALIDATION_ERROR", exc.message, exc.category)]
+            return
+        middle = len(chunk) // 2
+        yield from _isolating(chunk[:middle], send)
+        yield from _isolating(chunk[middle:], send)
 
 
 def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
@@ -141,44 +167,62 @@ class HubSpotConnector:
     def changed_since(
         self, since: datetime | None, properties: Sequence[str]
     ) -> Iterator[list[HubSpotContact]]:
-        """Pages of contacts modified at or after ``since``, oldest first.
+        """Pages of contacts modified at or after ``since``, oldest first (each contact once).
 
-        HubSpot's search stops at 10,000 results, so after each 10,000 the query restarts from the
-        newest timestamp seen (callers dedupe by ID).
+        Keyset paging: every page asks again for ``lastmodifieddate >= newest time read so far``.
+        Search's ``after`` token is an offset into a result set sorted anew on every request, so a
+        contact modified while we page would shift the others and push one past both pages, out of
+        reach for good; a fresh lower bound per page cannot skip anything, and no query meets the
+        10,000-result cap. Only a block of more than a page of contacts sharing one timestamp is
+        paged by offset, within that timestamp.
         """
         lower = since
+        done: set[tuple[str, datetime | None]] = set()
+        offset = 0  # into the contacts at exactly ``lower``, when they fill whole pages
         while True:
-            seen = 0
-            after: str | None = None
-            newest: datetime | None = None
-            while True:
-                filters = []
-                if lower is not None:
-                    filters.append(
-                        Filter(
-                            property_name="lastmodifieddate", operator="GTE", value=str(to_epoch_ms(lower))
-                        )
-                    )
-                request = PublicObjectSearchRequest(
-                    filter_groups=[FilterGroup(filters=filters)] if filters else [],
-                    sorts=[{"propertyName": "lastmodifieddate", "direction": "ASCENDING"}],
-                    properties=list(properties),
-                    limit=SEARCH_PAGE,
-                    after=after,
+            filters = []
+            if lower is not None:
+                filters.append(
+                    Filter(property_name="lastmodifieddate", operator="GTE", value=str(to_epoch_ms(lower)))
                 )
-                page = self._search(request)
-                contacts = [_contact(obj) for obj in page.get("results") or []]
-                if contacts:
-                    newest = contacts[-1].updated_at or newest
-                    yield contacts
-                seen += len(contacts)
-                nxt = _next_after(page)
-                if not nxt or seen >= SEARCH_CAP:
-                    break
-                after = nxt
-            if seen < SEARCH_CAP or newest is None or newest == lower:
+            request = PublicObjectSearchRequest(
+                filter_groups=[FilterGroup(filters=filters)] if filters else [],
+                sorts=[{"propertyName": "lastmodifieddate", "direction": "ASCENDING"}],
+                properties=list(properties),
+                limit=SEARCH_PAGE,
+                after=str(offset) if offset else None,
+            )
+            page = self._search(request)
+            contacts = [_contact(obj) for obj in page.get("results") or []]
+            fresh = [c for c in contacts if (c.id, c.updated_at) not in done]
+            done.update((c.id, c.updated_at) for c in fresh)
+            if fresh:
+                yield fresh
+            if len(contacts) < SEARCH_PAGE or not _next_after(page):
                 return
-            lower = newest
+            newest = contacts[-1].updated_at
+            if newest is not None and newest != lower:
+                lower, offset = newest, 0
+            else:  # a whole page at one timestamp: step through that timestamp by offset
+                offset += len(contacts)
+
+    def find_by_property(
+        self, name: str, values: Sequence[str], properties: Sequence[str]
+    ) -> dict[str, HubSpotContact]:
+        """Contacts whose property ``name`` holds one of ``values`` (search, 100 values per call)."""
+        found: dict[str, HubSpotContact] = {}
+        for chunk in chunks(list(dict.fromkeys(values)), BATCH_LIMIT):
+            request = PublicObjectSearchRequest(
+                filter_groups=[
+                    FilterGroup(filters=[Filter(property_name=name, operator="IN", values=list(chunk))])
+                ],
+                properties=list(properties),
+                limit=SEARCH_PAGE,
+            )
+            for obj in self._search(request).get("results") or []:
+                contact = _contact(obj)
+                found[contact.id] = contact
+        return found
 
     def list_page(
         self, after: str | None, properties: Sequence[str], limit: int = LIST_PAGE
@@ -232,19 +276,24 @@ class HubSpotConnector:
     def update(self, updates: dict[str, dict[str, Any]]) -> list[RecordError]:
         """Update contacts by HubSpot ID, 100 per call. Returns per-record failures."""
         errors: list[RecordError] = []
-        items = list(updates.items())
-        for chunk in chunks(items, BATCH_LIMIT):
+
+        def send(chunk: Sequence[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
             body = BatchInputSimplePublicObjectBatchInput(
                 inputs=[
                     SimplePublicObjectBatchInput(id=cid, properties=_strings(props)) for cid, props in chunk
                 ]
             )
-            result = self._call_json(
+            return self._call_json(
                 "batch/update",
                 self._client.crm.contacts.batch_api.update,
                 batch_input_simple_public_object_batch_input=body,
             )
-            errors.extend(_batch_errors(result))
+
+        for chunk in chunks(list(updates.items()), BATCH_LIMIT):
+            for result, refused in _isolating(chunk, send):
+                errors.extend(refused)
+                if result is not None:
+                    errors.extend(_batch_errors(result))
         return errors
 
     def upsert(
@@ -256,7 +305,8 @@ class HubSpotConnector:
         """
         ids: dict[str, str] = {}
         errors: list[RecordError] = []
-        for chunk in chunks(list(rows.items()), BATCH_LIMIT):
+
+        def send(chunk: Sequence[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
             body = BatchInputSimplePublicObjectBatchInputUpsert(
                 inputs=[
                     SimplePublicObjectBatchInputUpsert(
@@ -265,16 +315,22 @@ class HubSpotConnector:
                     for key, props in chunk
                 ]
             )
-            result = self._call_json(
+            return self._call_json(
                 "batch/upsert",
                 self._client.crm.contacts.batch_api.upsert,
                 batch_input_simple_public_object_batch_input_upsert=body,
             )
-            for obj in result.get("results") or []:
-                value = (obj.get("properties") or {}).get(id_property)
-                if value:
-                    ids[str(value)] = str(obj["id"])
-            errors.extend(_batch_errors(result))
+
+        for chunk in chunks(list(rows.items()), BATCH_LIMIT):
+            for result, refused in _isolating(chunk, send):
+                errors.extend(refused)
+                if result is None:
+                    continue
+                for obj in result.get("results") or []:
+                    value = (obj.get("properties") or {}).get(id_property)
+                    if value:
+                        ids[str(value)] = str(obj["id"])
+                errors.extend(_batch_errors(result))
         return ids, errors
 
     # -- properties --------------------------------------------------------------------------------

@@ -156,12 +156,21 @@ class HubSpotMarketing:
     def read_people(
         self, common_ids: Sequence[str], links: Mapping[str, Sequence[RecordRef]]
     ) -> dict[str, RoleState]:
-        """Each person's contact (batch read by linked ID); several contacts: the newest modified."""
+        """Each person's contact: batch read by linked ID, else found by the common ID it carries.
+
+        Several contacts for one person: the most recently modified counts.
+        """
         owner = {ref.record_id: cid for cid in common_ids for ref in links.get(cid, ()) if ref.role == MA}
+        unlinked = [cid for cid in common_ids if cid not in owner.values()]
+        contacts = dict(self.edge.read(list(owner), self.properties)) if owner else {}
+        if unlinked:  # a search call, only for people no contact is linked to yet
+            for hid, contact in self.edge.find_by_property(
+                self.id_property, unlinked, self.properties
+            ).items():
+                owner.setdefault(hid, str(contact.properties.get(self.id_property)))
+                contacts.setdefault(hid, contact)
         states: dict[str, RoleState] = {}
-        if not owner:
-            return states
-        for hid, contact in self.edge.read(list(owner), self.properties).items():
+        for hid, contact in contacts.items():
             state = states.setdefault(owner[hid], RoleState())
             if state.updated_at is None or (contact.updated_at and contact.updated_at > state.updated_at):
                 state.records = {CONTACT: contact.properties}
@@ -196,8 +205,13 @@ class HubSpotMarketing:
             if kind.endswith(".deletion"):
                 meaning.deletions.append(ref)
             elif kind.endswith(".merge"):
-                merged = [RecordRef(MA, CONTACT, str(x)) for x in item.payload.get("mergedObjectIds") or []]
                 primary = RecordRef(MA, CONTACT, str(item.payload.get("primaryObjectId") or item.record_id))
+                # mergedObjectIds lists every contact of the merge, the surviving primary included.
+                merged = [
+                    RecordRef(MA, CONTACT, str(x))
+                    for x in item.payload.get("mergedObjectIds") or []
+                    if str(x) != primary.record_id
+                ]
                 meaning.merges.append((primary, merged))
                 meaning.changed.append(primary)
             else:

@@ -24,7 +24,14 @@ from sync.connectors.contract import (
 from sync.connectors.errors import RecordError, RetryPolicy
 from sync.connectors.incremental import CursorState, Incremental
 from sync.connectors.ratelimit import DailyAllocation
-from sync.connectors.salesforce import SalesforceConnector, make_salesforce_client, soql_quote
+from sync.connectors.salesforce import (
+    IN_CLAUSE_CHUNK,
+    SalesforceConnector,
+    changed_since_soql,
+    make_salesforce_client,
+    soql_in,
+    soql_quote,
+)
 from sync.connectors.salesforce_history import (
     LEAD_HISTORY_FIELDS,
     OPPORTUNITY_HISTORY_FIELDS,
@@ -34,7 +41,7 @@ from sync.connectors.salesforce_history import (
     opportunity_events,
     truthy,
 )
-from sync.identity import Candidate, RecordRef
+from sync.identity import Candidate, RecordRef, normalise_email
 from sync.mapping import Mapping as SyncMapping
 from sync.metrics import count_calls
 from sync.timeutil import parse_timestamp, to_sf_datetime
@@ -119,6 +126,7 @@ class SalesforceSales:
     def __init__(self, edge: SalesforceConnector, mapping: SyncMapping) -> None:
         self.edge = edge
         self.flags = StageFlags()
+        self._created_defaults: dict[str, dict[str, Any]] = {}
         self.ext = mapping.identity.sfa_field
         self.email_field = next((f.sfa for f in mapping.fields if f.ma == "email"), "Email")
         self.fields = {
@@ -131,18 +139,16 @@ class SalesforceSales:
 
     def poll(self, cursors: Mapping[str, CursorState], overlap: timedelta) -> ChangeBatch:
         """Leads, Contacts, Opportunities and contact roles changed since each stream's watermark."""
-        changed: dict[str, list[Record]] = {}
-        advanced: dict[str, CursorState] = {}
-        for sobject in STREAMS:
-            cursor = Incremental(cursors.get(sobject, CursorState()), overlap)
-            rows = [
-                rec
-                for rec in self.edge.changed_since(sobject, self._poll_fields(sobject), cursor.lower_bound())
-                if cursor.is_new(rec["Id"], str(rec.get("SystemModstamp")))
-            ]
-            changed[sobject] = rows
-            advanced[sobject] = cursor.advance()
-        return ChangeBatch(self._candidates_of(changed), advanced)
+        reads = {sobject: Incremental(cursors.get(sobject, CursorState()), overlap) for sobject in STREAMS}
+        # Every stream in one Composite call: an idle poll costs one API call for all four.
+        pages = self.edge.query_together(
+            [changed_since_soql(s, self._poll_fields(s), read.lower_bound()) for s, read in reads.items()]
+        )
+        changed = {
+            sobject: [rec for rec in rows if read.is_new(rec["Id"], str(rec.get("SystemModstamp")))]
+            for (sobject, read), rows in zip(reads.items(), pages, strict=True)
+        }
+        return ChangeBatch(self._candidates_of(changed), {s: read.advance() for s, read in reads.items()})
 
     def _poll_fields(self, sobject: str) -> list[str]:
         if sobject in (LEAD, CONTACT):
@@ -174,69 +180,14 @@ class SalesforceSales:
     def read_people(
         self, common_ids: Sequence[str], links: Mapping[str, Sequence[RecordRef]]
     ) -> dict[str, RoleState]:
-        """Lead, Contact and opportunities per person: by the common ID they carry, else by known links."""
-        wanted = set(common_ids)
-        linked: dict[str, dict[str, str]] = {LEAD: {}, CONTACT: {}, OPPORTUNITY: {}}
-        for cid in common_ids:
-            for ref in links.get(cid, ()):
-                if ref.role == SFA and ref.object_type in linked:
-                    linked[ref.object_type][ref.record_id] = cid
-        people: dict[str, dict[str, Any]] = {cid: {} for cid in common_ids}
-        opportunities: dict[str, list[Record]] = {}
+        """Lead, Contact and opportunities per person: by the common ID they carry, else by known links.
 
-        def owner(record: Record, known: dict[str, str]) -> str | None:
-            ext = record.get(self.ext)
-            if isinstance(ext, str) and ext in wanted:
-                return ext
-            return known.get(str(record["Id"]))
-
-        for lead in self._by_id_or_key(LEAD, list(common_ids), linked[LEAD]):
-            person = owner(lead, linked[LEAD])
-            if person is not None:
-                people[person][LEAD] = _strip(lead)
-                if lead.get("ConvertedContactId"):
-                    linked[CONTACT].setdefault(lead["ConvertedContactId"], person)
-        contact_owner: dict[str, str] = {}
-        for contact in self._by_id_or_key(CONTACT, list(common_ids), linked[CONTACT]):
-            person = owner(contact, linked[CONTACT])
-            if person is not None:
-                people[person][CONTACT] = _strip(contact)
-                contact_owner[contact["Id"]] = person
-
-        opp_owner: dict[str, str] = dict(linked[OPPORTUNITY])
-        if contact_owner:
-            roles = self.edge.select_in(
-                CONTACT_ROLE, ["OpportunityId", "ContactId"], "ContactId", list(contact_owner)
-            )
-            for role in roles:
-                opp_owner.setdefault(role["OpportunityId"], contact_owner[role["ContactId"]])
-        for cid, records in people.items():
-            converted_opp = (records.get(LEAD) or {}).get("ConvertedOpportunityId")
-            if converted_opp:
-                opp_owner.setdefault(converted_opp, cid)
-        if opp_owner:
-            for opp in self.edge.select_in(OPPORTUNITY, self.fields[OPPORTUNITY], "Id", list(opp_owner)):
-                opportunities.setdefault(opp_owner[opp["Id"]], []).append(_strip(opp))
-
-        states: dict[str, RoleState] = {}
-        for cid, records in people.items():
-            outcomes = opportunities.get(cid, [])
-            primary = primary_opportunity(outcomes)
-            if primary is not None:
-                records[OPPORTUNITY] = primary
-            if records:
-                states[cid] = RoleState(
-                    records=records, outcomes=outcomes, updated_at=self._updated_at(records, outcomes)
-                )
-        return states
-
-    def _by_id_or_key(self, sobject: str, common_ids: list[str], linked: dict[str, str]) -> list[Record]:
-        found = self.edge.select_in(sobject, self.fields[sobject], self.ext, common_ids)
-        have = {r["Id"] for r in found}
-        missing = [i for i in linked if i not in have]
-        if missing:
-            found += self.edge.select_in(sobject, self.fields[sobject], "Id", missing)
-        return found
+        Read in rounds of Composite calls (each up to five queries, one API call): the person
+        records first; then converted contacts, contact roles, opportunities and the history of
+        the leads and opportunities known so far; further rounds only for what a round discovered.
+        A batch of people whose opportunities are known costs two calls, history included.
+        """
+        return _PeopleRead(self, list(common_ids), links).run()
 
     @staticmethod
     def _updated_at(records: Mapping[str, Record], outcomes: Sequence[Record]) -> Any:
@@ -257,10 +208,48 @@ class SalesforceSales:
     def upsert(
         self, obj: str, key_field: str, rows: Mapping[str, Record]
     ) -> tuple[dict[str, str], list[RecordError]]:
-        return self.edge.upsert(obj, key_field, list(rows.values()))
+        return self.edge.upsert(obj, key_field, [{**fields, key_field: cid} for cid, fields in rows.items()])
 
     def update(self, obj: str, updates: Mapping[str, Record]) -> list[RecordError]:
         return self.edge.update(obj, [{"Id": rid, **fields} for rid, fields in updates.items()])
+
+    def find_people(self, emails: Sequence[str]) -> dict[str, RecordRef]:
+        """Contacts, else open Leads, with one of these emails and no common ID yet.
+
+        SOQL compares email case-insensitively; the results are normalised again before matching.
+        """
+        wanted = {key: e for e in emails if (key := normalise_email(e)) is not None}
+        found: dict[str, RecordRef] = {}
+        for obj in (CONTACT, LEAD):
+            fields = [self.email_field, self.ext] + (["IsConverted"] if obj == LEAD else [])
+            for record in self.edge.select_in(obj, fields, self.email_field, list(wanted.values())):
+                email = normalise_email(record.get(self.email_field))
+                if email is not None and email in wanted and email not in found and not record.get(self.ext):
+                    if obj == LEAD and truthy(record.get("IsConverted")):
+                        continue
+                    found[email] = RecordRef(SFA, obj, str(record["Id"]))
+        return found
+
+    def refs_for(self, record_ids: Sequence[str]) -> list[RecordRef]:
+        """Lead and Contact IDs by their documented key prefixes (00Q, 003)."""
+        objects = {"00Q": LEAD, "003": CONTACT}
+        return [RecordRef(SFA, objects[rid[:3]], rid) for rid in record_ids if rid[:3] in objects]
+
+    def as_created(self, obj: str, fields: Mapping[str, Any], record_id: str) -> Record:
+        """Our fields plus the org's picklist and checkbox defaults (describe, read once per object)."""
+        return {**self._defaults(obj), **fields, "Id": record_id}
+
+    def _defaults(self, obj: str) -> dict[str, Any]:
+        if obj not in self._created_defaults:
+            defaults: dict[str, Any] = {}
+            for name, described in self.edge.describe_fields(obj).items():
+                picked = [p["value"] for p in described.get("picklistValues") or [] if p.get("defaultValue")]
+                if picked:
+                    defaults[name] = picked[0]
+                elif described.get("type") == "boolean" and isinstance(described.get("defaultValue"), bool):
+                    defaults[name] = described["defaultValue"]
+            self._created_defaults[obj] = defaults
+        return self._created_defaults[obj]
 
     def create_follow_up(
         self, record_id: str, owner: str | None, subject: str, due: date, description: str
@@ -293,7 +282,38 @@ class SalesforceSales:
                     )
             if obj in (LEAD, CONTACT) and self.ext in described and not described[self.ext].get("externalId"):
                 out.problems.append(f"Salesforce {obj}.{self.ext} must be an External ID field")
+        out.notices += self.history_notices(mapping)
         return out
+
+    def history_notices(self, mapping: SyncMapping) -> list[str]:
+        """Stages decided by Lead fields whose history the org does not track (an admin's setting).
+
+        Field history tracking is switched on per field; without it a change and its undoing
+        between two polls leave no trace, so those stages fall back to the time the sync saw them.
+        Opportunity stages always have OpportunityHistory.
+        """
+        soql = (
+            "SELECT QualifiedApiName, IsFieldHistoryTracked FROM FieldDefinition "
+            f"WHERE EntityDefinition.QualifiedApiName = '{LEAD}'"
+        )
+        tracked = {
+            str(row["QualifiedApiName"])
+            for row in self.edge.query(soql)
+            if truthy(row.get("IsFieldHistoryTracked"))
+        }
+        notices = []
+        for stage in mapping.stages:
+            if stage.sfa is None or stage.sfa.object != LEAD:
+                continue
+            untracked = sorted(f for f in stage.sfa.fields if f not in tracked and f != "IsConverted")
+            if untracked:
+                names = ", ".join(f"{LEAD}.{f}" for f in untracked)
+                notices.append(
+                    f"Salesforce: stage {stage.id}: {names} not history-tracked; a change between two polls "
+                    "is logged at the time the sync saw it (Setup → Object Manager → Lead → Fields → "
+                    "Set History Tracking)"
+                )
+        return notices
 
     # -- backfill ------------------------------------------------------------------------------------
 
@@ -361,10 +381,14 @@ class SalesforceSales:
         """LeadHistory and OpportunityHistory of a batch of people (one query each), as snapshots."""
         lead_ids = [str(lead["Id"]) for s in states.values() if (lead := s.record(LEAD)) is not None]
         opp_ids = [str(o["Id"]) for s in states.values() for o in s.outcomes]
-        lead_rows = self._history_rows("LeadHistory", LEAD_HISTORY_FIELDS, "LeadId", lead_ids)
-        opp_rows = self._history_rows(
-            "OpportunityHistory", OPPORTUNITY_HISTORY_FIELDS, "OpportunityId", opp_ids
-        )
+        if all(HISTORY in s.extras for s in states.values()):  # read with the people, no more calls
+            lead_rows = {k: v for s in states.values() for k, v in s.extras[HISTORY].items()}
+            opp_rows = lead_rows
+        else:
+            lead_rows = self._history_rows("LeadHistory", LEAD_HISTORY_FIELDS, "LeadId", lead_ids)
+            opp_rows = self._history_rows(
+                "OpportunityHistory", OPPORTUNITY_HISTORY_FIELDS, "OpportunityId", opp_ids
+            )
         for state in states.values():
             for opp in state.outcomes:
                 self.flags.learn(opp)
@@ -410,6 +434,143 @@ class SalesforceSales:
             else:
                 changed[obj] = [{"Id": i} for i in ids]
         return self._candidates_of(changed)
+
+
+HISTORY = "history"  # RoleState.extras: history rows by lead or opportunity ID, read with the people
+
+
+class _PeopleRead:
+    """One batch read of people in Composite rounds (see :meth:`SalesforceSales.read_people`)."""
+
+    def __init__(
+        self, sales: SalesforceSales, common_ids: list[str], links: Mapping[str, Sequence[RecordRef]]
+    ):
+        self.sales = sales
+        self.common_ids = common_ids
+        self.wanted = set(common_ids)
+        self.owner: dict[str, dict[str, str]] = {
+            LEAD: {},
+            CONTACT: {},
+            OPPORTUNITY: {},
+        }  # object -> id -> cid
+        for cid in common_ids:
+            for ref in links.get(cid, ()):
+                if ref.role == SFA and ref.object_type in self.owner:
+                    self.owner[ref.object_type][ref.record_id] = cid
+        self.people: dict[str, dict[str, Record]] = {cid: {} for cid in common_ids}
+        self.opportunities: dict[str, dict[str, Record]] = {}
+        self.history: dict[str, list[Record]] = {}
+        self.read: dict[str, set[str]] = {CONTACT: set(), OPPORTUNITY: set(), CONTACT_ROLE: set()}
+        self.history_read: set[str] = set()
+
+    def run(self) -> dict[str, RoleState]:
+        fields, ext = self.sales.fields, self.sales.ext
+        first = [
+            *_in_queries(LEAD, fields[LEAD], ext, self.common_ids),
+            *_in_queries(LEAD, fields[LEAD], "Id", list(self.owner[LEAD])),
+            *_in_queries(CONTACT, fields[CONTACT], ext, self.common_ids),
+            *_in_queries(CONTACT, fields[CONTACT], "Id", list(self.owner[CONTACT])),
+        ]
+        self.read[CONTACT].update(self.owner[CONTACT])  # the linked ones are in the first round
+        queries: list[tuple[str, str]] = first
+        while queries:
+            results = self.sales.edge.query_together([soql for _kind, soql in queries])
+            for (kind, _soql), rows in zip(queries, results, strict=True):
+                self._take(kind, rows)
+            queries = self._next_round()
+        return self._states()
+
+    def _take(self, kind: str, rows: list[Record]) -> None:
+        for row in rows:
+            if kind == LEAD:
+                person = self._person_of(row, LEAD)
+                if person is not None:
+                    self.people[person][LEAD] = _strip(row)
+                    for name, obj in (
+                        ("ConvertedContactId", CONTACT),
+                        ("ConvertedOpportunityId", OPPORTUNITY),
+                    ):
+                        if row.get(name):
+                            self.owner[obj].setdefault(str(row[name]), person)
+            elif kind == CONTACT:
+                self.read[CONTACT].add(str(row["Id"]))
+                person = self._person_of(row, CONTACT)
+                if person is not None:
+                    self.people[person][CONTACT] = _strip(row)
+                    self.owner[CONTACT][str(row["Id"])] = person
+            elif kind == CONTACT_ROLE:
+                person = self.owner[CONTACT].get(str(row.get("ContactId")))
+                if person is not None and row.get("OpportunityId"):
+                    self.owner[OPPORTUNITY].setdefault(str(row["OpportunityId"]), person)
+            elif kind == OPPORTUNITY:
+                self.read[OPPORTUNITY].add(str(row["Id"]))
+                person = self.owner[OPPORTUNITY].get(str(row["Id"]))
+                if person is not None:
+                    self.opportunities.setdefault(person, {})[str(row["Id"])] = _strip(row)
+            else:  # LeadHistory / OpportunityHistory rows
+                key = str(row.get("LeadId") or row.get("OpportunityId"))
+                self.history.setdefault(key, []).append(row)
+
+    def _person_of(self, record: Record, obj: str) -> str | None:
+        ext = record.get(self.sales.ext)
+        if isinstance(ext, str) and ext in self.wanted:
+            return ext
+        return self.owner[obj].get(str(record["Id"]))
+
+    def _next_round(self) -> list[tuple[str, str]]:
+        """What the last round made known and nobody has read yet."""
+        fields = self.sales.fields
+        contacts = [i for i in self.owner[CONTACT] if i not in self.read[CONTACT]]
+        self.read[CONTACT].update(contacts)
+        roles_of = [i for i in self.owner[CONTACT] if i not in self.read[CONTACT_ROLE]]
+        self.read[CONTACT_ROLE].update(roles_of)
+        opps = [i for i in self.owner[OPPORTUNITY] if i not in self.read[OPPORTUNITY]]
+        self.read[OPPORTUNITY].update(opps)
+        leads = [
+            str(r[LEAD]["Id"])
+            for r in self.people.values()
+            if LEAD in r and str(r[LEAD]["Id"]) not in self.history_read
+        ]
+        self.history_read.update(leads)
+        opp_history = [i for i in opps if i not in self.history_read]
+        self.history_read.update(opp_history)
+        return [
+            *_in_queries(CONTACT, fields[CONTACT], "Id", contacts),
+            *_in_queries(CONTACT_ROLE, ["OpportunityId", "ContactId"], "ContactId", roles_of),
+            *_in_queries(OPPORTUNITY, fields[OPPORTUNITY], "Id", opps),
+            *_in_queries("LeadHistory", LEAD_HISTORY_FIELDS, "LeadId", leads),
+            *_in_queries("OpportunityHistory", OPPORTUNITY_HISTORY_FIELDS, "OpportunityId", opp_history),
+        ]
+
+    def _states(self) -> dict[str, RoleState]:
+        states: dict[str, RoleState] = {}
+        for cid, records in self.people.items():
+            outcomes = list(self.opportunities.get(cid, {}).values())
+            primary = primary_opportunity(outcomes)
+            if primary is not None:
+                records[OPPORTUNITY] = primary
+            if records:
+                ids = [str(r["Id"]) for r in (*records.values(), *outcomes)]
+                history = {i: self.history.get(i, []) for i in ids}
+                states[cid] = RoleState(
+                    records=records,
+                    outcomes=outcomes,
+                    updated_at=SalesforceSales._updated_at(records, outcomes),
+                    extras={HISTORY: history},
+                )
+        return states
+
+
+def _in_queries(
+    sobject: str, fields: Sequence[str], key: str, values: Sequence[str]
+) -> list[tuple[str, str]]:
+    """(kind, SOQL) selecting ``fields`` of ``sobject`` whose ``key`` is one of ``values``, 200 at a time."""
+    cols = ", ".join(dict.fromkeys(["Id", *fields]))
+    unique = list(dict.fromkeys(v for v in values if v))
+    return [
+        (sobject, f"SELECT {cols} FROM {sobject} WHERE {key} IN {soql_in(unique[i : i + IN_CLAUSE_CHUNK])}")
+        for i in range(0, len(unique), IN_CLAUSE_CHUNK)
+    ]
 
 
 def _chunked(records: Iterable[Record], size: int) -> Iterator[list[Record]]:

@@ -37,9 +37,9 @@ from sync.funnel.figures import (
     Velocity,
     ratio,
 )
+from sync.funnel.filters import EVERYONE, NO_VALUE, PeopleFilter
 from sync.store.models import Person, Transition
 
-NO_VALUE = "(none)"
 NO_REASON = "(not recorded)"
 Pair = tuple[str, str]
 DEFAULT_CONVERSIONS: tuple[Pair, ...] = (("mql", "sal"), ("mql", "sql"), ("sql", "won"), ("mql", "won"))
@@ -304,7 +304,7 @@ def _label(value: object) -> str:
     return NO_VALUE if value is None or value == "" else str(value)
 
 
-def _people(session: Session, spec: Spec, by: str | None) -> Iterator[_Person]:
+def _people(session: Session, spec: Spec, by: str | None, who: PeopleFilter) -> Iterator[_Person]:
     """Each person with moves since the period start, events in time order, one at a time."""
     group = group_column(by)
     columns = [
@@ -321,7 +321,7 @@ def _people(session: Session, spec: Spec, by: str | None) -> Iterator[_Person]:
     query = (
         select(*columns, *([group] if group is not None else []))
         .outerjoin(Person, Person.common_id == Transition.common_id)
-        .where(Transition.occurred_at >= spec.since)
+        .where(Transition.occurred_at >= spec.since, *who.conditions())
         .order_by(Transition.common_id, Transition.occurred_at, Transition.id)
         .execution_options(yield_per=5000)
     )
@@ -338,10 +338,17 @@ def _people(session: Session, spec: Spec, by: str | None) -> Iterator[_Person]:
         yield person
 
 
-def current_counts(session: Session, by: str | None) -> dict[str | None, Counter[str]]:
+def current_counts(
+    session: Session, by: str | None, who: PeopleFilter = EVERYONE
+) -> dict[str | None, Counter[str]]:
     """People per present stage (SQL ``GROUP BY``), keyed by group label (None when ungrouped)."""
     group = group_column(by)
-    live = (Person.merged_into.is_(None), Person.deleted_at.is_(None), Person.stage.is_not(None))
+    live = (
+        Person.merged_into.is_(None),
+        Person.deleted_at.is_(None),
+        Person.stage.is_not(None),
+        *who.conditions(),
+    )
     if group is None:
         rows = session.execute(select(Person.stage, func.count()).where(*live).group_by(Person.stage))
         return {None: Counter({stage: n for stage, n in rows if stage})}
@@ -352,9 +359,9 @@ def current_counts(session: Session, by: str | None) -> dict[str | None, Counter
     return out
 
 
-def measure(session: Session, spec: Spec, by: str | None = None) -> Measured:
+def measure(session: Session, spec: Spec, by: str | None = None, who: PeopleFilter = EVERYONE) -> Measured:
     """Run every funnel measurement in one streamed pass over the transition log."""
     analysis = _Analysis(spec, grouped=by is not None)
-    for person in _people(session, spec, by):
+    for person in _people(session, spec, by, who):
         analysis.add(person)
-    return analysis.result(current_counts(session, by))
+    return analysis.result(current_counts(session, by, who))

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from sync.funnel.analytics import DEFAULT_CONVERSIONS, DEFAULT_SCORE_BANDS, DEFAULT_VELOCITY, Spec, measure
 from sync.funnel.figures import FunnelReport
+from sync.funnel.filters import EVERYONE, PeopleFilter
 from sync.funnel.sla import SlaRule
 from sync.funnel.sla_stats import summarise_slas
 from sync.funnel.stages import DETOURS, SUCCESS_PATH
@@ -28,10 +29,11 @@ def build_report(
     velocity: Sequence[tuple[str, str]] = DEFAULT_VELOCITY,
     score_bands: Sequence[float] = DEFAULT_SCORE_BANDS,
     now: datetime | None = None,
+    who: PeopleFilter = EVERYONE,
 ) -> FunnelReport:
     """Measure the funnel over ``[since, until)``; ``by`` groups by campaign/source/owner/an attribute key.
 
-    ``conversions`` are ``(from, to)`` or ``(from, to, within_days)``.
+    ``conversions`` are ``(from, to)`` or ``(from, to, within_days)``; ``who`` narrows to some people.
     """
     now = as_utc(now or utcnow())
     spec = Spec(
@@ -44,8 +46,8 @@ def build_report(
         score_bands=tuple(sorted(score_bands)),
     )
     with store.session() as session:
-        measured = measure(session, spec, by)
-        sla = summarise_slas(session, slas, spec.since, spec.until, now)
+        measured = measure(session, spec, by, who)
+        sla = summarise_slas(session, slas, spec.since, spec.until, now, who)
     return FunnelReport(
         since=spec.since,
         until=spec.until,

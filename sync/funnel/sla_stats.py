@@ -9,8 +9,9 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.orm import Session
 
+from sync.funnel.filters import EVERYONE, PeopleFilter
 from sync.funnel.sla import SlaRule
-from sync.store.models import SlaTimer
+from sync.store.models import Person, SlaTimer
 from sync.timeutil import as_utc
 
 
@@ -42,7 +43,12 @@ class SlaSummary:
 
 
 def summarise_slas(
-    session: Session, rules: Sequence[SlaRule], since: datetime, until: datetime, now: datetime
+    session: Session,
+    rules: Sequence[SlaRule],
+    since: datetime,
+    until: datetime,
+    now: datetime,
+    who: PeopleFilter = EVERYONE,
 ) -> list[SlaSummary]:
     """One summary per rule, over timers started in ``[since, until)``."""
     now = as_utc(now)
@@ -66,6 +72,8 @@ def summarise_slas(
         .where(SlaTimer.started_at >= as_utc(since), SlaTimer.started_at < as_utc(until))
         .group_by(SlaTimer.sla_id)
     )
+    if who.conditions():
+        query = query.join(Person, Person.common_id == SlaTimer.common_id).where(*who.conditions())
     rows = {row[0]: [int(v or 0) for v in row[1:]] for row in session.execute(query)}
     out = []
     for rule in rules:

@@ -129,6 +129,10 @@ def lint_paths(paths: Sequence[str | Path]) -> list[LintError]:
         p = Path(raw)
         if p.is_dir():
             files = sorted(f for f in p.rglob("*") if f.suffix in SUFFIXES and f.is_file())
+            try:
+                _resolve(p)  # the service loads default.yaml or the only file: no choice is an error
+            except MappingError as exc:
+                errors += exc.errors
         elif p.exists():
             files = [p]
         else:

@@ -299,10 +299,18 @@ class EnteredAt(_Strict):
         return self.ma.names if self.ma is not None else ()
 
 
+class StageLabel(_Strict):
+    """A stage's display name in each report language (``CLOSEDLOOP_LANGUAGE``)."""
+
+    en: Name | None = Field(None, description="English name, e.g. SQL")
+    ja: Name | None = Field(None, description="Japanese name, e.g. 商談化")
+
+
 class Stage(_Strict):
     """A standard funnel stage: on the success path, or a detour (lost, disqualified, recycled)."""
 
     id: StageId
+    label: StageLabel | None = Field(None, description="Display names in reports, per language")
     description: str | None = None
     detour: bool = False
     recycle: bool = Field(False, description="A recycled person may re-enter the success path")
@@ -429,6 +437,15 @@ class Mapping(_Strict):
             if s.id == id:
                 return s
         raise KeyError(id)
+
+    def stage_labels(self, language: str) -> dict[str, str]:
+        """The team's own stage names in ``language`` (only stages that give one)."""
+        out = {}
+        for s in self.stages:
+            text = getattr(s.label, language, None) if s.label else None
+            if text:
+                out[s.id] = text
+        return out
 
     def cached(self, key: str, build: Callable[[Mapping], Any]) -> Any:
         """Derived runtime structures, built once per mapping (the model is immutable)."""

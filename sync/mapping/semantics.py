@@ -27,6 +27,7 @@ def check(data: dict[str, Any]) -> list[Issue]:
     """Every cross-reference problem in the document."""
     issues: list[Issue] = []
     ids, success = _check_stages(data, issues)
+    _check_labels(data, issues)
     _check_refs(data, ids, success, issues)
     _check_fields(data, issues)
     _check_closed_loop(data, issues)
@@ -56,6 +57,30 @@ def _check_stages(data: dict[str, Any], issues: list[Issue]) -> tuple[list[str],
             )
         )
     return ids, success
+
+
+def _check_labels(data: dict[str, Any], issues: list[Issue]) -> None:
+    """Two stages with the same label in one language would read as one stage in every report."""
+    seen: dict[tuple[str, str], int] = {}
+    for i, st in _items(data, "stages"):
+        label = st.get("label")
+        if not isinstance(label, dict):
+            continue
+        for language, text in label.items():
+            if not isinstance(text, str):
+                continue
+            key = (str(language), text.strip().casefold())
+            if key in seen:
+                issues.append(
+                    (
+                        ("stages", i, "label", language),
+                        f"stages[{i}].label.{language}: {text!r} is already the label of "
+                        f"stages[{seen[key]}]; reports could not tell the two stages apart",
+                        "value",
+                    )
+                )
+            else:
+                seen[key] = i
 
 
 def _ref(issues: list[Issue], path: tuple[str | int, ...], value: Any, ids: list[str], label: str) -> None:

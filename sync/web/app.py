@@ -7,6 +7,7 @@ pending rows up anyway.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import re
 import uuid
@@ -23,8 +24,11 @@ from sync import metrics
 from sync.config import Settings
 from sync.connectors.registry import chosen
 from sync.logs import get_logger
+from sync.mapping import Mapping as FunnelMapping
+from sync.mapping import load_mapping
 from sync.store.db import Store
 from sync.web.body import RequestRejected, read_limited_body, require_media_type
+from sync.web.dashboard import dashboard_router, publish_dashboard_stages
 from sync.web.health import ReadyCheck, health_router
 from sync.web.hubspot_events import BadPayload, parse_body, split_events
 from sync.web.hubspot_signature import SignatureError, verify_signature
@@ -56,12 +60,21 @@ def create_app(
     store: Store,
     enqueue: Enqueue,
     ready_checks: Mapping[str, ReadyCheck] | None = None,
+    mapping: Callable[[], FunnelMapping] | None = None,
 ) -> FastAPI:
-    """The ASGI app: ``POST /webhooks/{hubspot,marketo,salesforce}``, health and metrics."""
+    """The ASGI app: ``POST /webhooks/{hubspot,marketo,salesforce}``, health and metrics.
+
+    ``/dashboard`` is added only when a dashboard credential is configured; ``mapping`` gives the
+    mapping in force (default: loaded once from ``settings.mappings``).
+    """
     app = FastAPI(title="Closedloop", docs_url=None, redoc_url=None, openapi_url=None)
     app.add_middleware(CorrelationIdMiddleware)
     app.add_exception_handler(Exception, _unhandled_error)
     app.include_router(health_router(store, ready_checks))
+    if settings.dashboard_enabled:
+        source = mapping or functools.cache(lambda: load_mapping(settings.mappings))
+        publish_dashboard_stages(store, source)
+        app.include_router(dashboard_router(settings, store, source))
     roles = {name: role for role, name in chosen(settings).items()}
 
     @app.post(HUBSPOT_PATH)

@@ -16,18 +16,21 @@ from xml.sax.saxutils import escape
 from sync.timeutil import parse_timestamp
 from sync.web.inbox import BadEvent, NewEvent
 
-_defused_fromstring: Callable[..., ET.Element] | None
+_DefusedParser: Callable[..., ET.XMLParser] | None
 try:  # defusedxml refuses DTDs, entity expansion and external references
     from defusedxml import DefusedXmlException
-    from defusedxml.ElementTree import fromstring as _defused_fromstring
+    from defusedxml.ElementTree import DefusedXMLParser as _DefusedParser
 except ImportError:  # pragma: no cover - exercised only where defusedxml is absent
-    _defused_fromstring = None
+    _DefusedParser = None
     DefusedXmlException = ValueError  # type: ignore[assignment,misc]
 
 SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
 OUTBOUND_NS = "http://soap.sforce.com/2005/09/outbound"
 XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
 MAX_NOTIFICATIONS = 100  # Salesforce sends at most 100 notifications per message
+# A notification is six elements deep (Envelope/Body/notifications/Notification/sObject/field); deeper
+# documents are refused while parsing, before anything walks the tree recursively.
+MAX_XML_DEPTH = 16
 XML_MEDIA_TYPES = frozenset({"text/xml", "application/xml", "application/soap+xml"})
 _SAFE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,39}$")
 
@@ -97,17 +100,40 @@ def soap_fault(message: str, *, client: bool) -> str:
     )
 
 
+class _DepthLimitedBuilder(ET.TreeBuilder):
+    """Builds the tree like ``TreeBuilder`` but refuses elements nested deeper than ``limit``."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self._limit = limit
+        self._depth = 0
+
+    def start(self, tag: Any, attrs: Any) -> ET.Element:
+        self._depth += 1
+        if self._depth > self._limit:
+            raise OutboundMessageError(f"the XML is nested deeper than {self._limit} elements")
+        return super().start(tag, attrs)
+
+    def end(self, tag: Any) -> ET.Element:
+        self._depth -= 1
+        return super().end(tag)
+
+
 def _parse_xml(body: bytes) -> ET.Element:
     try:
-        if _defused_fromstring is not None:
-            return _defused_fromstring(body, forbid_dtd=True)
+        if _DefusedParser is not None:
+            parser = _DefusedParser(target=_DepthLimitedBuilder(MAX_XML_DEPTH), forbid_dtd=True)
+            parser.feed(body)
+            return parser.close()
         return _parse_without_dtd(body)
+    except LookupError as exc:  # an encoding Python does not know, or one that is not text (rot13)
+        raise OutboundMessageError("the XML declares an unsupported encoding; send UTF-8") from exc
     except (ET.ParseError, DefusedXmlException, ValueError) as exc:
         raise OutboundMessageError("the body is not well-formed XML without a DTD") from exc
 
 
 def _parse_without_dtd(body: bytes) -> ET.Element:  # pragma: no cover - fallback without defusedxml
-    parser = ET.XMLParser()
+    parser = ET.XMLParser(target=_DepthLimitedBuilder(MAX_XML_DEPTH))
 
     def _refuse(*_: Any) -> None:
         raise ValueError("DTDs are not allowed")

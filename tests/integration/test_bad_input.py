@@ -178,7 +178,7 @@ def _exercise(scenario: Scenario, config: ScenarioConfig) -> None:
             (hid,) = scenario.boxes.hubspot.find_contacts("email", email)
             scenario.boxes.hubspot.update_contact(hid, {"company": "Fixed Company KK"})
         replay = subprocess.run(
-            [sys.executable, "-c", "from sync.cli import app; app()", "replay"],
+            [sys.executable, "-c", "from workers.cli import app; app()", "replay"],
             cwd=ROOT,
             env={**os.environ, **scenario.settings_env()},
             capture_output=True,

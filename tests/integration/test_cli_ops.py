@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 from typer.testing import CliRunner
 
 from sandboxes.server import Sandboxes, start_sandboxes
@@ -74,6 +75,25 @@ def test_sync_once_hands_over_mqls_and_status_reports_streams(boxes: Sandboxes) 
     assert {"ma:contacts", "sfa:Lead"} <= streams
 
 
+def test_sync_once_names_the_system_it_could_not_poll(
+    boxes: Sandboxes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sandboxes.common import free_port
+
+    boxes.hubspot.seed_contact({"email": "hot@example.com", "lastname": "Hot", "hubspotscore": "80"})
+    monkeypatch.setenv("CLOSEDLOOP_HUBSPOT_BASE_URL", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("CLOSEDLOOP_RETRY_MAX_ATTEMPTS", "2")
+    operations.configure(None)
+    result = runner.invoke(app_(), ["sync", "--once"])
+    assert result.exit_code == 1, result.output
+    (error,) = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert error.startswith("error: HubSpot could not be polled") and "Salesforce" not in error
+    assert "Traceback" not in result.output and boxes.hubspot.token not in result.output
+    status = json.loads(runner.invoke(app_(), ["status", "--json"]).stdout)
+    polled = {s["stream"] for s in status["streams"] if s["last_success"]}
+    assert "sfa:Lead" in polled and "ma:contacts" not in polled
+
+
 def test_errors_replay_and_dismiss(boxes: Sandboxes, tmp_path: Path) -> None:
     store = Store(os.environ["CLOSEDLOOP_DATABASE_URL"])
     now = utcnow()
@@ -111,7 +131,7 @@ def test_errors_replay_and_dismiss(boxes: Sandboxes, tmp_path: Path) -> None:
 
 def test_sandbox_serve_prints_connection_json_first(tmp_path: Path) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sync.cli.main", "sandbox", "serve", "--workdir", str(tmp_path / "sb")],
+        [sys.executable, "-m", "workers.cli", "sandbox", "serve", "--workdir", str(tmp_path / "sb")],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -129,7 +149,46 @@ def test_sandbox_serve_prints_connection_json_first(tmp_path: Path) -> None:
         assert proc.wait(timeout=20) == 0
 
 
+def test_two_sandboxes_in_one_folder_keep_their_own_ca(tmp_path: Path) -> None:
+    """The default ``sandbox serve`` twice in one folder: absolute CA paths, and each CA still valid."""
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "workers.cli", "sandbox", "serve"],
+            cwd=tmp_path,  # the default --workdir is relative: var/sandbox in this folder
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    try:
+        infos = []
+        for proc in procs:
+            assert proc.stdout is not None
+            infos.append(json.loads(proc.stdout.readline()))
+        first, second = infos
+        for info in infos:
+            ca_file = Path(info["ca_file"])
+            assert ca_file.is_absolute() and ca_file.is_file(), info["ca_file"]
+            assert ca_file.is_relative_to(tmp_path / "var" / "sandbox")
+        assert first["ca_file"] != second["ca_file"]
+        # The first sandbox's clients, trusting only the first CA, still connect after the second started.
+        for info in (first, second):
+            response = requests.get(
+                f"{info['salesforce_url']}/services/data", verify=info["ca_file"], timeout=10
+            )
+            assert response.status_code == 200
+        with pytest.raises(requests.exceptions.SSLError):
+            requests.get(f"{first['salesforce_url']}/services/data", verify=second["ca_file"], timeout=10)
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            assert proc.wait(timeout=20) == 0
+    assert not Path(first["ca_file"]).exists()  # each removes its own TLS folder when it stops
+
+
 def app_():  # type: ignore[no-untyped-def]
-    from sync.cli import app
+    from workers.cli import app
 
     return app

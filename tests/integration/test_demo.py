@@ -18,7 +18,7 @@ def test_demo_runs_the_closed_loop(tmp_path: Path) -> None:
         k: v for k, v in __import__("os").environ.items() if k in env_keys or not k.startswith("CLOSEDLOOP_")
     }
     result = subprocess.run(
-        [sys.executable, "-m", "sync.cli.main", "demo", "--people", "120", "--seed", "5"],
+        [sys.executable, "-m", "workers.cli", "demo", "--people", "120", "--seed", "5"],
         cwd=tmp_path,
         env={**env, "CLOSEDLOOP_MAPPINGS": str(ROOT / "mappings"), "COLUMNS": "160"},
         capture_output=True,

@@ -23,11 +23,15 @@ from limits import storage
 from sandboxes.common import SimClock
 from sync.connectors.errors import RetryPolicy
 from sync.connectors.hubspot import HubSpotConnector
+from sync.connectors.hubspot_ma import HubSpotMarketing
 from sync.connectors.ratelimit import WindowLimiter
+from sync.identity import RecordRef
 from sync.mapping import load_mapping
 from sync.poller import Poller
+from sync.roles import MA
 from sync.store.db import Store, upgrade
 from tests.contract.hubspot_fixtures import HubSpotEnv, start_hubspot
+from tests.fakes import FakeSales
 
 pytestmark = pytest.mark.integration
 
@@ -60,8 +64,9 @@ def test_poller_reports_every_change_despite_a_lagging_reordering_index(
     connector = HubSpotConnector(
         lagging_portal.url, lagging_portal.sandbox.token, limiter, RetryPolicy(base_seconds=0.01)
     )
-    # poll_hubspot never touches Salesforce; the Salesforce side is not part of this test.
-    poller = Poller(store, load_mapping(MAPPING), connector, salesforce=None, overlap=OVERLAP)  # type: ignore[arg-type]
+    # Polling the marketing role never touches the sales side; it is not part of this test.
+    marketing = HubSpotMarketing(connector, load_mapping(MAPPING))
+    poller = Poller(store, marketing, FakeSales(), overlap=OVERLAP)
     api = lagging_portal.client.crm.contacts.basic_api
     rng = random.Random(5)
 
@@ -81,15 +86,15 @@ def test_poller_reports_every_change_despite_a_lagging_reordering_index(
             api.update(target, SimplePublicObjectInput(properties={"jobtitle": f"t{len(writes)}"}))
             writes.append((target, time.monotonic()))
         started = time.monotonic()
-        polls.append((started, set(poller.poll_hubspot())))
+        polls.append((started, set(poller.poll("ma"))))
         time.sleep(rng.uniform(0.0, 0.08))
     settle_until = time.monotonic() + DELAY + JITTER + OVERLAP.total_seconds() + 0.3
     while time.monotonic() < settle_until:
-        polls.append((time.monotonic(), set(poller.poll_hubspot())))
+        polls.append((time.monotonic(), set(poller.poll("ma"))))
         time.sleep(0.1)
     assert lagging_portal.sandbox.search_lagging() == 0
 
-    common = _common_ids(poller, connector, store, ids)
+    common = _common_ids(poller, marketing, store, ids)
     missed = [
         (cid, at)
         for cid, at in writes
@@ -101,14 +106,14 @@ def test_poller_reports_every_change_despite_a_lagging_reordering_index(
     first_seen = {cid: next(i for i, (_, seen) in enumerate(polls) if common[cid] in seen) for cid in ids}
     assert any(first_seen[later] < first_seen[earlier] for earlier, later in zip(ids, ids[1:], strict=False))
     # and a quiet poller reports nothing once everything was seen.
-    assert poller.poll_hubspot() == []
+    assert poller.poll("ma") == []
 
 
-def _common_ids(poller: Poller, connector: HubSpotConnector, store: Store, ids: list[str]) -> dict[str, Any]:
+def _common_ids(poller: Poller, marketing: HubSpotMarketing, store: Store, ids: list[str]) -> dict[str, Any]:
     """HubSpot id -> the common ID the poller's identity map gave that contact."""
-    contacts = connector.read(ids, ["email", poller.ma_prop, "lastmodifieddate"])
+    refs = {hid: RecordRef(MA, "contact", hid) for hid in ids}
     with store.session() as session:
-        return {hid: poller.resolve_hubspot(session, [contacts[hid]])[0] for hid in ids}
+        return {hid: poller.resolve(session, marketing.candidates([refs[hid]]))[0] for hid in ids}
 
 
 def test_scenario_with_a_lagging_search_matches_the_ground_truth(

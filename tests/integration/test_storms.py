@@ -123,7 +123,7 @@ class WebProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> WebProcess:
-        cmd = [sys.executable, "-c", "from sync.cli import app; app()", "web", "--port", str(self.port)]
+        cmd = [sys.executable, "-c", "from workers.cli import app; app()", "web", "--port", str(self.port)]
         self.proc = subprocess.Popen(
             cmd, cwd=ROOT, env=self.env, stdout=self.log_path.open("wb"), stderr=subprocess.STDOUT
         )

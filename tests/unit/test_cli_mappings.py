@@ -9,7 +9,7 @@ import jsonschema
 from ruamel.yaml import YAML
 from typer.testing import CliRunner
 
-from sync.cli import app
+from workers.cli import app
 
 ROOT = Path(__file__).parents[2]
 runner = CliRunner()
@@ -32,6 +32,28 @@ def test_lint_reports_every_error_with_position(tmp_path: Path) -> None:
     assert len(lines) == 2, result.stdout
     handover_line = next(i for i, line in enumerate(text.splitlines(), 1) if "mqll" in line)
     assert any(line.startswith(f"{bad}:{handover_line}:") and "mql" in line for line in lines), lines
+
+
+def test_lint_refuses_a_directory_the_service_would_refuse(tmp_path: Path) -> None:
+    from sync.mapping import MappingError, load_mapping
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    two = tmp_path / "two"
+    two.mkdir()
+    for name in ("a.yaml", "b.yaml"):
+        (two / name).write_text((ROOT / "mappings" / "default.yaml").read_text())
+    for folder in (empty, two):
+        try:
+            load_mapping(folder)
+        except MappingError:
+            pass
+        else:  # pragma: no cover - the premise: the service cannot start on this folder
+            raise AssertionError(f"the service would load {folder}")
+        result = runner.invoke(app, ["mappings", "lint", str(folder)])
+        assert result.exit_code == 1, result.output
+        assert result.stdout.startswith(f"{folder}:1:1: "), result.stdout
+        assert "mapping files and no default.yaml" in result.stdout or "no mapping file" in result.stdout
 
 
 def test_schema_validates_the_default_mapping() -> None:

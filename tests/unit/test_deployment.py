@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ruamel.yaml import YAML
 
-from sync.cli import app
+from workers.cli import app
 
 ROOT = Path(__file__).parents[2]
 

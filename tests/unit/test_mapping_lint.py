@@ -305,6 +305,15 @@ CASES: list[tuple[str, dict[int, str], int, int, str, int]] = [
         1,
     ),
     ("calendar-country", {25: "calendar: {country: XX}"}, 25, 11, "no holiday calendar for country 'XX'", 1),
+    (
+        "label-shared-by-two-stages",
+        {7: "  - id: lead\n    label: {ja: 商談化}", 9: "  - id: mql\n    label: {en: MQL, ja: 商談化}"},
+        11,
+        26,
+        "'商談化' is already the label of stages[0]",
+        1,
+    ),
+    ("label-unknown-language", {7: "  - id: lead\n    label: {fr: Prospect}"}, 8, 13, "unknown key 'fr'", 1),
 ]
 
 

@@ -10,7 +10,7 @@ import requests
 import responses
 from simple_salesforce import Salesforce
 
-from sync.connectors.errors import PermanentError, RetryPolicy, TransientError
+from sync.connectors.errors import PermanentError, RetryPolicy, TransientError, duplicate_match_ids
 from sync.connectors.ratelimit import DailyAllocation
 from sync.connectors.salesforce import SalesforceConnector, soql_quote
 
@@ -113,6 +113,20 @@ def test_permanent_errors_are_not_retried_and_carry_no_secret() -> None:
     assert len(responses.calls) == 1
     assert info.value.category == "missing_field"
     assert "secret" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        None,
+        "DUPLICATES_DETECTED",
+        [{"errorCode": "DUPLICATES_DETECTED"}],
+        [{"duplicateResult": {"matchResults": "nope"}}],
+        [{"duplicateResult": {"matchResults": [{"matchRecords": [{"record": {"Id": 7}}, "x", None]}]}}],
+    ],
+)
+def test_duplicate_match_ids_tolerate_malformed_bodies(body: Any) -> None:
+    assert duplicate_match_ids(body) == ()
 
 
 @responses.activate

@@ -126,6 +126,16 @@ def test_entered_at() -> None:
     assert entered_at(MAPPING, "won", view) is None  # the default mapping observes the change instead
     assert entered_at(MAPPING, "sal", view) is None  # no entered_at in the mapping
     assert entered_at(MAPPING, "lead", sfa_view()) is None  # no HubSpot record
+    # Real portals fill hs_v2_date_entered_<stage>; the default mapping reads it first.
+    newer = sfa_view(ma={"hs_v2_date_entered_marketingqualifiedlead": "2024-05-02T09:30:00Z"})
+    assert entered_at(MAPPING, "mql", newer) == datetime(2024, 5, 2, 9, 30, tzinfo=UTC)
+    both = sfa_view(
+        ma={
+            "hs_v2_date_entered_marketingqualifiedlead": "2024-05-02T09:30:00Z",
+            "hs_lifecyclestage_marketingqualifiedlead_date": "1714521600000",
+        }
+    )
+    assert entered_at(MAPPING, "mql", both) == datetime(2024, 5, 2, 9, 30, tzinfo=UTC)
 
 
 # --- property tests ---------------------------------------------------------------------------------

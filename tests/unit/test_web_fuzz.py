@@ -198,3 +198,65 @@ def test_raw_outbound_bodies_never_5xx(
 
 def test_fuzz_store_is_still_healthy(client: TestClient) -> None:
     assert client.get("/readyz").status_code == 200
+
+
+def nested(depth: int, where: str) -> str:
+    """An outbound message with ``depth`` nested elements at ``where`` (Python recursion is ~1000 deep)."""
+    deep = "<a>" * depth + "</a>" * depth
+    sobject = '<sObject xsi:type="sf:Lead" xmlns:sf="urn:sobject">{}<sf:Id>00Q1</sf:Id></sObject>'
+    inside = {
+        "notification": f"<Notification><Id>n1</Id>{deep}</Notification>",
+        "sobject": f"<Notification><Id>n1</Id>{sobject.format(deep)}</Notification>",
+        "envelope": "",
+    }[where]
+    body = envelope(ORG_ID, []).replace("</notifications>", f"{inside}</notifications>")
+    return body.replace("</soapenv:Envelope>", f"{deep}</soapenv:Envelope>") if where == "envelope" else body
+
+
+def xml_declaring(encoding: str) -> bytes:
+    return f'<?xml version="1.0" encoding="{encoding}"?>{envelope(ORG_ID, [])}'.encode()
+
+
+def post_outbound(client: TestClient, body: bytes) -> Any:
+    headers = {"Content-Type": "text/xml", "X-Closedloop-Token": TOKEN}
+    return client.post("/webhooks/salesforce", content=body, headers=headers)
+
+
+@pytest.mark.parametrize("where", ["notification", "sobject", "envelope"])
+def test_thousands_of_nested_elements_get_a_client_fault(client: TestClient, where: str) -> None:
+    body = nested(1100, where).encode()
+    assert len(body) <= 8192  # under the size limit: the parser, not the limit, must refuse it
+    response = post_outbound(client, body)
+    assert response.status_code == 400, response.text
+    assert "<faultcode>soapenv:Client</faultcode>" in response.text
+    assert "nested deeper than" in response.text
+
+
+@pytest.mark.parametrize("encoding", ["x-bogus", "rot13", "base64", "zlib", "mbcs", "utf-7", "undefined"])
+def test_unknown_or_non_text_encodings_get_a_client_fault(client: TestClient, encoding: str) -> None:
+    response = post_outbound(client, xml_declaring(encoding))
+    assert response.status_code == 400, response.text
+    assert "<faultcode>soapenv:Client</faultcode>" in response.text
+
+
+@FUZZ
+@given(
+    depth=st.integers(min_value=17, max_value=1100),
+    where=st.sampled_from(["notification", "sobject", "envelope"]),
+)
+def test_any_depth_beyond_the_limit_is_refused_without_5xx(
+    client: TestClient, depth: int, where: str
+) -> None:
+    assert post_outbound(client, nested(depth, where).encode()).status_code == 400
+
+
+@FUZZ
+@given(encoding=st.from_regex(r"[A-Za-z][A-Za-z0-9._-]{0,15}", fullmatch=True))
+def test_any_declared_encoding_never_5xx(client: TestClient, encoding: str) -> None:
+    # Encodings Python knows and that fit the bytes are parsed (the org then matches: 200).
+    assert post_outbound(client, xml_declaring(encoding)).status_code in (200, 400)
+
+
+def test_a_real_notification_nests_within_the_limit(client: TestClient) -> None:
+    body = envelope(ORG_ID, [("n-depth", "sf:Lead", "00Q000000000001")]).encode()
+    assert post_outbound(client, body).status_code == 200

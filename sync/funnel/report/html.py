@@ -1,4 +1,8 @@
-"""A single self-contained HTML report (inline CSS and SVG; opens offline, no scripts)."""
+"""A single self-contained HTML report (inline CSS and SVG; opens offline, no scripts).
+
+Every word comes from the report's :class:`Locale` (English by default), so the same page reads in
+Japanese with ``CLOSEDLOOP_LANGUAGE=ja``; the live dashboard reuses the sections.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +15,14 @@ from string import Template
 
 from sync.funnel.analytics import NO_REASON
 from sync.funnel.figures import FunnelReport, ReasonBreakdown
-from sync.funnel.report.fmt import LEGEND, campaign_name, day, duration, money, pct, sla_name, stage_name
+from sync.funnel.report.i18n import ENGLISH, Locale
 from sync.funnel.report.svg import PALETTE, Bar, bar_chart, funnel_chart, stacked_chart
 
 GREEN, RED, GREY, LIGHT = "#16a34a", "#dc2626", "#9ca3af", "#bfdbfe"
 
 
-def _template() -> Template:
+def template() -> Template:
+    """The page template shared by the report file and the dashboard."""
     text = resources.files("sync.funnel.report").joinpath("templates/report.html").read_text("utf-8")
     return Template(text)
 
@@ -42,59 +47,78 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], text_columns: 
 
 
 def _key(*items: tuple[str, str]) -> str:
-    return '<p class="key">' + "".join(f'<span style="--c:{c}">{escape(n)}</span>' for n, c in items) + "</p>"
+    # the swatch is an SVG rect (a presentation attribute), so a strict CSP needs no inline styles
+    swatch = (
+        '<svg width="11" height="11" aria-hidden="true"><rect width="11" height="11" rx="2" fill="{}"/></svg>'
+    )
+    spans = "".join(f"<span>{swatch.format(c)}{escape(n)}</span>" for n, c in items)
+    return f'<p class="key">{spans}</p>'
 
 
-def _of(part: int, whole: int) -> str:
-    return f"{pct(part / whole if whole else None)} ({part:,} of {whole:,})"
+def _of(loc: Locale, part: int, whole: int) -> str:
+    return loc.t("of", pct=loc.pct(part / whole if whole else None), part=loc.num(part), whole=loc.num(whole))
 
 
-def _rule(from_stage: str, to_stage: str, allowance: str) -> str:
-    return f"{stage_name(from_stage)} → {stage_name(to_stage)} within {allowance}"
-
-
-def summary_lines(report: FunnelReport) -> list[str]:
+def summary_lines(report: FunnelReport, loc: Locale = ENGLISH) -> list[str]:
     """Plain-language sentences for the top of the report."""
     mqls = sum(r.mqls for r in report.by_campaign)
     sqls = sum(r.sqls for r in report.by_campaign)
     wins = sum(r.wins for r in report.by_campaign)
     amount = sum((r.won_amount for r in report.by_campaign), start=0)
-    period = f"between {day(report.since)} and {day(report.until - timedelta(seconds=1))}"
+    last = report.until - timedelta(seconds=1)
+    period = loc.t("period", since=loc.day(report.since), until=loc.day(last))
     if not mqls:
-        return [f"No one became an MQL {period}."]
-    worth = f", worth {money(amount)} in total." if wins else "."
+        return [loc.t("no_mqls", period=period)]
+    worth = loc.t("worth", amount=loc.money(amount)) if wins else "."
     lines = [
-        f"Of the {mqls:,} people who became MQLs {period}, {sqls:,} have since become SQLs "
-        f"({pct(sqls / mqls)}) and {wins:,} won deals ({pct(wins / mqls)}){worth}"
+        loc.t(
+            "summary_mqls",
+            mqls=loc.num(mqls),
+            period=period,
+            sqls=loc.num(sqls),
+            sql_pct=loc.pct(sqls / mqls),
+            wins=loc.num(wins),
+            won_pct=loc.pct(wins / mqls),
+            worth=worth,
+        )
     ]
     if wins:
         best = max(report.by_campaign, key=lambda r: (r.wins, r.mqls))
-        name = campaign_name(best.campaign)
-        lines.append(f"The campaign with the most wins was “{name}”: {best.wins:,} of the {wins:,} wins.")
+        name = loc.campaign(best.campaign)
+        lines.append(loc.t("summary_best", name=name, best=loc.num(best.wins), wins=loc.num(wins)))
     speed = next((v for v in report.velocity if v.count and v.from_stage == "mql"), None)
     if speed:
         lines.append(
-            f"Half of the MQLs that reached {stage_name(speed.to_stage)} did so within "
-            f"{duration(speed.median_hours)} (9 in 10 within {duration(speed.p90_hours)})."
+            loc.t(
+                "summary_speed",
+                stage=loc.stage(speed.to_stage),
+                median=loc.duration(speed.median_hours),
+                p90=loc.duration(speed.p90_hours),
+            )
         )
-    lines += _loss_lines(report)
+    lines += _loss_lines(report, loc)
     for s in report.sla:
         if s.compliance_rate is not None:
-            text = f"SLA “{sla_name(s.sla_id)}” ({_rule(s.from_stage, s.to_stage, s.allowance)})"
-            text += f" was kept {pct(s.compliance_rate)} of the time"
-            text += f"; {s.open_breaches:,} missed and still waiting." if s.open_breaches else "."
+            rule = loc.rule(s.from_stage, s.to_stage, s.allowance)
+            text = loc.t("summary_sla", name=loc.sla(s.sla_id), rule=rule, pct=loc.pct(s.compliance_rate))
+            text += loc.t("summary_sla_open", n=loc.num(s.open_breaches)) if s.open_breaches else "."
             lines.append(text)
     bands = [b for b in report.score_validation if b.mqls]
     if len(bands) >= 2:
         low, high = bands[0], bands[-1]
         lines.append(
-            f"MQLs scoring {high.label} were won {pct(high.win_rate)} of the time, "
-            f"against {pct(low.win_rate)} for those scoring {low.label}."
+            loc.t(
+                "summary_scores",
+                high=high.label,
+                high_pct=loc.pct(high.win_rate),
+                low=low.label,
+                low_pct=loc.pct(low.win_rate),
+            )
         )
     return lines
 
 
-def _loss_lines(report: FunnelReport) -> list[str]:
+def _loss_lines(report: FunnelReport, loc: Locale) -> list[str]:
     lost = report.loss_reasons.overall
     total = sum(r.count for r in lost)
     known = [r for r in lost if r.reason != NO_REASON]
@@ -102,169 +126,175 @@ def _loss_lines(report: FunnelReport) -> list[str]:
     lines = []
     if known:
         top = known[0]
-        lines.append(
-            f"The most common recorded reason for lost deals: “{top.reason}” ({top.count:,} of {total:,})."
-        )
+        lines.append(loc.t("summary_loss", reason=top.reason, count=loc.num(top.count), total=loc.num(total)))
     if missing:
-        lines.append(f"{missing:,} of {total:,} lost deals have no loss reason recorded in Salesforce.")
+        lines.append(loc.t("summary_loss_missing", missing=loc.num(missing), total=loc.num(total)))
     return lines
 
 
-def _funnel(report: FunnelReport) -> str:
-    steps = [(stage_name(s.stage), s.reached) for s in report.stages if s.stage in report.success_path]
+def _funnel(report: FunnelReport, loc: Locale) -> str:
+    steps = [(loc.stage(s.stage), s.reached) for s in report.stages if s.stage in report.success_path]
     notes = []
     for i, (label, count) in enumerate(steps):
         prev = steps[i - 1][1] if i else 0
-        notes.append((label, count, f"{pct(count / prev)} of the stage above" if i and prev else "reached"))
-    chart = funnel_chart("chart-funnel", "People reaching each funnel stage in the period", notes)
+        note = loc.t("of_stage_above", pct=loc.pct(count / prev)) if i and prev else loc.t("reached")
+        notes.append((label, count, note))
+    chart = funnel_chart("chart-funnel", loc.t("funnel_chart"), notes)
     side = [s for s in report.stages if s.stage not in report.success_path]
-    detours = ", ".join(f"{stage_name(s.stage)}: {s.reached:,}" for s in side)
+    detours = ", ".join(f"{loc.stage(s.stage)}: {loc.num(s.reached)}" for s in side)
     table = _table(
-        ["Stage", "Reached in period", "In this stage now"],
-        [[stage_name(s.stage), f"{s.reached:,}", f"{s.current:,}"] for s in report.stages],
+        [loc.t("stage"), loc.t("reached_in_period"), loc.t("in_stage_now")],
+        [[loc.stage(s.stage), loc.num(s.reached), loc.num(s.current)] for s in report.stages],
     )
-    explain = "How many different people entered each stage during the period. " + (
-        f"Left the main path — {detours}." if detours else ""
-    )
-    return _section("funnel", "Funnel", explain, chart + table)
+    explain = loc.t("funnel_explain") + (loc.t("funnel_detours", detours=detours) if detours else "")
+    return _section("funnel", loc.t("funnel"), explain, chart + table)
 
 
-def _conversion(report: FunnelReport) -> str:
+def _conversion(report: FunnelReport, loc: Locale) -> str:
     speed = {(v.from_stage, v.to_stage): v for v in report.velocity}
     rows = []
     for c in report.conversion:
         v = speed.get((c.from_stage, c.to_stage))
-        label = f"{stage_name(c.from_stage)} → {stage_name(c.to_stage)}"
+        label = f"{loc.stage(c.from_stage)} → {loc.stage(c.to_stage)}"
         if c.within_days is not None:
-            label += f" within {c.within_days:g} days"
+            label += loc.t("within_days", days=f"{c.within_days:g}")
         median, p90 = (v.median_hours, v.p90_hours) if v else (None, None)
         rows.append(
-            [label, f"{c.cohort:,}", f"{c.converted:,}", pct(c.rate), duration(median), duration(p90)]
+            [
+                label,
+                loc.num(c.cohort),
+                loc.num(c.converted),
+                loc.pct(c.rate),
+                loc.duration(median),
+                loc.duration(p90),
+            ]
         )
-    explain = (
-        "Of the people who entered the first stage during the period, how many went on to the second "
-        "(skipping it counts as reaching it), and how long that took."
-    )
-    headers = ["Step", "Entered", "Went on", "Rate", "Typical time (median)", "9 in 10 within"]
-    return _section("conversion", "Conversion and speed", explain, _table(headers, rows))
+    headers = [loc.t(k) for k in ("step", "entered", "went_on", "rate", "median", "p90")]
+    return _section("conversion", loc.t("conversion"), loc.t("conversion_explain"), _table(headers, rows))
 
 
-def _campaigns(report: FunnelReport) -> str:
+def _campaigns(report: FunnelReport, loc: Locale) -> str:
     bars: list[Bar] = []
     for r in report.by_campaign:
-        bars.append(
-            Bar(campaign_name(r.campaign), r.mql_to_sql or 0, f"to SQL {_of(r.sqls, r.mqls)}", PALETTE[0])
-        )
-        bars.append(Bar("", r.mql_to_won or 0, f"won {_of(r.wins, r.mqls)}", GREEN))
-    title = "Share of each campaign's MQLs that became SQLs and won deals"
-    chart = bar_chart("chart-campaigns", title, bars, scale_max=1.0, empty="No MQLs in this period.")
+        to_sql = loc.t("to_sql", of=_of(loc, r.sqls, r.mqls))
+        bars.append(Bar(loc.campaign(r.campaign), r.mql_to_sql or 0, to_sql, PALETTE[0]))
+        bars.append(Bar("", r.mql_to_won or 0, loc.t("won_of", of=_of(loc, r.wins, r.mqls)), GREEN))
+    title = loc.t("campaigns_chart")
+    chart = bar_chart("chart-campaigns", title, bars, scale_max=1.0, empty=loc.t("no_mqls_chart"))
     rows = [
         [
-            campaign_name(r.campaign),
-            f"{r.mqls:,}",
-            f"{r.sqls:,}",
-            f"{r.wins:,}",
-            money(r.won_amount),
-            pct(r.share_of_wins),
+            loc.campaign(r.campaign),
+            loc.num(r.mqls),
+            loc.num(r.sqls),
+            loc.num(r.wins),
+            loc.money(r.won_amount),
+            loc.pct(r.share_of_wins),
         ]
         for r in report.by_campaign
     ]
-    table = _table(["Campaign", "MQLs", "SQLs", "Wins", "Won amount", "Share of all wins"], rows)
-    key = _key(("became SQL", PALETTE[0]), ("became a won deal", GREEN))
-    explain = "The MQLs of the period, by the campaign that brought them in, and what they became."
-    return _section("campaigns", "Conversion by campaign", explain, key + chart + table)
+    headers = [loc.t(k) for k in ("campaign", "mqls", "sqls", "wins", "won_amount", "share_of_wins")]
+    key = _key((loc.t("became_sql"), PALETTE[0]), (loc.t("became_won"), GREEN))
+    table = _table(headers, rows)
+    return _section("campaigns", loc.t("campaigns"), loc.t("campaigns_explain"), key + chart + table)
 
 
-def _reason_chart(chart_id: str, title: str, breakdown: ReasonBreakdown, colour: str) -> str:
+def _reason_chart(loc: Locale, chart_id: str, title: str, breakdown: ReasonBreakdown, colour: str) -> str:
     total = sum(r.count for r in breakdown.overall)
-    bars = [Bar(r.reason, r.count, _of(r.count, total), colour) for r in breakdown.overall]
-    return bar_chart(chart_id, title, bars, empty="None recorded in this period.")
+    bars = [Bar(r.reason, r.count, _of(loc, r.count, total), colour) for r in breakdown.overall]
+    return bar_chart(chart_id, title, bars, empty=loc.t("none_recorded"))
 
 
-def _reasons(report: FunnelReport) -> str:
-    lost = _reason_chart("chart-loss-reasons", "Why deals were lost", report.loss_reasons, RED)
+def _reasons(report: FunnelReport, loc: Locale) -> str:
+    lost = _reason_chart(loc, "chart-loss-reasons", loc.t("lost_chart"), report.loss_reasons, RED)
     dq = _reason_chart(
-        "chart-disqualification-reasons", "Why leads were disqualified", report.disqualification_reasons, GREY
+        loc, "chart-disqualification-reasons", loc.t("dq_chart"), report.disqualification_reasons, GREY
     )
     per = report.loss_reasons.by_campaign
-    rows = [[campaign_name(c), ", ".join(f"{r.reason} ({r.count})" for r in rs)] for c, rs in per.items()]
-    table = _table(["Campaign", "Loss reasons (count)"], rows, text_columns=2) if rows else ""
-    explain = "Reasons recorded by sales when a deal was lost or a lead disqualified during the period."
-    body = "<h3>Lost deals</h3>" + lost + table + "<h3>Disqualified leads</h3>" + dq
-    return _section("reasons", "Why deals were lost and leads disqualified", explain, body)
+    rows = [[loc.campaign(c), ", ".join(f"{r.reason} ({r.count})" for r in rs)] for c, rs in per.items()]
+    headers = [loc.t("campaign"), loc.t("loss_reasons_count")]
+    table = _table(headers, rows, text_columns=2) if rows else ""
+    body = f"<h3>{escape(loc.t('lost_deals'))}</h3>" + lost + table
+    body += f"<h3>{escape(loc.t('dq_leads'))}</h3>" + dq
+    return _section("reasons", loc.t("reasons"), loc.t("reasons_explain"), body)
 
 
-def _scores(report: FunnelReport) -> str:
+def _scores(report: FunnelReport, loc: Locale) -> str:
     bars = [
-        Bar(f"score {b.label}", b.win_rate or 0, f"won {_of(b.wins, b.mqls)}", PALETTE[3])
+        Bar(loc.t("score_bar", label=b.label), b.win_rate or 0, loc.t("won_of", of=_of(loc, b.wins, b.mqls)),
+            PALETTE[3])
         for b in report.score_validation
-    ]
+    ]  # fmt: skip
     top = max((b.value for b in bars), default=0)
     scale = min(math.ceil(top * 10 + 1e-9) / 10, 1.0)  # the next 10% above the best band
-    title = "Win rate by lead score at the time of MQL"
-    chart = bar_chart("chart-score", title, bars, scale_max=scale, empty="No scored MQLs in this period.")
-    explain = (
-        "Does a higher marketing score mean a better chance to win? Each bar is the share of the "
-        "period's MQLs in that score range that later became won deals."
-    )
-    return _section("scores", "Is the lead score right?", explain, chart)
+    chart = bar_chart("chart-score", loc.t("score_chart"), bars, scale_max=scale, empty=loc.t("no_scores"))
+    return _section("scores", loc.t("scores"), loc.t("scores_explain"), chart)
 
 
-def _slas(report: FunnelReport) -> str:
+def _slas(report: FunnelReport, loc: Locale) -> str:
+    names = [("met_on_time", GREEN), ("missed", RED), ("cancelled", GREY), ("running", LIGHT)]
     rows = []
     for s in report.sla:
-        pieces = [
-            ("met on time", s.met, GREEN),
-            ("missed", s.breached, RED),
-            ("cancelled (left the funnel)", s.cancelled, GREY),
-            ("still running", s.running, LIGHT),
-        ]
-        rows.append((sla_name(s.sla_id), pieces, f"{pct(s.compliance_rate)} kept"))
-    title = "SLA compliance: agreed response times between teams"
-    chart = stacked_chart("chart-sla", title, rows, empty="No SLAs configured.")
-    key = _key(
-        ("met on time", GREEN),
-        ("missed", RED),
-        ("cancelled (left the funnel)", GREY),
-        ("still running", LIGHT),
-    )
+        counts = (s.met, s.breached, s.cancelled, s.running)
+        pieces = [(loc.t(name), n, colour) for (name, colour), n in zip(names, counts, strict=True)]
+        rows.append((loc.sla(s.sla_id), pieces, loc.t("kept", pct=loc.pct(s.compliance_rate))))
+    chart = stacked_chart("chart-sla", loc.t("sla_chart"), rows, empty=loc.t("no_slas"))
+    key = _key(*((loc.t(name), colour) for name, colour in names))
     table = _table(
-        ["SLA", "Rule", "Met on time", "Missed", "Missed, still waiting", "Kept"],
+        [loc.t(k) for k in ("sla", "rule_col", "met_col", "missed_col", "missed_waiting", "kept_col")],
         [
             [
-                sla_name(s.sla_id),
-                _rule(s.from_stage, s.to_stage, s.allowance),
-                f"{s.met:,}",
-                f"{s.breached:,}",
-                f"{s.open_breaches:,}",
-                pct(s.compliance_rate),
+                loc.sla(s.sla_id),
+                loc.rule(s.from_stage, s.to_stage, s.allowance),
+                loc.num(s.met),
+                loc.num(s.breached),
+                loc.num(s.open_breaches),
+                loc.pct(s.compliance_rate),
             ]
             for s in report.sla
         ],
         text_columns=2,
     )
-    explain = (
-        "Timers started in the period. “Kept” is the share met on time among those finished "
-        "(met or missed); people who left the funnel in time are not counted."
-    )
-    return _section("sla", "Response-time agreements (SLAs)", explain, key + chart + table)
+    return _section("sla", loc.t("slas"), loc.t("sla_explain"), key + chart + table)
 
 
-def render_html(report: FunnelReport) -> str:
-    """The whole report as one self-contained HTML document."""
-    last = report.until - timedelta(seconds=1)
-    sections = [_funnel(report), _conversion(report), _campaigns(report), _reasons(report), _scores(report)]
+def sections(report: FunnelReport, loc: Locale = ENGLISH) -> str:
+    """The report's sections (funnel, conversion, campaigns, reasons, scores, SLAs) as HTML."""
+    parts = [
+        _funnel(report, loc),
+        _conversion(report, loc),
+        _campaigns(report, loc),
+        _reasons(report, loc),
+        _scores(report, loc),
+    ]
     if report.sla:
-        sections.append(_slas(report))
-    legend = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in LEGEND.items())
-    return _template().substitute(
-        title=escape(f"Marketing and sales funnel, {day(report.since)} – {day(last)}"),
-        subtitle=escape(
-            "From first lead to won deal, measured from HubSpot and Salesforce together. "
-            "Terms such as MQL, SAL and SQL are explained at the bottom of the page."
-        ),
-        summary="".join(f"<li>{escape(line)}</li>" for line in summary_lines(report)),
-        sections="\n".join(sections),
+        parts.append(_slas(report, loc))
+    return "\n".join(parts)
+
+
+def render_page(report: FunnelReport, loc: Locale, title: str, head: str = "", top: str = "") -> str:
+    """The report page with ``head`` elements and ``top`` content (the dashboard's filters) added."""
+    legend = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in loc.legend())
+    return template().substitute(
+        lang=loc.language,
+        head=head,
+        top=top,
+        title=escape(title),
+        subtitle=escape(loc.t("subtitle")),
+        in_short=escape(loc.t("in_short")),
+        legend_title=escape(loc.t("legend")),
+        summary="".join(f"<li>{escape(line)}</li>" for line in summary_lines(report, loc)),
+        sections=sections(report, loc),
         legend=legend,
-        footer=escape(f"Generated {report.generated_at:%Y-%m-%d %H:%M} UTC by Closedloop. All times UTC."),
+        footer=escape(loc.t("footer", at=loc.moment(report.generated_at))),
     )
+
+
+def report_title(report: FunnelReport, loc: Locale) -> str:
+    """``Marketing and sales funnel, 1 Oct 2026 – 31 Oct 2026`` in the report's language."""
+    last = report.until - timedelta(seconds=1)
+    return loc.t("title", since=loc.day(report.since), until=loc.day(last))
+
+
+def render_html(report: FunnelReport, loc: Locale = ENGLISH) -> str:
+    """The whole report as one self-contained HTML document."""
+    return render_page(report, loc, report_title(report, loc))

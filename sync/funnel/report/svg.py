@@ -27,7 +27,7 @@ def _open(chart_id: str, title: str, height: int, desc: str) -> str:
     return (
         f'<svg id="{escape(chart_id)}" xmlns="http://www.w3.org/2000/svg" role="img" '
         f'aria-labelledby="{escape(chart_id)}-title {escape(chart_id)}-desc" '
-        f'viewBox="0 0 {WIDTH} {height}" width="100%" style="max-width:{WIDTH}px">'
+        f'viewBox="0 0 {WIDTH} {height}" width="100%" class="chart">'
         f'<title id="{escape(chart_id)}-title">{escape(title)}</title>'
         f'<desc id="{escape(chart_id)}-desc">{escape(desc)}</desc>'
     )

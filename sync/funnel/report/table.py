@@ -1,4 +1,4 @@
-"""Terminal report (Rich tables)."""
+"""Terminal report (Rich tables), in the report's language."""
 
 from __future__ import annotations
 
@@ -8,117 +8,101 @@ from rich.console import Console
 from rich.table import Table
 
 from sync.funnel.figures import FunnelReport, ReasonBreakdown
-from sync.funnel.report.fmt import day, duration, money, pct, stage_name
+from sync.funnel.report.i18n import ENGLISH, Locale
 
 
-def _title(report: FunnelReport) -> str:
-    last = report.until - timedelta(seconds=1)
-    return f"Funnel {day(report.since)} – {day(last)}"
-
-
-def _stages(report: FunnelReport) -> Table:
-    table = Table(title="Stages", title_justify="left")
-    table.add_column("Stage")
-    for name in ("Reached in period", "In stage now", "Moves in", "Moves out"):
+def _table(title: str, first: list[str], numbers: list[str]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for name in first:
+        table.add_column(name)
+    for name in numbers:
         table.add_column(name, justify="right")
-    for s in report.stages:
-        table.add_row(
-            stage_name(s.stage), f"{s.reached:,}", f"{s.current:,}", f"{s.inflow:,}", f"{s.outflow:,}"
-        )
     return table
 
 
-def _conversion(report: FunnelReport) -> Table:
-    table = Table(
-        title="Conversion (of those who entered the first stage in the period)", title_justify="left"
-    )
-    table.add_column("From → to")
-    for name in ("Entered", "Went on", "Rate", "Median time", "90% within"):
-        table.add_column(name, justify="right")
+def _title(report: FunnelReport, loc: Locale) -> str:
+    last = report.until - timedelta(seconds=1)
+    return loc.t("t_title", since=loc.day(report.since), until=loc.day(last))
+
+
+def _stages(report: FunnelReport, loc: Locale) -> Table:
+    heads = ("reached_in_period", "t_in_stage_now", "t_moves_in", "t_moves_out")
+    table = _table(loc.t("t_stages"), [loc.t("stage")], [loc.t(h) for h in heads])
+    for s in report.stages:
+        counts = (s.reached, s.current, s.inflow, s.outflow)
+        table.add_row(loc.stage(s.stage), *(loc.num(n) for n in counts))
+    return table
+
+
+def _conversion(report: FunnelReport, loc: Locale) -> Table:
+    heads = ("entered", "went_on", "rate", "t_median", "t_p90")
+    table = _table(loc.t("t_conversion"), [loc.t("t_from_to")], [loc.t(h) for h in heads])
     speed = {(v.from_stage, v.to_stage): v for v in report.velocity}
     for c in report.conversion:
         v = speed.get((c.from_stage, c.to_stage))
-        label = f"{stage_name(c.from_stage)} → {stage_name(c.to_stage)}"
+        label = f"{loc.stage(c.from_stage)} → {loc.stage(c.to_stage)}"
         if c.within_days is not None:
-            label += f" (within {c.within_days:g} days)"
-        median, p90 = (duration(v.median_hours), duration(v.p90_hours)) if v else ("", "")
-        table.add_row(label, f"{c.cohort:,}", f"{c.converted:,}", pct(c.rate), median, p90)
+            label += loc.t("t_within", days=f"{c.within_days:g}")
+        median, p90 = (loc.duration(v.median_hours), loc.duration(v.p90_hours)) if v else ("", "")
+        table.add_row(label, loc.num(c.cohort), loc.num(c.converted), loc.pct(c.rate), median, p90)
     return table
 
 
-def _campaigns(report: FunnelReport) -> Table:
-    table = Table(title="Campaigns (MQLs of the period and what they became)", title_justify="left")
-    table.add_column("Campaign")
-    for name in ("MQLs", "SQLs", "Wins", "Won amount", "MQL→SQL", "SQL→won", "Share of wins"):
-        table.add_column(name, justify="right")
+def _campaigns(report: FunnelReport, loc: Locale) -> Table:
+    heads = ("mqls", "sqls", "wins", "won_amount", "t_mql_sql", "t_sql_won", "t_share")
+    table = _table(loc.t("t_campaigns"), [loc.t("campaign")], [loc.t(h) for h in heads])
     for r in report.by_campaign:
         table.add_row(
-            r.campaign,
-            f"{r.mqls:,}",
-            f"{r.sqls:,}",
-            f"{r.wins:,}",
-            money(r.won_amount),
-            pct(r.mql_to_sql),
-            pct(r.sql_to_won),
-            pct(r.share_of_wins),
+            loc.campaign(r.campaign),
+            loc.num(r.mqls),
+            loc.num(r.sqls),
+            loc.num(r.wins),
+            loc.money(r.won_amount),
+            loc.pct(r.mql_to_sql),
+            loc.pct(r.sql_to_won),
+            loc.pct(r.share_of_wins),
         )
     return table
 
 
-def _reasons(title: str, breakdown: ReasonBreakdown) -> Table:
-    table = Table(title=title, title_justify="left")
-    table.add_column("Reason")
-    table.add_column("Count", justify="right")
-    table.add_column("Share", justify="right")
+def _reasons(title: str, breakdown: ReasonBreakdown, loc: Locale) -> Table:
+    table = _table(title, [loc.t("t_reason")], [loc.t("t_count"), loc.t("t_share_col")])
     total = sum(r.count for r in breakdown.overall)
     for r in breakdown.overall:
-        table.add_row(r.reason, f"{r.count:,}", pct(r.count / total if total else None))
+        table.add_row(r.reason, loc.num(r.count), loc.pct(r.count / total if total else None))
     return table
 
 
-def _scores(report: FunnelReport) -> Table:
-    table = Table(title="Score at MQL time vs outcome", title_justify="left")
-    table.add_column("Score")
-    for name in ("MQLs", "Won", "Lost", "Win rate"):
-        table.add_column(name, justify="right")
+def _scores(report: FunnelReport, loc: Locale) -> Table:
+    heads = ("mqls", "t_won", "t_lost", "t_win_rate")
+    table = _table(loc.t("t_scores"), [loc.t("t_score")], [loc.t(h) for h in heads])
     for b in report.score_validation:
-        table.add_row(b.label, f"{b.mqls:,}", f"{b.wins:,}", f"{b.lost:,}", pct(b.win_rate))
+        table.add_row(b.label, loc.num(b.mqls), loc.num(b.wins), loc.num(b.lost), loc.pct(b.win_rate))
     return table
 
 
-def _slas(report: FunnelReport) -> Table:
-    table = Table(title="SLAs (timers started in the period)", title_justify="left")
-    table.add_column("SLA")
-    table.add_column("Rule")
-    for name in ("Met", "Breached", "Cancelled", "Running", "Open breaches", "Compliance"):
-        table.add_column(name, justify="right")
+def _slas(report: FunnelReport, loc: Locale) -> Table:
+    heads = ("t_met", "t_breached", "t_cancelled", "t_running", "t_open", "t_compliance")
+    table = _table(loc.t("t_slas"), [loc.t("sla"), loc.t("rule_col")], [loc.t(h) for h in heads])
     for s in report.sla:
-        rule = f"{stage_name(s.from_stage)} → {stage_name(s.to_stage)} within {s.allowance}"
-        table.add_row(
-            s.sla_id,
-            rule,
-            str(s.met),
-            str(s.breached),
-            str(s.cancelled),
-            str(s.running),
-            str(s.open_breaches),
-            pct(s.compliance_rate),
-        )
+        counts = (s.met, s.breached, s.cancelled, s.running, s.open_breaches)
+        rule = loc.rule(s.from_stage, s.to_stage, s.allowance)
+        table.add_row(s.sla_id, rule, *(loc.num(n) for n in counts), loc.pct(s.compliance_rate))
     return table
 
 
-def render_table(report: FunnelReport, console: Console) -> None:
+def render_table(report: FunnelReport, console: Console, loc: Locale = ENGLISH) -> None:
     """Print the report as aligned Rich tables."""
-    console.rule(_title(report))
-    console.print(_stages(report))
-    console.print(_conversion(report))
+    console.rule(_title(report, loc))
+    console.print(_stages(report, loc))
+    console.print(_conversion(report, loc))
     if report.by_campaign:
-        console.print(_campaigns(report))
+        console.print(_campaigns(report, loc))
     if report.loss_reasons.overall:
-        console.print(_reasons("Why deals were lost", report.loss_reasons))
+        console.print(_reasons(loc.t("lost_chart"), report.loss_reasons, loc))
     if report.disqualification_reasons.overall:
-        console.print(_reasons("Why leads were disqualified", report.disqualification_reasons))
+        console.print(_reasons(loc.t("dq_chart"), report.disqualification_reasons, loc))
     if report.score_validation:
-        console.print(_scores(report))
+        console.print(_scores(report, loc))
     if report.sla:
-        console.print(_slas(report))
+        console.print(_slas(report, loc))
