@@ -124,9 +124,11 @@ class ConcurrencyGate:
             pipe = self._redis.pipeline(transaction=True)
             pipe.zremrangebyscore(self._key, "-inf", now)  # leases of dead holders
             pipe.zadd(self._key, {member: now + self.lease_seconds})
-            pipe.zrank(self._key, member)
-            _, _, rank = pipe.execute()
-            if rank is not None and rank < self.limit:
+            pipe.zcard(self._key)
+            _, _, holders = pipe.execute()
+            # Each transaction sees every member added before it, so a newcomer counted within
+            # the limit is never one too many (one turned away counts briefly, then leaves).
+            if holders <= self.limit:
                 return
             self._redis.zrem(self._key, member)
             if time.monotonic() + delay > deadline:
