@@ -41,7 +41,7 @@ def test_demo_runs_the_closed_loop_with_marketo(tmp_path: Path) -> None:
         k: v for k, v in __import__("os").environ.items() if k in env_keys or not k.startswith("CLOSEDLOOP_")
     }
     result = subprocess.run(
-        [sys.executable, "-m", "sync.cli.main", "demo", "--ma", "marketo", "--people", "60", "--seed", "5"],
+        [sys.executable, "-m", "workers.cli", "demo", "--ma", "marketo", "--people", "60", "--seed", "5"],
         cwd=tmp_path,
         env={**env, "COLUMNS": "160"},
         capture_output=True,
