@@ -118,6 +118,12 @@ class Settings(BaseSettings):
     dashboard_user: str | None = Field(default=None, description="basic auth for /dashboard, with password")
     dashboard_password: SecretStr | None = None
     dashboard_refresh_seconds: int = Field(default=60, ge=5, description="the dashboard reloads itself")
+    sla_webhook_url: SecretStr | None = Field(
+        default=None, description="incoming webhook (Slack or Teams) for SLAs with 'notify'; a secret"
+    )
+    sla_webhook_timeout: float = Field(
+        default=3.0, gt=0, le=30, description="seconds one breach notification may take"
+    )
     log_format: Literal["json", "console"] = "json"
     log_level: str = "INFO"
     max_request_bytes: int = Field(default=1_048_576, gt=0)
@@ -143,6 +149,13 @@ class Settings(BaseSettings):
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/") if value else value
+
+    @field_validator("sla_webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(("https://", "http://")):
+            raise ValueError("must start with https:// (the value is not shown: it is a secret)")
+        return value
 
     @classmethod
     def settings_customise_sources(

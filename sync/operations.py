@@ -161,13 +161,15 @@ def sweep_inbox(min_age_seconds: float = 5.0) -> int:
 
 
 def detect_sla_breaches(now: datetime | None = None) -> int:
-    """Mark overdue SLA timers breached and apply their feedback."""
+    """Mark overdue SLA timers breached, apply their feedback, then post the webhook notifications due."""
     rt = runtime()
     mapping, _ = rt.mappings.get()
     hooks = SlaHooks(mapping)
+    now = now or utcnow()
     with rt.store.session() as session:
         feedback = ConnectorFeedback(session, rt.ma, rt.sfa)
-        breaches = hooks.detect(session, now or utcnow(), feedback)
+        breaches = hooks.detect(session, now, feedback)
+    hooks.notify(rt.store.session, now, rt.settings)  # after the commit: no transaction across the POSTs
     return len(breaches)
 
 

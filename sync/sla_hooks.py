@@ -2,26 +2,55 @@
 
 from __future__ import annotations
 
+import os
+from contextlib import AbstractContextManager
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from sync.connectors.contract import MA, SFA, MarketingConnector, SalesConnector
-from sync.funnel import sla
+from sync.funnel import notify, sla
 from sync.funnel.business_time import Calendar
+from sync.funnel.sla_stats import team_of
 from sync.mapping import Mapping
+from sync.mapping.model import DEFAULT_NOTIFY_ENV
 from sync.mapping.model import Calendar as CalendarSpec
 from sync.store.models import Person, RecordLink
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from sync.config import Settings
+    from sync.stages import PersonView
 
 BREACH_PROPERTY = "closedloop_sla_breach"
 
 
 def sla_rules(mapping: Mapping) -> list[sla.SlaRule]:
-    """The mapping's SLAs as timer rules."""
+    """The mapping's SLAs as timer rules, each with the team owning the stage it waits on."""
     rules = []
+    path, handover = mapping.success_path(), mapping.handover.at
     for entry in mapping.slas:
+        notify_env = entry.notify.url_env if entry.notify is not None else None
+        if entry.kind == sla.COMPLETE_AT and entry.stage is not None:
+            rules.append(
+                sla.SlaRule(
+                    id=entry.id,
+                    from_stage=entry.stage,
+                    to_stage=entry.stage,
+                    on_breach=tuple(entry.on_breach),
+                    notify=notify_env,
+                    kind=sla.COMPLETE_AT,
+                    fields=tuple(str(ref) for ref in entry.fields or ()),
+                    team=team_of(entry.stage, path, handover),
+                )
+            )
+            continue
         within = entry.within
+        if entry.from_ is None or entry.to is None or within is None:
+            continue  # the model's validator makes this impossible; the check narrows the types
         hours = None if within.business else within.as_timedelta().total_seconds() / 3600
         days = within.amount if within.business else None
         rules.append(
@@ -32,6 +61,8 @@ def sla_rules(mapping: Mapping) -> list[sla.SlaRule]:
                 hours=hours,
                 business_days=days,
                 on_breach=tuple(entry.on_breach),
+                notify=notify_env,
+                team=team_of(entry.to, path, handover),
             )
         )
     return rules
@@ -56,7 +87,15 @@ class SlaHooks:
         self.success_path = mapping.success_path()
         self.detours = mapping.detours()
 
-    def on_transition(self, session: Session, common_id: str, to_stage: str, occurred_at: datetime) -> None:
+    def on_transition(
+        self,
+        session: Session,
+        common_id: str,
+        to_stage: str,
+        occurred_at: datetime,
+        view: PersonView | None = None,
+    ) -> None:
+        """Settle and start this person's timers; completeness SLAs need ``view`` (the records now)."""
         if self.rules:
             sla.on_transition(
                 session,
@@ -67,6 +106,7 @@ class SlaHooks:
                 self.calendar,
                 self.success_path,
                 self.detours,
+                blank_fields(view) if view is not None else None,
             )
 
     def detect(
@@ -74,6 +114,49 @@ class SlaHooks:
     ) -> list[sla.Breach]:
         """Mark and act on every overdue timer."""
         return sla.detect_breaches(session, now, self.rules, feedback)
+
+    def notify(
+        self,
+        sessions: Callable[[], AbstractContextManager[Session]],
+        now: datetime,
+        settings: Settings,
+        post: notify.Post = notify.post_json,
+    ) -> notify.NotifyResult:
+        """Post the breach notifications due (call with no transaction open: it makes network calls)."""
+        return notify.deliver(
+            sessions, self.rules, now, webhook_urls(settings), settings.sla_webhook_timeout, post
+        )
+
+
+def blank_fields(view: PersonView) -> sla.FieldsMissing:
+    """Which ``Object.Field`` names the person's records leave blank (no such record: all its fields)."""
+
+    def missing(fields: Sequence[str]) -> list[str]:
+        out = []
+        for name in fields:
+            obj, _, field = name.partition(".")
+            record = view.record(obj)
+            if record is None or _blank(record.get(field)):
+                out.append(name)
+        return out
+
+    return missing
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def webhook_urls(settings: Settings) -> Callable[[str], str | None]:
+    """Resolves an SLA's ``notify.url_env``: the default name is the setting (env or settings file)."""
+
+    def url_for(env_name: str) -> str | None:
+        if env_name == DEFAULT_NOTIFY_ENV:
+            secret = settings.sla_webhook_url
+            return secret.get_secret_value() if secret is not None else None
+        return os.environ.get(env_name) or None
+
+    return url_for
 
 
 class ConnectorFeedback:

@@ -9,7 +9,7 @@ from sync.funnel.analytics import DEFAULT_CONVERSIONS, DEFAULT_SCORE_BANDS, DEFA
 from sync.funnel.figures import FunnelReport
 from sync.funnel.filters import EVERYONE, PeopleFilter
 from sync.funnel.sla import SlaRule
-from sync.funnel.sla_stats import summarise_slas
+from sync.funnel.sla_stats import breakdown_slas, summarise_slas
 from sync.funnel.stages import DETOURS, SUCCESS_PATH
 from sync.store.db import Store
 from sync.timeutil import as_utc, utcnow
@@ -48,6 +48,7 @@ def build_report(
     with store.session() as session:
         measured = measure(session, spec, by, who)
         sla = summarise_slas(session, slas, spec.since, spec.until, now, who)
+        sla_groups = breakdown_slas(session, slas, spec.since, spec.until, who)
     return FunnelReport(
         since=spec.since,
         until=spec.until,
@@ -62,6 +63,7 @@ def build_report(
         disqualification_reasons=measured.disqualification_reasons,
         score_validation=measured.score_validation,
         sla=sla,
+        sla_groups=sla_groups,
         group_by=by,
         groups=measured.groups,
     )

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from sync.funnel.sla_stats import SlaSummary
+from sync.funnel.sla_stats import SlaGroup, SlaSummary
 
 
 def ratio(part: int, whole: int) -> float | None:
@@ -139,6 +139,7 @@ class FunnelReport:
     disqualification_reasons: ReasonBreakdown
     score_validation: list[ScoreBand]
     sla: list[SlaSummary] = field(default_factory=list)
+    sla_groups: list[SlaGroup] = field(default_factory=list)  # by owner, team, campaign, week
     group_by: str | None = None
     groups: list[GroupFigures] = field(default_factory=list)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -17,11 +17,18 @@ from sync.store.models import SlaTimer
 from sync.timeutil import as_utc
 
 ACTIONS = ("log", "sfa_task", "ma_property")
+TIME_TO, COMPLETE_AT = "time_to", "complete_at"
+MISSING = "missing_fields"  # feedback key of a completeness breach: the fields found blank
+FieldsMissing = Callable[[Sequence[str]], list[str]]
 
 
 @dataclass(frozen=True)
 class SlaRule:
-    """One SLA: reach ``to_stage`` within ``hours`` or ``business_days`` of entering ``from_stage``."""
+    """One SLA: reach ``to_stage`` within ``hours`` or ``business_days`` of entering ``from_stage``.
+
+    A ``complete_at`` rule instead checks, on entering ``from_stage`` (= ``to_stage``), that every
+    one of ``fields`` (``Object.Field``) is filled.
+    """
 
     id: str
     from_stage: str
@@ -29,9 +36,18 @@ class SlaRule:
     hours: float | None = None
     business_days: int | None = None
     on_breach: tuple[str, ...] = ("log",)
+    notify: str | None = None  # the environment variable holding a webhook URL for breach notifications
+    kind: str = TIME_TO
+    fields: tuple[str, ...] = ()
+    team: str | None = None  # the team owning the stage the SLA waits on (for breach analysis)
 
     def __post_init__(self) -> None:
-        if (self.hours is None) == (self.business_days is None):
+        if self.kind == COMPLETE_AT:
+            if not self.fields or self.hours is not None or self.business_days is not None:
+                raise ValueError(f"SLA {self.id!r}: a completeness SLA takes fields and no allowance")
+        elif self.kind != TIME_TO:
+            raise ValueError(f"SLA {self.id!r}: unknown kind {self.kind!r}")
+        elif (self.hours is None) == (self.business_days is None):
             raise ValueError(f"SLA {self.id!r}: give exactly one of hours or business_days")
         unknown = set(self.on_breach) - set(ACTIONS)
         if unknown:
@@ -39,7 +55,9 @@ class SlaRule:
 
     @property
     def allowance(self) -> str:
-        """A human-readable allowance, e.g. ``24h`` or ``3 business days``."""
+        """A human-readable allowance, e.g. ``24h`` or ``3 business days`` (``on entry`` for completeness)."""
+        if self.kind == COMPLETE_AT:
+            return "on entry"
         if self.hours is not None:
             return f"{self.hours:g}h"
         return f"{self.business_days} business day" + ("" if self.business_days == 1 else "s")
@@ -66,6 +84,7 @@ class Breach:
     breached_at: datetime
     detected_at: datetime
     actions: tuple[str, ...]
+    missing: tuple[str, ...] = ()  # a completeness breach: the fields that were blank
 
 
 def on_transition(
@@ -77,10 +96,13 @@ def on_transition(
     calendar: Calendar,
     success_path: Sequence[str] = SUCCESS_PATH,
     detours: Sequence[str] = DETOURS,
+    fields_missing: FieldsMissing | None = None,
 ) -> list[SlaTimer]:
     """Close this person's open timers that the move settles, then start timers it triggers.
 
-    Returns the timers started. Idempotent: the same transition seen twice changes nothing more.
+    ``fields_missing`` says which of some ``Object.Field`` names the person's records leave blank
+    right now; completeness SLAs are checked only when it is given. Returns the timers started.
+    Idempotent: the same transition seen twice changes nothing more.
     """
     at = as_utc(occurred_at)
     by_id = {rule.id: rule for rule in rules}
@@ -89,7 +111,7 @@ def on_transition(
     ).all()
     for timer in open_timers:
         rule = by_id.get(timer.sla_id)
-        if rule is None or at < timer.started_at or timer.met_at is not None:
+        if rule is None or rule.kind != TIME_TO or at < timer.started_at or timer.met_at is not None:
             continue
         if at_or_after(to_stage, rule.to_stage, success_path):
             _settle(timer, at)
@@ -98,6 +120,10 @@ def on_transition(
     started = []
     for rule in rules:
         if rule.from_stage != to_stage:
+            continue
+        if rule.kind == COMPLETE_AT:
+            if fields_missing is not None and not _exists(session, rule.id, common_id, at):
+                started.append(_check_complete(session, rule, common_id, at, fields_missing(rule.fields)))
             continue
         running = any(t.sla_id == rule.id and t.status == "open" for t in open_timers)
         if running or _exists(session, rule.id, common_id, at):
@@ -114,6 +140,24 @@ def on_transition(
         started.append(timer)
     session.flush()
     return started
+
+
+def _check_complete(
+    session: Session, rule: SlaRule, common_id: str, at: datetime, missing: list[str]
+) -> SlaTimer:
+    """A completeness check is decided at entry: met, or breached naming the blank fields."""
+    timer = SlaTimer(
+        sla_id=rule.id,
+        common_id=common_id,
+        started_at=at,
+        due_at=at,
+        met_at=at,  # settled at once: a later stage neither meets nor clears it
+        status="breached" if missing else "met",
+        breached_at=at if missing else None,
+        feedback={MISSING: list(missing)} if missing else {},
+    )
+    session.add(timer)
+    return timer
 
 
 def _settle(timer: SlaTimer, at: datetime) -> None:
@@ -181,6 +225,7 @@ def detect_breaches(
                 breached_at=timer.breached_at or timer.due_at,
                 detected_at=timer.detected_at,
                 actions=tuple(applied),
+                missing=tuple((timer.feedback or {}).get(MISSING, ())),
             )
         )
     session.flush()
@@ -207,6 +252,7 @@ def _apply(timer: SlaTimer, actions: Iterable[str], sink: BreachFeedback | None,
                     due_at=timer.due_at.isoformat(),
                     detected_at=now.isoformat(),
                     met_at=timer.met_at.isoformat() if timer.met_at else None,
+                    **({"missing_fields": record[MISSING]} if MISSING in record else {}),
                 )
             elif sink is None:
                 continue

@@ -386,15 +386,73 @@ def _countries() -> frozenset[str]:
     return frozenset(holidays.list_supported_countries())
 
 
+DEFAULT_NOTIFY_ENV = "CLOSEDLOOP_SLA_WEBHOOK_URL"
+_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+
+
+def _env_name(raw: Any) -> str:
+    if not isinstance(raw, str) or not _ENV_NAME.match(raw):
+        raise _fail("expected an environment variable name in upper case, e.g. CLOSEDLOOP_SLA_WEBHOOK_URL")
+    return raw
+
+
+EnvName = Annotated[
+    str,
+    PlainValidator(_env_name, json_schema_input_type=str),
+    WithJsonSchema({"type": "string", "pattern": _ENV_NAME.pattern}),
+]
+
+
+class SlaNotify(_Strict):
+    """An outgoing breach notification: a JSON POST to an incoming webhook (Slack or Microsoft Teams).
+
+    The mapping names only the environment variable holding the URL: the URL is a secret.
+    """
+
+    url_env: EnvName = Field(
+        DEFAULT_NOTIFY_ENV,
+        description="Environment variable holding the webhook URL (default: the setting sla_webhook_url)",
+    )
+
+
+SlaKind = Literal["time_to", "complete_at"]
+
+
 class Sla(_Strict):
-    """A time limit between two stages, with what to do on breach."""
+    """A service level between teams, with what to do on breach.
+
+    ``time_to`` (the default): reach stage ``to`` within ``within`` of entering ``from``.
+    ``complete_at``: on entering ``stage``, every one of ``fields`` is filled.
+    """
 
     id: StageId
-    from_: StageId = Field(alias="from")
-    to: StageId
-    within: DurationValue
+    kind: SlaKind = Field("time_to", description="time_to (from/to/within) or complete_at (stage/fields)")
+    from_: StageId | None = Field(None, alias="from")
+    to: StageId | None = None
+    within: DurationValue | None = None
+    stage: StageId | None = Field(None, description="complete_at: the stage whose entry is checked")
+    fields: list[SfaRefValue] | None = Field(
+        None, description="complete_at: the Salesforce fields that must be filled, e.g. Opportunity.Budget__c"
+    )
     on_breach: list[SlaAction] = Field(default=["log"])
     calendar: Calendar | None = None
+    notify: SlaNotify | None = Field(None, description="Also post each breach to an incoming webhook")
+
+    @model_validator(mode="after")
+    def _kind_keys(self) -> Sla:
+        given = {k for k in ("from", "to", "within", "stage", "fields") if self._value(k) is not None}
+        needed = {"from", "to", "within"} if self.kind == "time_to" else {"stage", "fields"}
+        missing, foreign = sorted(needed - given), sorted(given - needed)
+        if missing:
+            raise _fail(f"SLA '{self.id}' ({self.kind}) needs {', '.join(repr(k) for k in missing)}")
+        if foreign:
+            raise _fail(f"SLA '{self.id}' ({self.kind}) does not take {', '.join(repr(k) for k in foreign)}")
+        if self.kind == "complete_at" and not self.fields:
+            raise _fail(f"SLA '{self.id}': 'fields' needs at least one Object.Field")
+        return self
+
+    def _value(self, key: str) -> Any:
+        return self.from_ if key == "from" else getattr(self, key)
 
 
 def _version(raw: Any) -> int:
@@ -474,6 +532,7 @@ class Mapping(_Strict):
         out |= {
             c.from_.field for c in self.closed_loop if isinstance(c.from_, SfaRef) and c.from_.object == obj
         }
+        out |= {ref.field for sla in self.slas for ref in sla.fields or () if ref.object == obj}
         return out
 
     def ma_properties(self) -> set[str]:

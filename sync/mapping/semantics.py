@@ -103,8 +103,9 @@ def _check_refs(data: dict[str, Any], ids: list[str], success: list[str], issues
             )
     seen: set[str] = set()
     for i, sla in _items(data, "slas"):
-        for key in ("from", "to"):
+        for key in ("from", "to", "stage"):
             _ref(issues, ("slas", i, key), sla.get(key), ids, f"slas[{i}].{key}")
+        _check_sla_fields(sla, i, issues)
         if isinstance(sla.get("from"), str) and sla.get("from") == sla.get("to"):
             issues.append((("slas", i, "to"), f"slas[{i}].to: an SLA must end at a different stage", "value"))
         sid = sla.get("id")
@@ -112,6 +113,21 @@ def _check_refs(data: dict[str, Any], ids: list[str], success: list[str], issues
             if sid in seen:
                 issues.append((("slas", i, "id"), f"slas[{i}].id: duplicate SLA id {sid!r}", "value"))
             seen.add(sid)
+
+
+def _check_sla_fields(sla: dict[str, Any], i: int, issues: list[Issue]) -> None:
+    """A completeness SLA naming a field twice is a typo (the breach would name it twice)."""
+    fields = sla.get("fields")
+    if not isinstance(fields, list):
+        return
+    seen: set[str] = set()
+    for j, ref in enumerate(fields):
+        if isinstance(ref, str):
+            if ref in seen:
+                issues.append(
+                    (("slas", i, "fields", j), f"slas[{i}].fields[{j}]: {ref!r} is listed twice", "value")
+                )
+            seen.add(ref)
 
 
 def _check_fields(data: dict[str, Any], issues: list[Issue]) -> None:

@@ -13,7 +13,9 @@ from sync.timeutil import utcnow
 def _reltuples(store: Store, table: str) -> float:
     with store.engine.connect() as conn:
         return float(
-            conn.execute(text("SELECT reltuples FROM pg_class WHERE relname = :t"), {"t": table}).scalar_one()
+            conn.execute(
+                text("SELECT reltuples FROM pg_class WHERE relname = :t AND relkind = 'r'"), {"t": table}
+            ).scalar_one()
         )
 
 

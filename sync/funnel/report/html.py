@@ -17,6 +17,7 @@ from sync.funnel.analytics import NO_REASON
 from sync.funnel.figures import FunnelReport, ReasonBreakdown
 from sync.funnel.report.i18n import ENGLISH, Locale
 from sync.funnel.report.svg import PALETTE, Bar, bar_chart, funnel_chart, stacked_chart
+from sync.funnel.sla_stats import ALL_SLAS, DIMENSIONS, SlaGroup
 
 GREEN, RED, GREY, LIGHT = "#16a34a", "#dc2626", "#9ca3af", "#bfdbfe"
 
@@ -103,6 +104,12 @@ def summary_lines(report: FunnelReport, loc: Locale = ENGLISH) -> list[str]:
             text = loc.t("summary_sla", name=loc.sla(s.sla_id), rule=rule, pct=loc.pct(s.compliance_rate))
             text += loc.t("summary_sla_open", n=loc.num(s.open_breaches)) if s.open_breaches else "."
             lines.append(text)
+    worst = worst_team(report)
+    if worst is not None:
+        pct = loc.pct(worst.compliance_rate)
+        lines.append(
+            loc.t("summary_sla_team", team=loc.team(worst.value), n=loc.num(worst.breached), pct=pct)
+        )
     bands = [b for b in report.score_validation if b.mqls]
     if len(bands) >= 2:
         low, high = bands[0], bands[-1]
@@ -257,6 +264,39 @@ def _slas(report: FunnelReport, loc: Locale) -> str:
     return _section("sla", loc.t("slas"), loc.t("sla_explain"), key + chart + table)
 
 
+def _sla_groups(report: FunnelReport, loc: Locale) -> str:
+    """Breaches by owner, team, campaign and week (all SLAs together), one table each."""
+    tables = []
+    for dimension in DIMENSIONS:
+        rows = [g for g in report.sla_groups if g.dimension == dimension and g.sla_id == ALL_SLAS]
+        if not rows:
+            continue
+        name = loc.t(f"dim_{dimension}")
+        heads = [name, loc.t("met_col"), loc.t("missed_col"), loc.t("kept_col")]
+        body = [
+            [
+                loc.team(g.value) if dimension == "team" else g.value,
+                loc.num(g.met),
+                loc.num(g.breached),
+                loc.pct(g.compliance_rate),
+            ]
+            for g in rows
+        ]
+        tables.append(f"<h3>{escape(loc.t('sla_by', dimension=name))}</h3>" + _table(heads, body))
+    return _section(
+        "sla-breakdown",
+        loc.t("sla_by", dimension=loc.t("dim_team")),
+        loc.t("sla_by_explain"),
+        "".join(tables),
+    )
+
+
+def worst_team(report: FunnelReport) -> SlaGroup | None:
+    """The team whose SLAs were missed most often (None when nothing was missed)."""
+    teams = [g for g in report.sla_groups if g.dimension == "team" and g.sla_id == ALL_SLAS and g.breached]
+    return max(teams, key=lambda g: (g.breached, -(g.compliance_rate or 0)), default=None)
+
+
 def sections(report: FunnelReport, loc: Locale = ENGLISH) -> str:
     """The report's sections (funnel, conversion, campaigns, reasons, scores, SLAs) as HTML."""
     parts = [
@@ -268,6 +308,8 @@ def sections(report: FunnelReport, loc: Locale = ENGLISH) -> str:
     ]
     if report.sla:
         parts.append(_slas(report, loc))
+    if report.sla_groups:
+        parts.append(_sla_groups(report, loc))
     return "\n".join(parts)
 
 

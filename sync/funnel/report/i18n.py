@@ -77,6 +77,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "footer": "Generated {at} UTC by Closedloop. All times UTC.",
         "of": "{pct} ({part} of {whole})",
         "rule": "{src} → {dst} within {allowance}",
+        "rule_complete": "{stage}: fields filled on entry",
         "period": "between {since} and {until}",
         "no_mqls": "No one became an MQL {period}.",
         "worth": ", worth {amount} in total.",
@@ -200,6 +201,19 @@ MESSAGES: dict[str, dict[str, str]] = {
         "t_running": "Running",
         "t_open": "Open breaches",
         "t_compliance": "Compliance",
+        "sla_by": "SLA breaches by {dimension}",
+        "sla_breakdown": "Where SLAs are missed: by owner, team, campaign and week",
+        "sla_by_explain": "Timers started in the period that finished (met on time or missed), all SLAs "
+        "together: by the person's current owner and campaign, by the team owning the stage the SLA "
+        "waits on, and by the week the timer started (a trend).",
+        "dim_owner": "owner",
+        "dim_team": "team",
+        "dim_campaign": "campaign",
+        "dim_week": "ISO week",
+        "team_marketing": "Marketing",
+        "team_inside_sales": "Inside sales",
+        "team_field_sales": "Field sales",
+        "summary_sla_team": "The team whose SLAs fail most: {team}, {n} missed, {pct} kept.",
     },
     "ja": {
         "title": "マーケティング・営業ファネル（{since}〜{until}）",
@@ -210,6 +224,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "footer": "Closedloopが{at}（UTC）に作成。時刻はすべてUTCです。",
         "of": "{pct}（{whole}件中{part}件）",
         "rule": "{src} → {dst}（{allowance}以内）",
+        "rule_complete": "{stage}：移行時の必須項目入力",
         "period": "{since}から{until}までに",
         "no_mqls": "{period}MQLになった人はいません。",
         "worth": "。受注金額は合計{amount}です。",
@@ -327,6 +342,18 @@ MESSAGES: dict[str, dict[str, str]] = {
         "t_running": "計測中",
         "t_open": "未対応の超過",
         "t_compliance": "遵守率",
+        "sla_by": "SLA の期限超過（{dimension}別）",
+        "sla_breakdown": "SLA 期限超過の内訳：担当者・チーム・キャンペーン・週別",
+        "sla_by_explain": "期間中に開始し完了した（期限内または期限超過の）タイマーを全SLA合計で、担当者と"
+        "キャンペーン（現在の値）、SLAが待つステージを担当するチーム、タイマーが始まった週（推移）ごとに集計。",
+        "dim_owner": "担当者",
+        "dim_team": "チーム",
+        "dim_campaign": "キャンペーン",
+        "dim_week": "ISO週",
+        "team_marketing": "マーケティング",
+        "team_inside_sales": "インサイドセールス",
+        "team_field_sales": "フィールドセールス",
+        "summary_sla_team": "最もSLAを守れていないのは{team}：期限超過 {n} 件、遵守率 {pct}。",
     },
 }
 
@@ -414,6 +441,10 @@ class Locale:
         """``first_touch`` → ``First touch``."""
         return sla_id.replace("_", " ").replace("-", " ").capitalize()
 
+    def team(self, team: str) -> str:
+        """A team's display name (an unknown id as it is)."""
+        return MESSAGES[self.language].get(f"team_{team}", team)
+
     def allowance(self, text: str) -> str:
         """An SLA allowance (``24h``, ``3 business days``) in this language."""
         match = _ALLOWANCE.match(text)
@@ -424,6 +455,8 @@ class Locale:
     def rule(self, from_stage: str, to_stage: str, allowance: str) -> str:
         """``MQL → SAL within 24h``."""
         src, dst = self.stage(from_stage), self.stage(to_stage)
+        if from_stage == to_stage:  # a completeness SLA: checked on entering one stage
+            return self.t("rule_complete", stage=src)
         return self.t("rule", src=src, dst=dst, allowance=self.allowance(allowance))
 
 

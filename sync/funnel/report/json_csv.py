@@ -51,6 +51,7 @@ def report_to_json(report: FunnelReport) -> dict[str, Any]:
         "disqualification_reasons": _reasons(report.disqualification_reasons),
         "score_validation": [asdict(b) | {"win_rate": b.win_rate} for b in report.score_validation],
         "sla": [asdict(s) | {"compliance_rate": s.compliance_rate} for s in report.sla],
+        "sla_breakdown": [asdict(g) | {"compliance_rate": g.compliance_rate} for g in report.sla_groups],
         "group_by": report.group_by,
         "groups": [
             {
@@ -80,6 +81,7 @@ CAMPAIGN_METRICS = (
 )
 BAND_METRICS = ("mqls", "wins", "lost", "win_rate")
 SLA_METRICS = ("started", "met", "breached", "cancelled", "running", "open_breaches", "compliance_rate")
+SLA_GROUP_METRICS = ("met", "breached", "compliance_rate")
 Row = tuple[str, str, str, str, Any]
 
 
@@ -114,6 +116,10 @@ def _csv_rows(report: FunnelReport) -> list[Row]:
         rows += [("score_validation", "", b.label, m, v) for m, v in _pairs(b, BAND_METRICS)]
     for sla in report.sla:
         rows += [("sla", "", sla.sla_id, m, v) for m, v in _pairs(sla, SLA_METRICS)]
+    for sg in report.sla_groups:
+        rows += [
+            (f"sla_by_{sg.dimension}", sg.value, sg.sla_id, m, v) for m, v in _pairs(sg, SLA_GROUP_METRICS)
+        ]
     section = f"group:{report.group_by}"
     for g in report.groups:
         for s in g.stages:

@@ -9,6 +9,7 @@ from rich.table import Table
 
 from sync.funnel.figures import FunnelReport, ReasonBreakdown
 from sync.funnel.report.i18n import ENGLISH, Locale
+from sync.funnel.sla_stats import ALL_SLAS, DIMENSIONS
 
 
 def _table(title: str, first: list[str], numbers: list[str]) -> Table:
@@ -91,6 +92,27 @@ def _slas(report: FunnelReport, loc: Locale) -> Table:
     return table
 
 
+def _group_value(dimension: str, value: str, loc: Locale) -> str:
+    return loc.team(value) if dimension == "team" else value
+
+
+def _sla_groups(report: FunnelReport, loc: Locale) -> list[Table]:
+    """One table per dimension (owner, team, campaign, week), all SLAs together."""
+    tables = []
+    for dimension in DIMENSIONS:
+        rows = [g for g in report.sla_groups if g.dimension == dimension and g.sla_id == ALL_SLAS]
+        if not rows:
+            continue
+        name = loc.t(f"dim_{dimension}")
+        heads = [loc.t(h) for h in ("t_met", "t_breached", "t_compliance")]
+        table = _table(loc.t("sla_by", dimension=name), [name], heads)
+        for g in rows:
+            value = _group_value(dimension, g.value, loc)
+            table.add_row(value, loc.num(g.met), loc.num(g.breached), loc.pct(g.compliance_rate))
+        tables.append(table)
+    return tables
+
+
 def render_table(report: FunnelReport, console: Console, loc: Locale = ENGLISH) -> None:
     """Print the report as aligned Rich tables."""
     console.rule(_title(report, loc))
@@ -106,3 +128,5 @@ def render_table(report: FunnelReport, console: Console, loc: Locale = ENGLISH) 
         console.print(_scores(report, loc))
     if report.sla:
         console.print(_slas(report, loc))
+    for table in _sla_groups(report, loc):
+        console.print(table)
