@@ -38,21 +38,32 @@ CLOSED_LOOP_PROPERTIES = (
 )
 
 
+MA_NAMES = {"hubspot": ("HubSpot", "contacts"), "marketo": ("Marketo", "leads")}
+# Simulated time runs thousands of times faster than real time: the Marketo sandbox and Closedloop
+# agree on a wider window than Marketo's 100 calls per 20 s (the contract tests keep the real one).
+DEMO_MARKETO_WINDOW = 2000
+
+
 def run_demo(
     people: int = 2000,
     seed: int = 7,
     keep_running: bool = False,
     workdir: Path = Path("var/demo"),
     sfa: Literal["salesforce", "hubspot"] = "salesforce",
+    ma: Literal["hubspot", "marketo"] = "hubspot",
 ) -> int:
-    """Run the demo (``sfa="hubspot"``: one HubSpot portal in both roles); returns a process exit code."""
+    """Run the demo with ``ma`` as the marketing tool and ``sfa`` as the sales tool (``sfa="hubspot"``:
+    one HubSpot portal in both roles); returns a process exit code."""
+    if ma == "marketo" and sfa == "hubspot":
+        raise ValueError("the demo pairs Marketo with Salesforce only")
     console = Console()
     if workdir.exists():
         shutil.rmtree(workdir)
+    tool, records = MA_NAMES[ma]
     console.rule("[bold]Closedloop demo")
     sales_side = "working deals in the same HubSpot portal" if sfa == "hubspot" else "in a Salesforce sandbox"
     console.print(
-        f"{people:,} marketing contacts in a HubSpot sandbox, a scripted sales team {sales_side},\n"
+        f"{people:,} marketing {records} in a {tool} sandbox, a scripted sales team {sales_side},\n"
         "Closedloop syncing both ways (SQLite store, Celery with an in-process broker)."
     )
     began = time.monotonic()
@@ -68,13 +79,19 @@ def run_demo(
         def progress(event: str, data: dict[str, Any]) -> None:
             if event == "step":
                 info = (
-                    f"{data['now'][:10]}  contacts {data['seeded']:,}  leads {data['leads']:,}  "
+                    f"{data['now'][:10]}  {records} {data['seeded']:,}  handed over {data['leads']:,}  "
                     f"sales actions {data['actions']:,}"
                 )
                 bar.update(task, info=info)
 
         config = ScenarioConfig(
-            workdir=workdir, people=people, seed=seed, hubspot_search_per_second=50, sfa=sfa
+            workdir=workdir,
+            ma=ma,
+            sfa=sfa,
+            people=people,
+            seed=seed,
+            hubspot_search_per_second=50,
+            marketo_window_limit=DEMO_MARKETO_WINDOW,
         )
         scenario = Scenario(config, progress)
         scenario.start()
@@ -93,14 +110,14 @@ def run_demo(
         loc = Locale.of(scenario.runtime.settings.language, mapping)
         console.print("\n[bold]The funnel, measured by Closedloop from its transition log[/bold]")
         render_table(report, console, loc)
-        _show_contacts(console, scenario)
+        _show_contacts(console, scenario, tool, records)
         truth = scenario.ground_truth()
         salesforce = scenario.boxes.salesforce if sfa == "salesforce" else None
-        verdict = verify(truth, scenario.runtime.store, scenario.boxes.hubspot, salesforce)
+        verdict = verify(truth, scenario.runtime.store, scenario.marketing, salesforce)
         outcomes = ", ".join(f"{count:,} {name}" for name, count in sorted(truth.outcome_counts().items()))
         console.print(f"\nWhat the sales team really did (ground truth): {outcomes}.")
         console.print(
-            "Closedloop's stages, transition times and HubSpot properties vs that ground truth: "
+            f"Closedloop's stages, transition times and {tool} fields vs that ground truth: "
             + ("[green]" if verdict.ok else "[red]")
             + verdict.summary()
             + f"[/]\nSLA breaches detected at the end: {breaches:,}."
@@ -108,6 +125,8 @@ def run_demo(
         html = workdir / "funnel-report.html"
         html.write_text(render_html(report, loc), encoding="utf-8")
         calls = scenario.boxes.hubspot.counter.total() + scenario.boxes.salesforce.counter.total()
+        if scenario.boxes.marketo is not None:
+            calls += scenario.boxes.marketo.counter.total()
         console.print(
             f"\nHTML report: [bold]{html.resolve()}[/bold]\n"
             f"Simulated {scenario.stats.steps} steps in {time.monotonic() - began:.0f}s wall time, "
@@ -120,16 +139,16 @@ def run_demo(
     return 0 if verdict.ok else 1
 
 
-def _show_contacts(console: Console, scenario: Scenario) -> None:
-    """A few HubSpot contacts as a marketer sees them: with their closed-loop properties."""
+def _show_contacts(console: Console, scenario: Scenario, tool: str, records: str) -> None:
+    """A few marketing records as a marketer sees them: with their closed-loop fields."""
     assert scenario.boxes is not None
     shown: dict[str, dict[str, Any]] = {}
-    for contact in scenario.boxes.hubspot.contacts():
+    for contact in scenario.marketing.contacts():
         props = contact["properties"]
         outcome = props.get("closedloop_outcome")
         if outcome and outcome not in shown:
             shown[outcome] = props
-    table = Table(title="HubSpot contacts with their closed-loop properties (what marketing sees)")
+    table = Table(title=f"{tool} {records} with their closed-loop fields (what marketing sees)")
     table.add_column("email")
     for name in CLOSED_LOOP_PROPERTIES:
         table.add_column(name.replace("closedloop_", ""))

@@ -18,6 +18,8 @@ from typing import Any, Literal
 
 from sandboxes.common import SimClock
 from sandboxes.ground_truth import GroundTruth
+from sandboxes.marketo.people import MarketoPeople
+from sandboxes.marketo.population import MarketoSeedTarget
 from sandboxes.population import PopulationSeeder, advance_clock_to, generate_population
 from sandboxes.sales_team import SalesTeam, ScriptedTeam, TeamRates
 from sandboxes.sales_team_hubspot import HubSpotSalesTeam
@@ -30,8 +32,9 @@ from sync.store.db import upgrade
 
 Progress = Callable[[str, dict[str, Any]], None]
 DEFAULT_START = datetime(2026, 9, 1, 9, 0, tzinfo=UTC)
+MAPPINGS = Path(__file__).parents[1] / "mappings"
 # The default mapping of one HubSpot portal in both roles (CLOSEDLOOP_SFA=hubspot).
-HUBSPOT_ONLY_MAPPING = Path(__file__).parents[1] / "mappings" / "hubspot-only.yaml"
+HUBSPOT_ONLY_MAPPING = MAPPINGS / "hubspot-only.yaml"
 
 
 @dataclass
@@ -39,6 +42,7 @@ class ScenarioConfig:
     """What to simulate and where Closedloop keeps its state."""
 
     workdir: Path
+    ma: Literal["hubspot", "marketo"] = "hubspot"  # the marketing tool (Salesforce is the sales CRM)
     people: int = 2000
     seed: int = 7
     locale: Literal["en", "ja", "mixed"] = "en"
@@ -57,6 +61,9 @@ class ScenarioConfig:
     # HubSpot's search indexing lag in real seconds (0: none). Without jitter changes become
     # searchable in the order they were made, which a watermark without overlap survives.
     hubspot_search_delay_seconds: float = 0.0
+    # Marketo's window is 100 calls per 20 s; like the search allowance above, simulated runs may
+    # widen it (both the sandbox's and the one Closedloop keeps). Contract tests check the real one.
+    marketo_window_limit: int = 100
     # Share of people whose sales rep makes two changes within one poll interval (see TeamRates).
     fast_rep_share: float = 0.15
     extra_settings: dict[str, Any] = field(default_factory=dict)
@@ -85,6 +92,7 @@ class Scenario:
         self.clock = SimClock(start=config.start, speed=0.0)
         self.boxes: Sandboxes | None = None
         self.runtime: Runtime | None = None
+        self.marketing: Any = None  # the marketing tool's people as HubSpot-shaped contacts
         self._dispatched = 0
         self._baseline = 0
         self._worker_ctx: Any = None
@@ -97,13 +105,18 @@ class Scenario:
         assert self.boxes is not None
         env = dict(self.boxes.env())
         env["CLOSEDLOOP_DATABASE_URL"] = self.database_url
-        env["CLOSEDLOOP_MAPPINGS"] = str(
-            self.config.mappings
-            or (HUBSPOT_ONLY_MAPPING if self.config.sfa == "hubspot" else None)
-            or os.environ.get("CLOSEDLOOP_MAPPINGS")
-            or Path("mappings").resolve()
-        )
+        if self.config.ma == "marketo":
+            env["CLOSEDLOOP_MAPPINGS"] = str(self.config.mappings or MAPPINGS / "marketo-salesforce.yaml")
+        else:
+            env["CLOSEDLOOP_MAPPINGS"] = str(
+                self.config.mappings
+                or (HUBSPOT_ONLY_MAPPING if self.config.sfa == "hubspot" else None)
+                or os.environ.get("CLOSEDLOOP_MAPPINGS")
+                or Path("mappings").resolve()
+            )
+        env["CLOSEDLOOP_MA"] = self.config.ma
         env["CLOSEDLOOP_SFA"] = self.config.sfa
+        env["CLOSEDLOOP_MARKETO_WINDOW_LIMIT"] = str(self.config.marketo_window_limit)
         env["CLOSEDLOOP_RETRY_BASE_SECONDS"] = "0.05"
         env["CLOSEDLOOP_RETRY_MAX_SECONDS"] = "1"
         env["CLOSEDLOOP_POLL_OVERLAP"] = "0"
@@ -131,6 +144,8 @@ class Scenario:
                 "search_per_second": cfg.hubspot_search_per_second,
                 "search_delay_seconds": cfg.hubspot_search_delay_seconds,
             },
+            marketo=cfg.ma == "marketo",
+            marketo_kwargs={"window_limit": cfg.marketo_window_limit},
         )
         env = self.settings_env()
         self._saved_env = {key: os.environ.get(key) for key in env}
@@ -148,12 +163,17 @@ class Scenario:
         self.contacts = contacts = generate_population(
             cfg.people, seed=cfg.seed, locale=cfg.locale, start=cfg.start, span_days=cfg.span_days
         )
-        self.seeder = PopulationSeeder(self.boxes.hubspot, contacts, self.clock)
+        if self.boxes.marketo is not None:
+            self.marketing = MarketoPeople(self.boxes.marketo)
+            target: Any = MarketoSeedTarget(self.boxes.marketo)
+        else:
+            self.marketing = target = self.boxes.hubspot
+        self.seeder = PopulationSeeder(target, contacts, self.clock)
         rates = self.config.team_rates or TeamRates(fast_share=cfg.fast_rep_share)
         self.team: ScriptedTeam = (
             HubSpotSalesTeam(self.boxes.hubspot, self.clock, seed=cfg.seed, rates=rates)
             if cfg.sfa == "hubspot"
-            else SalesTeam(self.boxes.salesforce, self.boxes.hubspot, self.clock, seed=cfg.seed, rates=rates)
+            else SalesTeam(self.boxes.salesforce, self.marketing, self.clock, seed=cfg.seed, rates=rates)
         )
         if cfg.embedded_worker:
             from sync.embedded import embedded_worker

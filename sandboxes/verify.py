@@ -9,12 +9,11 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select
 
 from sandboxes.ground_truth import GroundTruth
-from sandboxes.hubspot import HubSpotSandbox
 from sandboxes.salesforce import SalesforceSandbox
 from sync.identity import normalise_email
 from sync.store.db import Store
@@ -46,6 +45,12 @@ class Verdict:
         return "\n".join(lines)
 
 
+class MarketingContacts(Protocol):
+    """The marketing tool's people as HubSpot-shaped contacts (the HubSpot sandbox, or a view of Marketo's)."""
+
+    def contacts(self) -> list[dict[str, Any]]: ...
+
+
 def _number(value: Any) -> Decimal | None:
     try:
         return Decimal(str(value)) if value not in (None, "") else None
@@ -56,18 +61,19 @@ def _number(value: Any) -> Decimal | None:
 def verify(
     truth: GroundTruth,
     store: Store,
-    hubspot: HubSpotSandbox,
+    marketing: MarketingContacts,
     salesforce: SalesforceSandbox | None,
     check_times: bool = True,
 ) -> Verdict:
     """Check stages, transition paths, closed-loop properties and the absence of duplicates.
 
+    ``marketing`` is the HubSpot sandbox or :class:`sandboxes.marketo.people.MarketoPeople`.
     Without ``salesforce`` one HubSpot portal played both roles: the handover is the contact's
     lead status being set (there is no Lead to count).
     """
     verdict = Verdict()
     contacts_by_email: dict[str, list[dict[str, Any]]] = {}
-    for contact in hubspot.contacts():
+    for contact in marketing.contacts():
         if contact.get("archived"):
             continue
         email = normalise_email(contact["properties"].get("email"))

@@ -57,7 +57,9 @@ class Settings(BaseSettings):
     database_url: str = DEFAULT_DATABASE_URL
     redis_url: str | None = Field(default=None, description="unset = embedded, in-process broker")
     mappings: Path = Path("mappings")
-    ma: Literal["hubspot"] = Field(default="hubspot", description="the marketing-automation connector")
+    ma: Literal["hubspot", "marketo"] = Field(
+        default="hubspot", description="the marketing-automation connector"
+    )
     sfa: Literal["salesforce", "hubspot"] = Field(
         default="salesforce", description="the sales-CRM connector (hubspot: deals in a HubSpot portal)"
     )
@@ -71,6 +73,19 @@ class Settings(BaseSettings):
     hubspot_search_per_second: int = Field(
         default=5, gt=0, description="HubSpot's search requests per second"
     )
+
+    marketo_base_url: str | None = Field(
+        default=None, description="REST base, https://<munchkin>.mktorest.com"
+    )
+    marketo_client_id: str | None = None
+    marketo_client_secret: SecretStr | None = None
+    marketo_munchkin_id: str | None = None
+    marketo_window_limit: int = Field(default=100, gt=0, description="calls per 20 s window")
+    marketo_window_seconds: int = Field(default=20, gt=0)
+    marketo_concurrency: int = Field(default=10, gt=0, description="calls in flight at once")
+    marketo_daily_limit: int = Field(default=50_000, gt=0, description="the subscription's daily quota")
+    marketo_daily_share: float = Field(default=1.0, gt=0, le=1, description="share of the daily quota")
+    marketo_webhook_token: SecretStr | None = None
 
     salesforce_instance_url: str | None = None
     salesforce_session_id: SecretStr | None = None
@@ -130,7 +145,7 @@ class Settings(BaseSettings):
             raise ValueError("must be a sqlite:/// or postgresql+psycopg:// URL")
         return value
 
-    @field_validator("hubspot_base_url", "salesforce_instance_url", "public_base_url")
+    @field_validator("hubspot_base_url", "marketo_base_url", "salesforce_instance_url", "public_base_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("http://", "https://")):
@@ -258,6 +273,12 @@ def check_settings(settings: Settings | None = None) -> tuple[Settings | None, l
         problems.append(f"CLOSEDLOOP_SALESFORCE_PRIVATE_KEY_FILE: no such file: {key_file}")
     if settings.salesforce_ca_bundle is not None and not settings.salesforce_ca_bundle.is_file():
         problems.append(f"CLOSEDLOOP_SALESFORCE_CA_BUNDLE: no such file: {settings.salesforce_ca_bundle}")
+    if settings.ma == "marketo" and not (
+        settings.marketo_base_url and settings.marketo_client_id and settings.marketo_client_secret
+    ):
+        problems.append(
+            "CLOSEDLOOP_MARKETO_*: CLOSEDLOOP_MA=marketo needs BASE_URL, CLIENT_ID and CLIENT_SECRET"
+        )
     if not settings.mappings.exists():
         problems.append(f"CLOSEDLOOP_MAPPINGS: no such file or directory: {settings.mappings}")
     if bool(settings.dashboard_user) != bool(

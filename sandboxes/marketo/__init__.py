@@ -131,6 +131,14 @@ class MarketoSandbox:
                 return None
             return self.store.render(lead, ["id", "createdAt", "updatedAt", *lead.values])
 
+    def leads(self) -> list[dict[str, Any]]:
+        """Every live lead as :meth:`get_lead` renders it, by id."""
+        with self.store.lock:
+            return [
+                self.store.render(lead, ["id", "createdAt", "updatedAt", *lead.values])
+                for lead in sorted(self.store.live(), key=lambda lead: lead.id)
+            ]
+
     def find_leads(self, field: str, value: Any) -> list[int]:
         with self.store.lock:
             return [lead.id for lead in self.store.find(field, value)]

@@ -160,6 +160,9 @@ class LeadStore:
         self.leads: dict[int, Lead] = {}
         self.activities: list[Activity] = []
         self.programs: dict[int, Program] = {}
+        # (field, value) -> ids of leads that held it: lookups stay fast with tens of thousands of
+        # leads (entries may be stale; ``find`` checks each lead's current value).
+        self._index: dict[tuple[str, Any], set[int]] = {}
         self.listeners: list[Callable[[list[Activity]], None]] = []
         self._lead_ids = itertools.count(1001)
         self._activity_ids = itertools.count(5_000_001)
@@ -261,10 +264,23 @@ class LeadStore:
             return []
         if wanted is None:
             return []
-        if definition.data_type == "email":
-            wanted = str(wanted).lower()
-            return [lead for lead in self.live() if str(lead.values.get(field_name) or "").lower() == wanted]
-        return [lead for lead in self.live() if lead.values.get(field_name) == wanted]
+        key = self._key(field_name, wanted)
+        found = (self.get(lead_id) for lead_id in sorted(self._index.get(key, ())))
+        return [
+            lead
+            for lead in found
+            if lead is not None and self._key(field_name, lead.values.get(field_name)) == key
+        ]
+
+    def _key(self, field_name: str, value: Any) -> tuple[str, Any]:
+        """The index key: emails compare case-insensitively."""
+        if value is not None and self.fields[field_name].data_type == "email":
+            return field_name, str(value).lower()
+        return field_name, value
+
+    def _indexed(self, lead: Lead, field_name: str, value: Any) -> None:
+        if value is not None:
+            self._index.setdefault(self._key(field_name, value), set()).add(lead.id)
 
     def render(self, lead: Lead, fields: list[str]) -> dict[str, Any]:
         """A lead as Get Leads returns it: requested fields, nulls left out."""
@@ -336,6 +352,8 @@ class LeadStore:
         when = at or self.clock.now()
         lead = Lead(next(self._lead_ids), {k: v for k, v in values.items() if v is not None}, when, when)
         self.leads[lead.id] = lead
+        for name, value in lead.values.items():
+            self._indexed(lead, name, value)
         pending: list[Activity] = []
         self._log(
             pending,
@@ -368,6 +386,7 @@ class LeadStore:
                 lead.values.pop(name, None)
             else:
                 lead.values[name] = new
+                self._indexed(lead, name, new)
             if definition.data_type == "score":
                 change = (new or 0) - (old or 0)
                 attributes: list[tuple[str, Any]] = [

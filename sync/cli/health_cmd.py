@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -11,7 +12,7 @@ from rich.table import Table
 from sqlalchemy import func, select, update
 
 from sync.cli.app import app, errors_app
-from sync.config import load_settings
+from sync.config import Settings, load_settings
 from sync.store.db import Store
 from sync.store.models import Cursor, InboxEvent, SyncError
 from sync.timeutil import utcnow
@@ -45,6 +46,15 @@ def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
         import redis
 
         queue_depth = int(redis.Redis.from_url(settings.redis_url).llen("celery"))
+    budget: dict[str, Any] = {
+        "hubspot": {
+            "window_limit_per_10s": settings.hubspot_window_limit,
+            "daily_cap": settings.hubspot_daily_limit,
+        },
+        "salesforce": {"share_of_daily_allocation": settings.salesforce_api_share},
+    }
+    if settings.ma == "marketo":
+        budget["marketo"] = _marketo_budget(settings)
     data = {
         "streams": [
             {
@@ -59,13 +69,7 @@ def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
         "inbox_oldest_pending": oldest.isoformat() if oldest else None,
         "queue_depth": queue_depth,
         "open_errors": open_errors,
-        "budget": {
-            "hubspot": {
-                "window_limit_per_10s": settings.hubspot_window_limit,
-                "daily_cap": settings.hubspot_daily_limit,
-            },
-            "salesforce": {"share_of_daily_allocation": settings.salesforce_api_share},
-        },
+        "budget": budget,
     }
     if as_json:
         typer.echo(json.dumps(data, indent=2))
@@ -80,6 +84,28 @@ def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
     console.print(f"inbox pending: {pending} (oldest {_age(oldest)})")
     console.print(f"queue depth: {queue_depth if queue_depth is not None else 'embedded (in-process)'}")
     console.print(f"open errors: {open_errors}  (see `closedloop errors`)")
+    marketo = budget.get("marketo")
+    if marketo:
+        used = marketo["calls_last_24h"]
+        console.print(
+            f"Marketo calls in the last 24 h: {'unknown (embedded mode)' if used is None else f'{used:,}'}"
+            f" of our share of {marketo['daily_share_calls']:,} ({marketo['window_limit']} per "
+            f"{marketo['window_seconds']} s)"
+        )
+
+
+def _marketo_budget(settings: Settings) -> dict[str, Any]:
+    """Marketo's budget and Closedloop's own use of it, as every worker counted it in Redis (no API call)."""
+    from sync.connectors.marketo_ma import window_limiter
+    from sync.connectors.ratelimit import make_storage
+
+    limiter = window_limiter(settings, make_storage(settings.redis_url))
+    return {
+        "window_limit": settings.marketo_window_limit,
+        "window_seconds": settings.marketo_window_seconds,
+        "daily_share_calls": limiter.per_day,
+        "calls_last_24h": limiter.used_today() if settings.redis_url else None,
+    }
 
 
 @errors_app.callback()

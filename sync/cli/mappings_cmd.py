@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -35,16 +36,17 @@ def schema() -> None:
 
 @mappings_app.command("preview")
 def preview(
-    record: Path = typer.Argument(..., help="A HubSpot contact or Salesforce record as JSON"),
-    source: str = typer.Option(..., "--from", help="hubspot or salesforce"),
+    record: Path = typer.Argument(..., help="A HubSpot contact, Marketo lead or Salesforce record as JSON"),
+    source: str = typer.Option(..., "--from", help="hubspot, marketo or salesforce"),
     mapping_path: Path = typer.Option(Path("mappings"), "--mapping", help="Mapping file or directory"),
 ) -> None:
     """Show the standard stage a record implies and what would be written, without writing anything."""
     from sync.mapping import MappingError, load_mapping
+    from sync.mapping.preview import MA_SOURCES, SOURCES
     from sync.mapping.preview import preview as run_preview
 
-    if source not in ("hubspot", "salesforce"):
-        raise typer.BadParameter("must be hubspot or salesforce", param_hint="--from")
+    if source not in SOURCES:
+        raise typer.BadParameter(f"must be one of {', '.join(SOURCES)}", param_hint="--from")
     try:
         mapping = load_mapping(mapping_path)
     except MappingError as exc:
@@ -58,7 +60,19 @@ def preview(
         raise typer.Exit(1) from None
     if isinstance(data, dict) and isinstance(data.get("properties"), dict) and source == "hubspot":
         data = data["properties"]
+    if isinstance(data, dict) and isinstance(data.get("result"), list) and source == "marketo":
+        data = data["result"][0] if data["result"] else None  # a Get Lead by Id response as saved
+    # A Salesforce record's closed loop goes to the marketing tool the mapping is written for.
+    ma = source if source in MA_SOURCES else _ma_of(mapping_path)
     if not isinstance(data, dict):
         typer.echo(f"{record}: expected a JSON object", err=True)
         raise typer.Exit(1)
-    typer.echo(json.dumps(run_preview(mapping, source, data), indent=2, ensure_ascii=False, default=str))  # type: ignore[arg-type]
+    result = run_preview(mapping, source, data, ma=ma)  # type: ignore[arg-type]
+    typer.echo(json.dumps(result, indent=2, ensure_ascii=False, default=str))
+
+
+def _ma_of(mapping_path: Path) -> str:
+    """The marketing tool named by a mapping file's name (``marketo-salesforce.yaml``), else settings."""
+    if mapping_path.name.startswith("marketo"):
+        return "marketo"
+    return os.environ.get("CLOSEDLOOP_MA", "hubspot")

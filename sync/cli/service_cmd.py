@@ -97,9 +97,10 @@ def _last_poll(role: str) -> datetime | None:
 
 @app.command()
 def demo(
-    people: int = typer.Option(2000, "--people", help="HubSpot contacts to seed"),
+    people: int = typer.Option(2000, "--people", help="Marketing contacts (or leads) to seed"),
     seed: int = typer.Option(7, "--seed", help="Random seed (same seed, same story)"),
     keep_running: bool = typer.Option(False, "--keep-running", help="Leave sandboxes and service up"),
+    ma: str = typer.Option("hubspot", "--ma", help="The marketing tool: hubspot or marketo"),
     sfa: str = typer.Option(
         "salesforce", "--sfa", help="Sales side: salesforce, or hubspot (deals in the same HubSpot portal)"
     ),
@@ -107,14 +108,19 @@ def demo(
     """The whole closed loop on the embedded default: sandboxes, SQLite, in-process Celery."""
     from sandboxes.demo import run_demo
 
+    if ma not in ("hubspot", "marketo"):
+        raise typer.BadParameter("must be hubspot or marketo", param_hint="--ma")
     if sfa not in ("salesforce", "hubspot"):
         raise typer.BadParameter("use salesforce or hubspot", param_hint="--sfa")
+    if ma == "marketo" and sfa == "hubspot":
+        raise typer.BadParameter("the demo pairs Marketo with Salesforce", param_hint="--sfa")
     configure_logging("console", "ERROR")  # the demo shows its own progress; breaches are in the report
     raise typer.Exit(
         run_demo(
             people=people,
             seed=seed,
             keep_running=keep_running,
+            ma="marketo" if ma == "marketo" else "hubspot",
             sfa="hubspot" if sfa == "hubspot" else "salesforce",
         )
     )

@@ -21,6 +21,7 @@ its own clock, so after a 601/602 the edge forgets the token's expiry before ask
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -73,7 +74,8 @@ class MarketoApiClient(MarketoClient):  # type: ignore[misc]
     """marketorestpython's client pointed at ``base_url``, with single-page reads and a call hook.
 
     ``before_call(endpoint)`` runs before every REST call (not identity calls, which Marketo does
-    not count), so a shared budget sees each HTTP request, including pages the library follows.
+    not count), so a shared budget sees each HTTP request, including pages the library follows;
+    ``gate()`` is held around each one (the shared limit of calls in flight).
     """
 
     def __init__(
@@ -84,15 +86,20 @@ class MarketoApiClient(MarketoClient):  # type: ignore[misc]
         munchkin_id: str = "000-AAA-000",
         timeout: float = REQUEST_TIMEOUT,
         before_call: Callable[[str], None] | None = None,
+        gate: Callable[[], AbstractContextManager[Any]] | None = None,
     ) -> None:
         super().__init__(munchkin_id, client_id, client_secret, max_retry_time=0, requests_timeout=timeout)
         self.host = base_url.rstrip("/")
         self.before_call = before_call
+        self.gate = gate
 
     def _api_call(self, method: str, endpoint: str, *args: Any, **kwargs: Any) -> Any:
-        if self.before_call is not None and "/identity/" not in endpoint:
+        if "/identity/" in endpoint:
+            return super()._api_call(method, endpoint, *args, **kwargs)
+        if self.before_call is not None:
             self.before_call(endpoint[len(self.host) :])
-        return super()._api_call(method, endpoint, *args, **kwargs)
+        with self.gate() if self.gate is not None else nullcontext():
+            return super()._api_call(method, endpoint, *args, **kwargs)
 
     def forget_token(self) -> None:
         """Make the next ``authenticate`` fetch a new token whatever the client's clock says."""
@@ -100,16 +107,22 @@ class MarketoApiClient(MarketoClient):  # type: ignore[misc]
         self.token = None
 
     def activities_page(
-        self, type_ids: Sequence[int], next_page_token: str, batch_size: int = MAX_BATCH
+        self,
+        type_ids: Sequence[int],
+        next_page_token: str,
+        batch_size: int = MAX_BATCH,
+        lead_ids: Sequence[int] = (),
     ) -> dict[str, Any]:
         """One Get Lead Activities page: ``result`` (maybe absent), ``nextPageToken``, ``moreResult``."""
         self.authenticate()
-        args = {
+        args: dict[str, Any] = {
             "access_token": self.token,
             "activityTypeIds": ",".join(str(i) for i in type_ids),
             "nextPageToken": next_page_token,
             "batchSize": batch_size,
         }
+        if lead_ids:
+            args["leadIds"] = ",".join(str(i) for i in lead_ids)
         return dict(self._api_call("get", self.host + "/rest/v1/activities.json", args))
 
     def deleted_leads_page(self, next_page_token: str, batch_size: int = MAX_BATCH) -> dict[str, Any]:
@@ -145,6 +158,7 @@ def make_marketo_client(
     munchkin_id: str | None = None,
     timeout: float = REQUEST_TIMEOUT,
     before_call: Callable[[str], None] | None = None,
+    gate: Callable[[], AbstractContextManager[Any]] | None = None,
 ) -> MarketoApiClient:
     """A client for the REST base URL (``https://<munchkin>.mktorest.com`` or a sandbox)."""
     parts = urlsplit(base_url)
@@ -153,7 +167,7 @@ def make_marketo_client(
     if not client_id or not client_secret:
         raise PermanentError(SYSTEM, "Marketo client id and secret are required", category="auth")
     return MarketoApiClient(
-        base_url, client_id, client_secret, munchkin_id or "000-AAA-000", timeout, before_call
+        base_url, client_id, client_secret, munchkin_id or "000-AAA-000", timeout, before_call, gate
     )
 
 
@@ -446,8 +460,16 @@ class MarketoEdge:
         stamp = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         return str(self._call("activities/pagingtoken", lambda: self.client.get_paging_token(stamp)))
 
-    def activities_since(self, token: str, type_names: Sequence[str], max_pages: int = 50) -> ActivityBatch:
-        """Activities of the named types after ``token``, following pages while more exist.
+    def activities_since(
+        self,
+        token: str,
+        type_names: Sequence[str],
+        max_pages: int = 50,
+        lead_ids: Sequence[int] = (),
+        batch_size: int = MAX_BATCH,
+    ) -> ActivityBatch:
+        """Activities of the named types after ``token`` (of ``lead_ids`` only, at most 30, if given),
+        following pages while more exist.
 
         An idle feed costs one call; the returned ``next_token`` is the new cursor.
         """
@@ -461,7 +483,16 @@ class MarketoEdge:
         batch = ActivityBatch([], token, True)
         while batch.more and batch.calls < max_pages:
             current = batch.next_token
-            page = self._call("activities", partial(self.client.activities_page, list(ids.values()), current))
+            page = self._call(
+                "activities",
+                partial(
+                    self.client.activities_page,
+                    list(ids.values()),
+                    current,
+                    batch_size=batch_size,
+                    lead_ids=list(lead_ids),
+                ),
+            )
             batch.calls += 1
             batch.activities.extend(
                 parse_activity(a, names_by_id, fields_by_id) for a in page.get("result") or []

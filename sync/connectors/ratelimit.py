@@ -1,6 +1,7 @@
 """API budgets shared by every worker process (through Redis when configured).
 
-HubSpot: a moving window of N calls per 10 seconds plus a daily cap. Salesforce: a share of the
+HubSpot: a moving window of N calls per 10 seconds plus a daily cap. Marketo: N calls per 20 s, a
+daily quota and at most 10 calls in flight (:class:`ConcurrencyGate`). Salesforce: a share of the
 24-hour allocation, read from ``Sforce-Limit-Info`` after every call.
 """
 
@@ -8,6 +9,9 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from limits import RateLimitItemPerDay, RateLimitItemPerSecond, storage, strategies
@@ -64,6 +68,74 @@ class WindowLimiter:
             self.waited_seconds += delay
             _record_wait(self.namespace, delay)
             time.sleep(delay)
+
+    def used_today(self) -> int:
+        """Calls counted against the daily budget (by every worker sharing this storage)."""
+        _reset, remaining = self._strategy.get_window_stats(self._day, "day")
+        return max(0, self.per_day - int(remaining))
+
+
+@dataclass
+class ConcurrencyGate:
+    """At most ``limit`` calls in flight across every worker process.
+
+    With Redis, holders are members of a sorted set scored by their lease's end, so a worker that
+    dies holding a slot frees it when the lease runs out; without Redis, a process-local semaphore.
+    """
+
+    store: storage.Storage
+    limit: int
+    namespace: str
+    lease_seconds: float = 60.0
+    _local: threading.BoundedSemaphore = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._local = threading.BoundedSemaphore(self.limit)
+        client = (
+            getattr(self.store, "storage", None) if isinstance(self.store, storage.RedisStorage) else None
+        )
+        self._redis = client
+        self._key = f"closedloop:gate:{self.namespace}"
+
+    @contextmanager
+    def held(self, timeout: float = 600.0) -> Iterator[None]:
+        """Hold one slot for the duration of the block; BudgetExhausted if none frees within ``timeout``."""
+        if self._redis is None:
+            if not self._local.acquire(timeout=timeout):
+                raise BudgetExhausted(f"{self.namespace}: no free concurrency slot within {timeout}s")
+            try:
+                yield
+            finally:
+                self._local.release()
+            return
+        member = uuid.uuid4().hex
+        self._enter(member, timeout)
+        try:
+            yield
+        finally:
+            self._redis.zrem(self._key, member)
+
+    def _enter(self, member: str, timeout: float) -> None:
+        assert self._redis is not None
+        deadline = time.monotonic() + timeout
+        delay = 0.01
+        while True:
+            now = time.time()
+            pipe = self._redis.pipeline(transaction=True)
+            pipe.zremrangebyscore(self._key, "-inf", now)  # leases of dead holders
+            pipe.zadd(self._key, {member: now + self.lease_seconds})
+            pipe.zcard(self._key)
+            _, _, holders = pipe.execute()
+            # Each transaction sees every member added before it, so a newcomer counted within
+            # the limit is never one too many (one turned away counts briefly, then leaves).
+            if holders <= self.limit:
+                return
+            self._redis.zrem(self._key, member)
+            if time.monotonic() + delay > deadline:
+                raise BudgetExhausted(f"{self.namespace}: no free concurrency slot within {timeout}s")
+            _record_wait(self.namespace, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
 
 
 class BudgetExhausted(Exception):

@@ -32,6 +32,12 @@ def _hubspot_ma() -> Registration:
     return Registration("hubspot", MA, open_edge, HubSpotMarketing)
 
 
+def _marketo_ma() -> Registration:
+    from sync.connectors.marketo_ma import MarketoMarketing, open_edge
+
+    return Registration("marketo", MA, open_edge, MarketoMarketing)
+
+
 def _salesforce_sfa() -> Registration:
     from sync.connectors.salesforce_sfa import SalesforceSales, open_edge
 
@@ -49,6 +55,7 @@ SFA_EVENT_OBJECTS: dict[str, tuple[str, ...]] = {"hubspot": ("deal",)}
 
 REGISTRY: dict[tuple[Role, str], Callable[[], Registration]] = {
     (MA, "hubspot"): _hubspot_ma,
+    (MA, "marketo"): _marketo_ma,
     (SFA, "salesforce"): _salesforce_sfa,
     (SFA, "hubspot"): _hubspot_sfa,
 }

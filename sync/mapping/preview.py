@@ -9,6 +9,8 @@ from sync.mapping.project import closed_loop_values, project
 
 _PERSON = ("Lead", "Contact")
 _HUBSPOT_CONTACT = "contact"  # a mapping whose sales side is HubSpot names this person object
+MA_SOURCES = ("hubspot", "marketo")  # a marketing record: a HubSpot contact or a Marketo lead
+SOURCES = (*MA_SOURCES, "salesforce")
 _ATTR = {"Lead": "lead", "Contact": "contact", "Opportunity": "opportunity"}
 
 
@@ -25,16 +27,23 @@ def _sobject(record: dict[str, Any]) -> str:
 
 
 def preview(
-    mapping: Mapping, source: Literal["hubspot", "salesforce"], record: dict[str, Any]
+    mapping: Mapping,
+    source: Literal["hubspot", "marketo", "salesforce"],
+    record: dict[str, Any],
+    ma: str = "hubspot",
 ) -> dict[str, Any]:
-    """``{"stage", "writes", "target", "object"}`` for a HubSpot contact or a Salesforce record."""
+    """``{"stage", "writes", "target", "object"}`` for a marketing record or a Salesforce record.
+
+    A marketing record is a HubSpot contact (its ``properties``) or a Marketo lead (its fields);
+    ``ma`` names the marketing tool a Salesforce record's closed-loop values would go to.
+    """
     from sync.stages import PersonView, compute_stage
 
     if source == "hubspot" and _HUBSPOT_CONTACT in mapping.person_objects():
         props = record.get("properties")
         return _one_portal(mapping, props if isinstance(props, dict) else record)
-    if source == "hubspot":
-        props = record.get("properties")
+    if source in MA_SOURCES:
+        props = record.get("properties") if source == "hubspot" else None
         fields: dict[str, Any] = props if isinstance(props, dict) else record
         view = PersonView(ma=fields)
         create_as: str = mapping.handover.create_as
@@ -48,7 +57,7 @@ def preview(
             "object": create_as,
         }
     if source != "salesforce":
-        raise ValueError(f"source must be 'hubspot' or 'salesforce', got {source!r}")
+        raise ValueError(f"source must be one of {', '.join(SOURCES)}, got {source!r}")
     obj = _sobject(record)
     fields = {k: v for k, v in record.items() if k not in ("attributes", "sobject")}
     view = PersonView(sfa={obj: fields})
@@ -57,7 +66,7 @@ def preview(
     if obj in _PERSON and not _blank(fields.get(mapping.identity.sfa_field)):
         writes[mapping.identity.ma_property] = fields[mapping.identity.sfa_field]
     writes.update(closed_loop_values(mapping, view, stage))
-    return {"stage": stage, "writes": writes, "target": "hubspot", "object": obj}
+    return {"stage": stage, "writes": writes, "target": ma, "object": obj}
 
 
 def _one_portal(mapping: Mapping, fields: dict[str, Any]) -> dict[str, Any]:

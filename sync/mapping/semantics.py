@@ -143,7 +143,7 @@ def _check_fields(data: dict[str, Any], issues: list[Issue]) -> None:
                 issues.append((("fields", i), f"fields[{i}]: {ma} ↔ {sfa} is mapped twice", "value"))
                 continue
             pairs.add((ma, sfa))
-        for name, table, side in ((ma, by_ma, "HubSpot property"), (sfa, by_sfa, "Salesforce field")):
+        for name, table, side in ((ma, by_ma, "marketing field"), (sfa, by_sfa, "Salesforce field")):
             if not isinstance(name, str) or sync == "none":
                 continue
             if name in table and table[name][1] != sync:
@@ -166,8 +166,8 @@ def _check_fields(data: dict[str, Any], issues: list[Issue]) -> None:
                 issues.append(
                     (
                         ("identity", "match_on", j),
-                        f"identity.match_on[{j}]: {key!r} is not a HubSpot "
-                        f"property mapped in 'fields'{did_you_mean(key, [m for m in mapped if m])}",
+                        f"identity.match_on[{j}]: {key!r} is not a marketing "
+                        f"(ma) field mapped in 'fields'{did_you_mean(key, [m for m in mapped if m])}",
                         "value",
                     )
                 )
@@ -216,7 +216,7 @@ def _check_writers(data: dict[str, Any], issues: list[Issue]) -> None:
         if sync in ("ma_to_sfa", *_BOTH):
             targets += [("Salesforce field", f"{o}.{sfa}", ma) for o in objects if isinstance(o, str)]
         if sync in ("sfa_to_ma", *_BOTH):
-            targets.append(("HubSpot property", ma, sfa))
+            targets.append(("marketing field", ma, sfa))
         for kind, target, source in targets:
             first = writers.setdefault((kind, target), i)
             if first != i and data["fields"][first].get(_other_side(kind)) != source:

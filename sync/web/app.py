@@ -33,6 +33,8 @@ from sync.web.health import ReadyCheck, health_router
 from sync.web.hubspot_events import BadPayload, parse_body, split_events
 from sync.web.hubspot_signature import SignatureError, verify_signature
 from sync.web.inbox import BadEvent, InboxResult, store_events
+from sync.web.marketo_events import parse_body as parse_marketo_body
+from sync.web.marketo_events import split_calls
 from sync.web.salesforce_outbound import (
     XML_MEDIA_TYPES,
     OutboundMessageError,
@@ -47,6 +49,8 @@ log = get_logger(__name__)
 Enqueue = Callable[[list[int]], None]
 HUBSPOT_PATH = "/webhooks/hubspot"
 SALESFORCE_PATH = "/webhooks/salesforce"
+MARKETO_PATH = "/webhooks/marketo"
+MARKETO_TOKEN_HEADER = "x-closedloop-token"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _XML = "text/xml; charset=utf-8"
 
@@ -58,7 +62,7 @@ def create_app(
     ready_checks: Mapping[str, ReadyCheck] | None = None,
     mapping: Callable[[], FunnelMapping] | None = None,
 ) -> FastAPI:
-    """The ASGI app: ``POST /webhooks/hubspot``, ``POST /webhooks/salesforce``, health and metrics.
+    """The ASGI app: ``POST /webhooks/{hubspot,marketo,salesforce}``, health and metrics.
 
     ``/dashboard`` is added only when a dashboard credential is configured; ``mapping`` gives the
     mapping in force (default: loaded once from ``settings.mappings``).
@@ -94,6 +98,31 @@ def create_app(
         result = await run_in_threadpool(store_events, store, good, bad, roles)
         _count_stored("hubspot", len(good), result)
         _schedule(background, enqueue, result.new_ids)
+        return JSONResponse(
+            {"accepted": len(result.new_ids), "duplicates": result.duplicates, "rejected": len(bad)}
+        )
+
+    @app.post(MARKETO_PATH)
+    async def marketo_webhook(request: Request, background: BackgroundTasks) -> Response:
+        try:
+            body = await _authenticated_marketo_body(request, settings)
+        except RequestRejected as exc:
+            metrics.events_rejected_total.labels(source="marketo", reason=exc.reason).inc()
+            log.info("marketo_webhook_rejected", reason=exc.reason, status=exc.status)
+            return JSONResponse({"error": exc.message}, status_code=exc.status)
+        try:
+            items = parse_marketo_body(body)
+        except BadPayload as exc:
+            excerpt = {"body": body[:20_000].decode("utf-8", "replace")}
+            await run_in_threadpool(store_events, store, [], [BadEvent("marketo", str(exc), excerpt)], roles)
+            _count_rejects("marketo", "bad_payload", 1)
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        good, bad = split_calls(items)
+        result = await run_in_threadpool(store_events, store, good, bad, roles)
+        _count_stored("marketo", len(good), result)
+        _schedule(background, enqueue, result.new_ids)
+        if bad and not good:  # nothing usable: tell the admin testing the webhook
+            return JSONResponse({"error": "no valid webhook call in the body", "rejected": len(bad)}, 400)
         return JSONResponse(
             {"accepted": len(result.new_ids), "duplicates": result.duplicates, "rejected": len(bad)}
         )
@@ -150,6 +179,22 @@ async def _authenticated_hubspot_body(request: Request, settings: Settings) -> b
     except SignatureError as exc:
         raise RequestRejected(401, exc.reason, str(exc)) from exc
     return body
+
+
+async def _authenticated_marketo_body(request: Request, settings: Settings) -> bytes:
+    """The raw body of a webhook call that carries the shared token in ``X-Closedloop-Token``.
+
+    Marketo does not sign webhook calls; the admin adds the token as a custom header of the
+    webhook definition. Compared in constant time; the token is never logged or echoed.
+    """
+    secret = settings.marketo_webhook_token.get_secret_value() if settings.marketo_webhook_token else ""
+    if not secret:
+        raise RequestRejected(503, "not_configured", "Marketo webhooks are disabled: no webhook token set")
+    token = request.headers.get(MARKETO_TOKEN_HEADER) or ""
+    if not hmac.compare_digest(token.encode(), secret.encode()):
+        raise RequestRejected(401, "bad_token", "missing or wrong X-Closedloop-Token header")
+    require_media_type(request, {"application/json"})
+    return await read_limited_body(request, settings.max_request_bytes)
 
 
 async def _authenticated_salesforce_body(request: Request, settings: Settings) -> bytes:

@@ -25,6 +25,7 @@ from sqlalchemy import select
 
 from sandboxes.common import FaultRule, ServerThread
 from sandboxes.hubspot import HubSpotSandbox
+from sandboxes.marketo import MarketoSandbox, Webhook
 from sandboxes.salesforce import SalesforceSandbox
 from sandboxes.salesforce.tls import SandboxTLS
 from sync.config import Settings
@@ -39,7 +40,7 @@ from sync.mapping import load_mapping
 from sync.mapping.loader import parse_mapping_data
 from sync.store.db import Store, upgrade
 from sync.store.models import InboxEvent
-from sync.web.app import HUBSPOT_PATH, SALESFORCE_PATH, create_app
+from sync.web.app import HUBSPOT_PATH, MARKETO_PATH, SALESFORCE_PATH, create_app
 from tests.fakes import FakeMarketing, FakeSales
 
 ROOT = Path(__file__).parents[2]
@@ -560,6 +561,169 @@ class SalesforceHarness(Harness):
         assert self.sandbox.outbound.pending() == 0, "outbound messages were not acknowledged"
 
 
+# --------------------------------------------------------------------------------------------- Marketo
+
+
+class MarketoHarness(Harness):
+    """Marketo as MA: the Marketo sandbox over HTTP, marketorestpython inside the connector.
+
+    Its change feed is Get Lead Activities after a paging token: pages of 300 log entries
+    ("Activities", https://experienceleague.adobe.com/en/docs/marketo-developer/marketo/rest/
+    lead-database/activities). Its webhooks are calls made by a trigger campaign's flow step, to a
+    web app of its own (the token it sends is a Marketo setting); Marketo has no merge or deletion
+    trigger that could call one (a deleted lead is gone before a flow could run), so only changes.
+    """
+
+    name = "marketo"
+    role = MA
+    page_size = 300
+    FEED = "/rest/v1/activities.json"
+    TOKEN = "conformance-marketo-token"
+    MAPPING = ROOT / "mappings" / "marketo-salesforce.yaml"
+
+    def start(self, workdir: Path, web: WebApp | None) -> None:
+        self.mapping = load_mapping(self.MAPPING)
+        self.key_field = self.mapping.identity.ma_property
+        self.sandbox = MarketoSandbox(window_limit=100_000)
+        self.server = ServerThread(self.sandbox.app).start()
+        self.settings = Settings(
+            ma="marketo",
+            mappings=self.MAPPING,
+            marketo_base_url=self.server.url,
+            marketo_client_id=self.sandbox.client_id,
+            marketo_client_secret=SecretStr(self.sandbox.client_secret),
+            marketo_munchkin_id=self.sandbox.munchkin_id,
+            marketo_window_limit=100_000,
+        )
+        self.reset()
+        report = self.connector.provision(self.mapping, dry_run=False)  # as `closedloop setup` does
+        assert not report.missing and not report.problems, report
+        self.web: WebApp | None = None
+        if web is not None:
+            self.web = start_marketo_web_app(workdir, self.TOKEN)
+            template = (
+                '{"leadId": {{lead.Id}}, "occurredAt": {{system.dateTime}}, "campaignId": {{campaign.id}}}'
+            )
+            hook = Webhook(
+                "Closedloop", self.web.url + MARKETO_PATH, template, {"X-Closedloop-Token": self.TOKEN}
+            )
+            self.sandbox.add_trigger_campaign("To Closedloop", "Data Value Changes", hook, field="firstName")
+            self.sandbox.start_webhooks()
+        self.sandbox.counter.reset()
+
+    def reset(self) -> None:
+        reg = registration(MA, "marketo")
+        edge = reg.open(self.settings, POLICY, make_storage(None), None)
+        self.connector = reg.bind(edge, self.mapping)
+        self.sandbox.faults.rules = []
+        self.sandbox.counter.reset()
+
+    def stop(self) -> None:
+        self.sandbox.stop_webhooks()
+        self.server.stop()
+        if self.web is not None:
+            self.web.server.stop()
+            self.web.store.dispose()
+
+    def _ref(self, lead_id: Any) -> RecordRef:
+        return RecordRef(MA, "lead", str(lead_id))
+
+    def new_person(self, n: int, common_id: str | None = None) -> RecordRef:
+        values: dict[str, Any] = {
+            "email": f"lead{n}@example.com",
+            "firstName": f"First{n}",
+            "lastName": f"Last{n}",
+        }
+        if common_id:
+            values[self.key_field] = common_id
+        return self._ref(self.sandbox.create_lead(values))
+
+    def modify(self, ref: RecordRef, value: str) -> None:
+        self.sandbox.update_lead(int(ref.record_id), {"firstName": value})
+
+    def watched(self, ref: RecordRef) -> tuple[str, Any]:
+        return "firstName", (self.sandbox.get_lead(int(ref.record_id)) or {}).get("firstName")
+
+    def person_refs(self) -> set[RecordRef]:
+        return {self._ref(lead["id"]) for lead in self.sandbox.leads()}
+
+    def by_key(self, common_id: str) -> list[Record]:
+        return [self.sandbox.get_lead(i) or {} for i in self.sandbox.find_leads(self.key_field, common_id)]
+
+    def delete(self, ref: RecordRef) -> None:
+        self.sandbox.delete_lead(int(ref.record_id))
+
+    def merge(self, primary: RecordRef, merged: RecordRef) -> None:
+        self.sandbox.merge_leads(int(primary.record_id), [int(merged.record_id)])
+
+    def age(self, delta: timedelta) -> None:
+        self.sandbox.clock.advance(delta)
+
+    def after_first_feed_page(self, action: Callable[[RecordRef], None]) -> None:
+        client = self.connector.edge.client  # type: ignore[attr-defined]
+        original, done = client.activities_page, [False]
+
+        def paged(*args: Any, **kwargs: Any) -> Any:
+            page = original(*args, **kwargs)
+            if not done[0] and page.get("result"):
+                done[0] = True
+                action(self._ref(page["result"][0]["leadId"]))
+            return page
+
+        client.activities_page = paged
+
+    def write_row(self, n: int) -> Record:
+        return {"email": f"written{n}@example.com", "firstName": f"Written{n}"}
+
+    def refused_row(self, n: int) -> Record:
+        return {"email": f"not-an-email-{n}", "firstName": f"Refused{n}"}
+
+    def create(
+        self, rows: Mapping[str, Record], repeat_key: bool = True
+    ) -> tuple[dict[str, str], list[RecordError]]:
+        rows = keyed(rows, self.key_field) if repeat_key else rows
+        return self.connector.create(self.key_field, rows)  # type: ignore[attr-defined,no-any-return]
+
+    def update(self, updates: Mapping[RecordRef, Record]) -> list[RecordError]:
+        return self.connector.update({r.record_id: f for r, f in updates.items()})  # type: ignore[attr-defined,no-any-return]
+
+    def change(self, value: str) -> Record:
+        return {"firstName": value}
+
+    def fail_feed_once(self, kind: str) -> None:
+        # An injected 429 is rendered as Marketo renders its rate limit: 606 inside an HTTP 200.
+        self.sandbox.faults.rules = [one_fault(f"^{self.FEED}$", kind)]
+
+    def feed_statuses(self) -> Counter[int]:
+        return Counter(
+            {s: c for (m, e, s), c in self.sandbox.counter.counts.items() if e == self.FEED and m == "GET"}
+        )
+
+    def webhook_items(self, action: Callable[[], None]) -> list[InboxItem]:
+        assert self.web is not None
+        self.sandbox.webhooks.wait_idle()  # what earlier tests left queued
+        last = self.web.last_id()
+        action()
+        assert self.sandbox.webhooks.wait_idle()
+        assert self.sandbox.webhooks.deliveries and self.sandbox.webhooks.deliveries[-1].status == 200
+        return self.web.items_after(last, MA)
+
+
+def start_marketo_web_app(workdir: Path, token: str) -> WebApp:
+    """The web app of an installation whose marketing tool is Marketo (its own store)."""
+    url = f"sqlite:///{workdir / 'marketo-web.db'}"
+    upgrade(url)
+    store = Store(url)
+    settings = Settings(
+        database_url=url,
+        mappings=MarketoHarness.MAPPING,
+        ma="marketo",
+        marketo_webhook_token=SecretStr(token),
+    )
+    server = ServerThread(create_app(settings, store, lambda _ids: None)).start()
+    return WebApp(store, server, "")
+
+
 # ----------------------------------------------------------------------------------------------- fakes
 
 
@@ -683,6 +847,7 @@ HARNESSES: dict[str, Callable[[], Harness]] = {
     "hubspot-ma": HubSpotHarness,
     "hubspot-sfa": HubSpotSalesHarness,
     "salesforce-sfa": SalesforceHarness,
+    "marketo-ma": MarketoHarness,
     "fake-ma": lambda: FakeHarness(role=MA),
     "fake-sfa": lambda: FakeHarness(role=SFA),
 }

@@ -54,3 +54,24 @@ def test_demo_runs_the_closed_loop_in_one_hubspot_portal(tmp_path: Path) -> None
     assert "working deals in the same HubSpot portal" in out
     assert "all 120 people match the ground truth" in out
     assert (tmp_path / "var" / "demo" / "funnel-report.html").is_file()
+
+
+def test_demo_runs_the_closed_loop_with_marketo(tmp_path: Path) -> None:
+    env_keys = {"PATH", "HOME", "LANG", "LC_ALL", "SYSTEMROOT"}
+    env = {
+        k: v for k, v in __import__("os").environ.items() if k in env_keys or not k.startswith("CLOSEDLOOP_")
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "workers.cli", "demo", "--ma", "marketo", "--people", "60", "--seed", "5"],
+        cwd=tmp_path,
+        env={**env, "COLUMNS": "160"},
+        capture_output=True,
+        text=True,
+        timeout=400,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = result.stdout
+    assert "all 60 people match the ground truth" in out
+    assert "Marketo leads with their closed-loop fields" in out
+    assert (tmp_path / "var" / "demo" / "funnel-report.html").is_file()

@@ -97,5 +97,40 @@ def test_preview_shows_stage_and_writes_without_writing(tmp_path: Path) -> None:
 def test_preview_rejects_unknown_source(tmp_path: Path) -> None:
     record = tmp_path / "r.json"
     record.write_text("{}")
-    result = runner.invoke(app, ["mappings", "preview", "--from", "marketo", str(record)])
+    result = runner.invoke(app, ["mappings", "preview", "--from", "pardot", str(record)])
     assert result.exit_code != 0
+    assert "hubspot, marketo, salesforce" in result.output
+
+
+MARKETO_MAPPING = Path(__file__).parents[2] / "mappings" / "marketo-salesforce.yaml"
+
+
+def test_preview_from_a_marketo_lead(tmp_path: Path) -> None:
+    record = tmp_path / "lead.json"
+    lead = {
+        "id": 1001,
+        "email": " Taro@Example.JP ",
+        "lastName": "山田",
+        "leadScore": 72,
+        "leadSource": "Website",
+    }
+    record.write_text(json.dumps({"success": True, "result": [lead]}), encoding="utf-8")
+    args = ["mappings", "preview", "--from", "marketo", "--mapping", str(MARKETO_MAPPING), str(record)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.output)
+    assert (shown["stage"], shown["target"], shown["object"]) == ("mql", "salesforce", "Lead")
+    assert shown["writes"]["Email"] == "taro@example.jp" and shown["writes"]["LeadSource"] == "Web"
+    assert shown["writes"]["LastName"] == "山田"
+
+
+def test_preview_of_an_opportunity_writes_back_to_the_marketo_lead(tmp_path: Path) -> None:
+    record = tmp_path / "opp.json"
+    opp = {"attributes": {"type": "Opportunity"}, "IsClosed": True, "IsWon": False, "Loss_Reason__c": "Price"}
+    record.write_text(json.dumps(opp), encoding="utf-8")
+    args = ["mappings", "preview", "--from", "salesforce", "--mapping", str(MARKETO_MAPPING), str(record)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.output)
+    assert (shown["stage"], shown["target"]) == ("lost", "marketo")
+    assert shown["writes"]["closedloop_loss_reason"] == "Price"

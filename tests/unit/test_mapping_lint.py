@@ -270,7 +270,7 @@ CASES: list[tuple[str, dict[int, str], int, int, str, int]] = [
         "'Opportunity' is not allowed",
         1,
     ),
-    ("match-on-unmapped", {5: "  match_on: [mail]"}, 5, 14, "'mail' is not a HubSpot property mapped", 1),
+    ("match-on-unmapped", {5: "  match_on: [mail]"}, 5, 14, "'mail' is not a marketing (ma) field mapped", 1),
     ("match-on-type", {5: "  match_on: email"}, 5, 13, "expected a list", 1),
     (
         "closed-loop-from",
