@@ -36,7 +36,8 @@ from sync.timeutil import parse_timestamp, utcnow
 log = get_logger(__name__)
 
 
-TransitionHook = Callable[[Session, str, str, datetime], None]
+# (session, common ID, stage, when, the records now — None for a stage replayed from history)
+TransitionHook = Callable[[Session, str, str, datetime, PersonView | None], None]
 
 
 @dataclass
@@ -250,7 +251,8 @@ class Engine:
             added = 1
             metrics.transitions_total.labels(to_stage=stage_id).inc()
             if self.on_transition is not None:
-                self.on_transition(session, person.common_id, stage_id, when)
+                # Today's records say nothing about a stage entered earlier (completeness SLAs).
+                self.on_transition(session, person.common_id, stage_id, when, view if step is None else None)
         if stage_id == self.mapping.handover.at and person.score_at_mql is None:
             person.score_at_mql = self.profiles.score(view)
         person.stage = stage_id

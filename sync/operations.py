@@ -169,7 +169,10 @@ def detect_sla_breaches(now: datetime | None = None) -> int:
     with rt.store.session() as session:
         feedback = ConnectorFeedback(session, rt.ma, rt.sfa)
         breaches = hooks.detect(session, now, feedback)
-    hooks.notify(rt.store.session, now, rt.settings)  # after the commit: no transaction across the POSTs
+    done = feedback.send()  # after the commit: no transaction across the API calls
+    with rt.store.session() as session:
+        feedback.record(session, done, now)
+    hooks.notify(rt.store.session, now, rt.settings)
     return len(breaches)
 
 

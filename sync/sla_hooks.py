@@ -3,27 +3,30 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from sync.connectors.contract import MA, SFA, MarketingConnector, SalesConnector
 from sync.funnel import notify, sla
 from sync.funnel.business_time import Calendar
 from sync.funnel.sla_stats import team_of
+from sync.logs import get_logger
 from sync.mapping import Mapping
 from sync.mapping.model import DEFAULT_NOTIFY_ENV
 from sync.mapping.model import Calendar as CalendarSpec
-from sync.store.models import Person, RecordLink
+from sync.store.models import Person, RecordLink, SlaTimer
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
-
     from sync.config import Settings
     from sync.stages import PersonView
+
+log = get_logger(__name__)
 
 BREACH_PROPERTY = "closedloop_sla_breach"
 
@@ -159,13 +162,32 @@ def webhook_urls(settings: Settings) -> Callable[[str], str | None]:
     return url_for
 
 
+@dataclass(frozen=True)
+class _Action:
+    """One breach consequence to send once the detection transaction is over."""
+
+    sla_id: str
+    common_id: str
+    due_at: datetime
+    action: str  # sfa_task | ma_property
+    send: Callable[[], None]
+
+
 class ConnectorFeedback:
-    """Breach feedback through the connectors: a follow-up task for the sales owner, a marketing-side flag."""
+    """Breach feedback through the connectors: a follow-up task for the sales owner, a marketing-side flag.
+
+    Two phases, so no transaction stays open across an API call: inside the detection transaction
+    it only looks up the records and queues the calls (:class:`sync.funnel.sla.Deferred` tells the
+    detection not to record them yet); :meth:`send` makes them afterwards and :meth:`record` then
+    marks, in a short transaction of its own, the ones that went through. A crash in between sends
+    an action again on the next run rather than never.
+    """
 
     def __init__(self, session: Session, ma: MarketingConnector, sfa: SalesConnector) -> None:
         self.session = session
         self.ma = ma
         self.sfa = sfa
+        self.queued: list[_Action] = []
 
     def _record(self, common_id: str, role: str, objects: tuple[str, ...]) -> str | None:
         row = self.session.execute(
@@ -184,18 +206,57 @@ class ConnectorFeedback:
         if who is None:
             raise LookupError(f"{common_id} has no sales-side record for an SLA task")
         person = self.session.get(Person, common_id)
-        self.sfa.create_follow_up(
-            who,
-            owner=person.owner if person is not None else None,
-            subject=f"SLA breached: {sla_id}",
-            due=due_at.date(),
-            description=f"Closedloop: SLA '{sla_id}' was due {due_at.isoformat()} and was not met.",
-        )
+        owner = person.owner if person is not None else None
+
+        def send() -> None:
+            self.sfa.create_follow_up(
+                who,
+                owner=owner,
+                subject=f"SLA breached: {sla_id}",
+                due=due_at.date(),
+                description=f"Closedloop: SLA '{sla_id}' was due {due_at.isoformat()} and was not met.",
+            )
+
+        self.queued.append(_Action(sla_id, common_id, due_at, "sfa_task", send))
+        raise sla.Deferred
 
     def set_ma_property(self, common_id: str, sla_id: str, breached_at: datetime) -> None:
         record = self._record(common_id, MA, self.ma.profile.person_objects)
         if record is None:
             raise LookupError(f"{common_id} has no marketing-side record for the SLA flag")
-        errors = self.ma.update({record: {BREACH_PROPERTY: f"{sla_id} {breached_at.isoformat()}"}})
-        if errors:
-            raise RuntimeError(errors[0].message)
+
+        def send() -> None:
+            errors = self.ma.update({record: {BREACH_PROPERTY: f"{sla_id} {breached_at.isoformat()}"}})
+            if errors:
+                raise RuntimeError(errors[0].message)
+
+        self.queued.append(_Action(sla_id, common_id, breached_at, "ma_property", send))
+        raise sla.Deferred
+
+    def send(self) -> list[_Action]:
+        """Make the queued calls (no transaction open); the ones that went through."""
+        done = []
+        for item in self.queued:
+            try:
+                item.send()
+            except Exception as exc:  # one failing sink must not stop the others; retried next run
+                log.error(
+                    "sla_feedback_failed", sla_id=item.sla_id, action=item.action, error=type(exc).__name__
+                )
+                continue
+            done.append(item)
+        return done
+
+    @staticmethod
+    def record(session: Session, done: Sequence[_Action], now: datetime) -> None:
+        """Mark each action that went through on its timer, so it is never sent again."""
+        for item in done:
+            timer = session.scalars(
+                select(SlaTimer).where(
+                    SlaTimer.sla_id == item.sla_id,
+                    SlaTimer.common_id == item.common_id,
+                    or_(SlaTimer.due_at == item.due_at, SlaTimer.breached_at == item.due_at),
+                )
+            ).first()
+            if timer is not None:
+                timer.feedback = {**(timer.feedback or {}), item.action: now.isoformat()}

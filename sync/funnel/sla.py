@@ -63,6 +63,10 @@ class SlaRule:
         return f"{self.business_days} business day" + ("" if self.business_days == 1 else "s")
 
 
+class Deferred(Exception):  # noqa: N818 - a signal, not an error
+    """Raised by a feedback sink that will make its call after the transaction: not recorded yet."""
+
+
 class BreachFeedback(Protocol):
     """Where breach consequences go (the sales CRM and the marketing tool)."""
 
@@ -260,6 +264,8 @@ def _apply(timer: SlaTimer, actions: Iterable[str], sink: BreachFeedback | None,
                 sink.create_sfa_task(timer.common_id, timer.sla_id, timer.due_at)
             elif action == "ma_property":
                 sink.set_ma_property(timer.common_id, timer.sla_id, timer.breached_at or timer.due_at)
+        except Deferred:
+            continue  # the sink sends it after the transaction and records it then
         except Exception as exc:  # a failing sink must not stop the other timers; retried next run
             logger().error(
                 "sla_feedback_failed",
