@@ -82,3 +82,13 @@ def redis_url() -> str:
     except redis.exceptions.ConnectionError as exc:  # pragma: no cover - environment failure
         pytest.fail(f"Redis is required at {REDIS_TEST_URL} for integration tests: {exc}", pytrace=False)
     return REDIS_TEST_URL
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``slow`` run in ``make test-full`` only; ``make test`` keeps within its time budget."""
+    if FULL_PROFILE:
+        return
+    skip = pytest.mark.skip(reason="slow: runs in make test-full (CLOSEDLOOP_TEST_PROFILE=full)")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)

@@ -35,6 +35,7 @@ def test_demo_runs_the_closed_loop(tmp_path: Path) -> None:
     assert "Conversion" in out or "conversion" in out
 
 
+@pytest.mark.slow  # the one-portal loop runs end to end in make test too (test_hubspot_only_end_to_end)
 def test_demo_runs_the_closed_loop_in_one_hubspot_portal(tmp_path: Path) -> None:
     env_keys = {"PATH", "HOME", "LANG", "LC_ALL", "SYSTEMROOT"}
     env = {
@@ -56,6 +57,7 @@ def test_demo_runs_the_closed_loop_in_one_hubspot_portal(tmp_path: Path) -> None
     assert (tmp_path / "var" / "demo" / "funnel-report.html").is_file()
 
 
+@pytest.mark.slow  # Marketo + Salesforce runs end to end in make test too (test_marketo_end_to_end)
 def test_demo_runs_the_closed_loop_with_marketo(tmp_path: Path) -> None:
     env_keys = {"PATH", "HOME", "LANG", "LC_ALL", "SYSTEMROOT"}
     env = {

@@ -81,7 +81,7 @@ def _funnel_matches_truth(scenario: Scenario, truth: GroundTruth) -> None:
 
 
 def test_closed_loop_matches_ground_truth(tmp_path: Path, pg_url: str, redis_url: str) -> None:
-    _run(tmp_path, pg_url, redis_url, people=1000 if not FULL_PROFILE else 3000, locale="en", seed=11)
+    _run(tmp_path, pg_url, redis_url, people=500 if not FULL_PROFILE else 3000, locale="en", seed=11)
 
 
 def test_japanese_population_with_messy_emails(tmp_path: Path, pg_url: str, redis_url: str) -> None:

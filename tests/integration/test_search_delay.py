@@ -116,6 +116,7 @@ def _common_ids(poller: Poller, marketing: HubSpotMarketing, store: Store, ids: 
         return {hid: poller.resolve(session, marketing.candidates([refs[hid]]))[0] for hid in ids}
 
 
+@pytest.mark.slow  # the poller test above holds the same property in seconds
 def test_scenario_with_a_lagging_search_matches_the_ground_truth(
     tmp_path: Path, sqlite_url: str, redis_url: str
 ) -> None:
