@@ -199,12 +199,6 @@ class SalesforceConnector:
         page = self._call("query", lambda: self._sf.query(soql, timeout=REQUEST_TIMEOUT))
         return int(page.get("totalSize", 0))
 
-    def changed_since(
-        self, sobject: str, fields: Sequence[str], since: datetime | None
-    ) -> Iterator[dict[str, Any]]:
-        """Records of ``sobject`` whose SystemModstamp is at or after ``since``, oldest first."""
-        return self.query(changed_since_soql(sobject, fields, since))
-
     def select_in(
         self, sobject: str, fields: Sequence[str], key: str, values: Sequence[str], extra_where: str = ""
     ) -> list[dict[str, Any]]:
