@@ -20,7 +20,7 @@ class OperatorGroup(TyperGroup):
 
 app = typer.Typer(
     name="closedloop",
-    help="Closed-loop sync between HubSpot and Salesforce, with a standard funnel and SLAs.",
+    help="Closed-loop sync between a marketing tool and a sales CRM, with a standard funnel and SLAs.",
     cls=OperatorGroup,
     no_args_is_help=True,
     add_completion=False,
@@ -30,7 +30,7 @@ app = typer.Typer(
 
 @app.callback()
 def _warn_unknown_variables() -> None:
-    """Closed-loop sync between HubSpot and Salesforce, with a standard funnel and SLAs."""
+    """Closed-loop sync between a marketing tool and a sales CRM, with a standard funnel and SLAs."""
     from sync.config import unknown_variables
 
     for warning in unknown_variables():
