@@ -29,10 +29,11 @@ FAST_REPS = TeamRates(late_touch_share=0.0, mql_to_sql=0.5, sql_to_won=0.5, fast
 
 
 def test_one_portal_in_both_roles_matches_ground_truth(tmp_path: Path, pg_url: str, redis_url: str) -> None:
-    people = 150 if not FULL_PROFILE else 1500
+    people = 80 if not FULL_PROFILE else 1500
     config = ScenarioConfig(
         workdir=tmp_path,
         people=people,
+        span_days=30 if FULL_PROFILE else 10,  # fewer simulated days: fewer poll rounds in make test
         seed=15,
         database_url=pg_url,
         redis_url=redis_url,

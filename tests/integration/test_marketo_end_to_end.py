@@ -28,6 +28,7 @@ def _run(tmp_path: Path, pg_url: str, redis_url: str, people: int, locale: str, 
         workdir=tmp_path,
         ma="marketo",
         people=people,
+        span_days=30 if FULL_PROFILE else 10,  # fewer simulated days: fewer poll rounds in make test
         seed=seed,
         locale=locale,  # type: ignore[arg-type]
         database_url=pg_url,
@@ -65,8 +66,8 @@ def _run(tmp_path: Path, pg_url: str, redis_url: str, people: int, locale: str, 
 
 
 def test_marketo_closed_loop_matches_ground_truth(tmp_path: Path, pg_url: str, redis_url: str) -> None:
-    _run(tmp_path, pg_url, redis_url, people=120 if not FULL_PROFILE else 2000, locale="en", seed=21)
+    _run(tmp_path, pg_url, redis_url, people=60 if not FULL_PROFILE else 2000, locale="en", seed=21)
 
 
 def test_marketo_japanese_population_with_messy_emails(tmp_path: Path, pg_url: str, redis_url: str) -> None:
-    _run(tmp_path, pg_url, redis_url, people=60 if not FULL_PROFILE else 1000, locale="ja", seed=22)
+    _run(tmp_path, pg_url, redis_url, people=30 if not FULL_PROFILE else 1000, locale="ja", seed=22)
