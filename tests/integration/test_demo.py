@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,68 +13,44 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).parents[2]
 
 
-def test_demo_runs_the_closed_loop(tmp_path: Path) -> None:
-    env_keys = {"PATH", "HOME", "LANG", "LC_ALL", "SYSTEMROOT"}
-    env = {
-        k: v for k, v in __import__("os").environ.items() if k in env_keys or not k.startswith("CLOSEDLOOP_")
-    }
+def _demo(tmp_path: Path, args: list[str], timeout: float, extra_env: dict[str, str] | None = None) -> str:
+    """Run ``closedloop demo ARGS`` in a clean folder without the caller's CLOSEDLOOP_ settings; its stdout."""
+    kept = {"PATH", "HOME", "LANG", "LC_ALL", "SYSTEMROOT"}
+    env = {k: v for k, v in os.environ.items() if k in kept or not k.startswith("CLOSEDLOOP_")}
     result = subprocess.run(
-        [sys.executable, "-m", "workers.cli", "demo", "--people", "120", "--seed", "5"],
+        [sys.executable, "-m", "workers.cli", "demo", *args],
         cwd=tmp_path,
-        env={**env, "CLOSEDLOOP_MAPPINGS": str(ROOT / "mappings"), "COLUMNS": "160"},
+        env={**env, **(extra_env or {}), "COLUMNS": "160"},
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=timeout,
         check=False,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    out = result.stdout
+    assert (tmp_path / "var" / "demo" / "funnel-report.html").is_file()
+    return result.stdout
+
+
+def test_demo_runs_the_closed_loop(tmp_path: Path) -> None:
+    out = _demo(
+        tmp_path, ["--people", "120", "--seed", "5"], 240, {"CLOSEDLOOP_MAPPINGS": str(ROOT / "mappings")}
+    )
     assert "all 120 people match the ground truth" in out
     assert "closedloop_" not in out or "loss_reason" in out
     html = tmp_path / "var" / "demo" / "funnel-report.html"
-    assert html.is_file() and "<svg" in html.read_text()
+    assert "<svg" in html.read_text()
     assert "Conversion" in out or "conversion" in out
 
 
 @pytest.mark.slow  # the one-portal loop runs end to end in make test too (test_hubspot_only_end_to_end)
 def test_demo_runs_the_closed_loop_in_one_hubspot_portal(tmp_path: Path) -> None:
-    env_keys = {"PATH", "HOME", "LANG", "LC_ALL", "SYSTEMROOT"}
-    env = {
-        k: v for k, v in __import__("os").environ.items() if k in env_keys or not k.startswith("CLOSEDLOOP_")
-    }
-    result = subprocess.run(
-        [sys.executable, "-m", "workers.cli", "demo", "--people", "120", "--seed", "5", "--sfa", "hubspot"],
-        cwd=tmp_path,
-        env={**env, "COLUMNS": "160"},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    out = result.stdout
+    out = _demo(tmp_path, ["--people", "120", "--seed", "5", "--sfa", "hubspot"], 300)
     assert "working deals in the same HubSpot portal" in out
     assert "all 120 people match the ground truth" in out
-    assert (tmp_path / "var" / "demo" / "funnel-report.html").is_file()
 
 
 @pytest.mark.slow  # Marketo + Salesforce runs end to end in make test too (test_marketo_end_to_end)
 def test_demo_runs_the_closed_loop_with_marketo(tmp_path: Path) -> None:
-    env_keys = {"PATH", "HOME", "LANG", "LC_ALL", "SYSTEMROOT"}
-    env = {
-        k: v for k, v in __import__("os").environ.items() if k in env_keys or not k.startswith("CLOSEDLOOP_")
-    }
-    result = subprocess.run(
-        [sys.executable, "-m", "workers.cli", "demo", "--ma", "marketo", "--people", "60", "--seed", "5"],
-        cwd=tmp_path,
-        env={**env, "COLUMNS": "160"},
-        capture_output=True,
-        text=True,
-        timeout=400,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    out = result.stdout
+    out = _demo(tmp_path, ["--ma", "marketo", "--people", "60", "--seed", "5"], 400)
     assert "all 60 people match the ground truth" in out
     assert "Marketo leads with their closed-loop fields" in out
-    assert (tmp_path / "var" / "demo" / "funnel-report.html").is_file()
