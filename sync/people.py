@@ -49,7 +49,7 @@ class PersonState:
 
     def view(self) -> PersonView:
         """The read-only view the stage engine and mapping evaluate."""
-        return PersonView(ma=self.ma, sfa=self.sfa_state.records)
+        return PersonView(ma=self.ma, sfa=self.sfa_state.records, related=self.sfa_state.related)
 
 
 class StateReader:

@@ -22,6 +22,7 @@ Rules (documented for admins in mappings/README.md):
 from __future__ import annotations
 
 from collections.abc import Mapping as AbcMapping
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -38,11 +39,13 @@ RECYCLE_OVERRIDES_UP_TO = 1  # the first sales-side object's tier
 class PersonView:
     """One person's fresh state in both roles' systems (any part may be missing).
 
-    ``sfa`` holds the sales side's records by object name (for an outcome object: the primary one).
+    ``sfa`` holds the sales side's records by object name (for an outcome object: the primary one);
+    ``related`` every related record by object name (e.g. the Account, Tasks and Events).
     """
 
     ma: Record | None = None
     sfa: AbcMapping[str, Record] = field(default_factory=dict)
+    related: AbcMapping[str, Sequence[Record]] = field(default_factory=dict)
 
     def record(self, sfa_object: str | None) -> Record | None:
         """The marketing record (``None``) or the named sales-side object's record."""

@@ -65,6 +65,9 @@ class RoleState:
     primary_id: str | None = None  # the record that carries the person (for MA writes)
     updated_at: datetime | None = None  # newest modification among the person's records
     extras: dict[str, Any] = field(default_factory=dict)  # the connector's own, e.g. history read along
+    # Related records the mapping may state conditions on (e.g. the Account, Tasks and Events linked
+    # to the person's Contact or Opportunity): object name -> every such record.
+    related: dict[str, list[Record]] = field(default_factory=dict)
 
     def record(self, obj: str) -> Record | None:
         return self.records.get(obj)
