@@ -579,6 +579,14 @@ class Mapping(_Strict):
         """The success-path stage ids, in order."""
         return [s.id for s in self.stages if not s.detour]
 
+    def won_stage(self) -> str:
+        """The stage where the deal is won: ``won`` when the path has it, else the last success stage.
+
+        Stages after it (kickoff, customer, expansion) are the won customer's life, not new outcomes.
+        """
+        path = self.success_path()
+        return "won" if "won" in path else path[-1]
+
     def detours(self) -> list[str]:
         """The detour stage ids, in declaration order."""
         return [s.id for s in self.stages if s.detour]

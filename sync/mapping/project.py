@@ -101,10 +101,10 @@ def project(
 
 
 def outcome(mapping: Mapping, stage: str) -> str:
-    """open | <last success stage id> (won) | <terminal detour id> (lost, disqualified)."""
-    path = mapping.success_path()
-    if stage == path[-1]:
-        return stage
+    """open | the won stage's id, also for stages after it | <terminal detour id> (lost, churned)."""
+    path, won = mapping.success_path(), mapping.won_stage()
+    if stage in path and path.index(stage) >= path.index(won):
+        return won
     st = mapping.stage(stage)
     return stage if st.detour and not st.recycle else "open"
 
