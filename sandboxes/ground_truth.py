@@ -7,18 +7,39 @@ Closedloop's own records, so a test can compare Closedloop's funnel report with 
 from __future__ import annotations
 
 import json
+import statistics
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from sandboxes.customer_success import kickoff_due
 from sandboxes.population import PlannedContact
 from sandboxes.sales_team import ExecutedAction, HandedLead
 
-SUCCESS_PATH: tuple[str, ...] = ("lead", "mql", "sal", "sql", "opportunity", "won")
-DETOURS: tuple[str, ...] = ("lost", "disqualified", "recycled")
+SUCCESS_PATH: tuple[str, ...] = (
+    "lead",
+    "mql",
+    "sal",
+    "sql",
+    "opportunity",
+    "won",
+    "kickoff",
+    "customer",
+    "expansion",
+)
+DETOURS: tuple[str, ...] = ("lost", "disqualified", "recycled", "churned")
+# The three handover SLAs and the team each belongs to (the team owning the stage it waits on).
+SLA_TEAMS: dict[str, str] = {
+    "first_touch": "inside_sales",
+    "info_sheet": "inside_sales",
+    "kickoff": "customer_success",
+}
+FIRST_TOUCH_HOURS = 24.0
+NO_VALUE = "(none)"  # owner of an SLA case nobody owns (e.g. a HubSpot-only run has no reps)
+ALL_SLAS = "*"
 
 # The standard stage each sales action makes the person enter (None: no stage change).
 STAGE_OF_ACTION: dict[str, str | None] = {
@@ -30,8 +51,52 @@ STAGE_OF_ACTION: dict[str, str | None] = {
     "lose": "lost",
     "disqualify": "disqualified",
     "recycle": "recycled",
+    "assign": None,
+    "fill_sheet": None,
+    "kickoff": "kickoff",
+    "activate": "customer",
+    "churn": "churned",
+    "expand": None,
+    "expand_win": "expansion",
+    "nps": None,
 }
-OUTCOME_OF_STAGE = {"won": "won", "lost": "lost", "disqualified": "disqualified"}
+# Every stage after the win keeps the sales outcome "won" (a churned customer's deal was still won).
+OUTCOME_OF_STAGE = {
+    "won": "won",
+    "kickoff": "won",
+    "customer": "won",
+    "expansion": "won",
+    "churned": "won",
+    "lost": "lost",
+    "disqualified": "disqualified",
+}
+
+
+@dataclass(frozen=True)
+class SlaCase:
+    """One SLA timer of one person: when it started, was due, was met (None: not yet), and who owns it.
+
+    ``met`` is True (met in time), False (breached) or None (still running at ``now``).
+    """
+
+    sla_id: str
+    email: str
+    campaign: str
+    started_at: datetime
+    due_at: datetime
+    done_at: datetime | None
+    met: bool | None
+    owner: str  # the rep's name, ``(none)`` when unknown
+
+    @property
+    def team(self) -> str:
+        return SLA_TEAMS[self.sla_id]
+
+    @property
+    def week(self) -> str:
+        """``2026-W45``: the ISO week (UTC) the timer started in."""
+        year, week, _ = self.started_at.astimezone(UTC).isocalendar()
+        return f"{year}-W{week:02d}"
 
 
 @dataclass
@@ -53,6 +118,17 @@ class PersonTruth:
     loss_reason: str | None = None
     amount: int | None = None  # the opportunity's final Amount (JPY), won or lost
     close_date: str | None = None  # YYYY-MM-DD, for closed opportunities only
+    # Owners (rep names) per team, the information sheet and customer success (Salesforce team).
+    is_rep: str | None = None  # Lead owner: inside sales
+    fs_rep: str | None = None  # Opportunity owner: field sales
+    cs_rep: str | None = None  # Account owner from the win: customer success
+    sheet_blank: list[str] | None = None  # sheet fields left blank at conversion (None: never filled)
+    account_id: str | None = None
+    contact_id: str | None = None
+    expansion_opportunity_id: str | None = None
+    expansion_amount: int | None = None
+    expansion_close_date: str | None = None
+    nps: int | None = None  # 0-10 answer to the NPS survey
 
     @property
     def stage(self) -> str:
@@ -240,8 +316,113 @@ class GroundTruth:
                 late += 1
         return {"met": met, "late": late, "never": never}
 
+    # -- the three handover SLAs --------------------------------------------------------------------
+
+    def sla_cases(self, sla_id: str, now: datetime | None = None) -> list[SlaCase]:
+        """Every timer of ``sla_id`` (first_touch, info_sheet, kickoff) as of ``now``.
+
+        ``now`` defaults to :meth:`last_event`; pass the simulated clock's time to compare with a
+        report made then.
+
+        first_touch: MQL -> SAL within 24 h, for people handed to sales; owner the inside sales rep.
+        info_sheet: at conversion (SQL) all five sheet fields filled, else breached; owner inside sales.
+        kickoff: won -> kickoff within 3 business days (JP calendar, Tokyo); owner customer success.
+        A timer whose target was never reached is breached once ``now`` is past due, else running.
+        """
+        if sla_id not in SLA_TEAMS:
+            raise ValueError(f"unknown SLA {sla_id!r}")
+        now = now or self.last_event()
+        cases = []
+        for p in self.people:
+            case = _sla_case(p, sla_id, now)
+            if case is not None:
+                cases.append(case)
+        return cases
+
+    def sla_counts(self, sla_id: str, now: datetime | None = None) -> dict[str, int]:
+        """``{"met", "breached", "running"}`` timers of one SLA."""
+        tally = Counter(_status(c) for c in self.sla_cases(sla_id, now))
+        return {k: tally.get(k, 0) for k in ("met", "breached", "running")}
+
+    def sla_breakdown(self, now: datetime | None = None) -> dict[tuple[str, str, str], tuple[int, int]]:
+        """(dimension, value, SLA id or ``*``) -> (met, breached) over closed timers.
+
+        Dimensions: ``owner`` (rep name), ``team`` (inside_sales, customer_success), ``campaign`` and
+        ``week`` (ISO week of the timer start, UTC); ``*`` sums every SLA.
+        """
+        counts: dict[tuple[str, str, str], list[int]] = {}
+        for sla_id in SLA_TEAMS:
+            for case in self.sla_cases(sla_id, now):
+                if case.met is None:
+                    continue
+                values = {
+                    "owner": case.owner,
+                    "team": case.team,
+                    "campaign": case.campaign,
+                    "week": case.week,
+                }
+                for dimension, value in values.items():
+                    for key in ((dimension, value, sla_id), (dimension, value, ALL_SLAS)):
+                        tally = counts.setdefault(key, [0, 0])
+                        tally[0 if case.met else 1] += 1
+        return {key: (met, breached) for key, (met, breached) in counts.items()}
+
+    def sla_by(
+        self, dimension: str, sla_id: str = ALL_SLAS, now: datetime | None = None
+    ) -> dict[str, tuple[int, int]]:
+        """One dimension of :meth:`sla_breakdown`: value -> (met, breached) for ``sla_id`` (``*``: all)."""
+        return {v: mb for (d, v, s), mb in self.sla_breakdown(now).items() if d == dimension and s == sla_id}
+
+    # -- customer success ---------------------------------------------------------------------------
+
+    def won_to_kickoff_hours(self) -> list[float]:
+        """Hours from the win to the kickoff, per person who was kicked off (in people order)."""
+        out = []
+        for p in self.people:
+            won, kickoff = p.entered_at("won"), p.entered_at("kickoff")
+            if won is not None and kickoff is not None:
+                out.append((kickoff - won).total_seconds() / 3600)
+        return out
+
+    def median_won_to_kickoff_hours(self) -> float | None:
+        """The median of :meth:`won_to_kickoff_hours`; None without any kickoff."""
+        hours = self.won_to_kickoff_hours()
+        return statistics.median(hours) if hours else None
+
+    def churn_by_cohort(self) -> dict[str, tuple[int, int]]:
+        """Customer cohort month (``YYYY-MM``, UTC, month they became customers) -> (churned, customers)."""
+        table: dict[str, list[int]] = {}
+        for p in self.people:
+            became = p.entered_at("customer")
+            if became is None:
+                continue
+            row = table.setdefault(became.astimezone(UTC).strftime("%Y-%m"), [0, 0])
+            row[0] += p.reached("churned")
+            row[1] += 1
+        return {month: (churned, customers) for month, (churned, customers) in sorted(table.items())}
+
+    def churn_rate_by_cohort(self) -> dict[str, float]:
+        """Churned / customers per customer cohort month (``YYYY-MM``, UTC)."""
+        return {month: churned / total for month, (churned, total) in self.churn_by_cohort().items()}
+
+    def expansion_rate(self) -> float | None:
+        """Of the people who became customers, the share who bought an upgrade; None without customers."""
+        return self.conversion("customer", "expansion")
+
+    def nps(self) -> float | None:
+        """Net Promoter Score: % promoters (9-10) minus % detractors (0-6) of the people with a score.
+
+        Rounded to one decimal place; None when nobody answered.
+        """
+        scores = [p.nps for p in self.people if p.nps is not None]
+        if not scores:
+            return None
+        promoters = sum(1 for s in scores if s >= 9)
+        detractors = sum(1 for s in scores if s <= 6)
+        return round(100.0 * (promoters - detractors) / len(scores), 1)
+
     def summary(self) -> dict[str, Any]:
-        """All aggregates in one JSON-friendly dict."""
+        """All aggregates in one JSON-friendly dict (SLAs as of the last recorded event)."""
         return {
             "people": len(self.people),
             "reached": self.reached_counts(),
@@ -252,7 +433,20 @@ class GroundTruth:
             "won_amount_by_campaign": self.won_amount_by_campaign(),
             "by_campaign": self.by_campaign(),
             "loss_reasons": self.loss_reasons(),
+            "slas": {sla_id: self.sla_counts(sla_id) for sla_id in SLA_TEAMS},
+            "sla_breakdown": [
+                {"dimension": d, "value": v, "sla_id": s, "met": met, "breached": breached}
+                for (d, v, s), (met, breached) in sorted(self.sla_breakdown().items())
+            ],
+            "won_to_kickoff_hours_median": self.median_won_to_kickoff_hours(),
+            "churn_by_cohort": {m: list(v) for m, v in self.churn_by_cohort().items()},
+            "expansion_rate": self.expansion_rate(),
+            "nps": self.nps(),
         }
+
+    def last_event(self) -> datetime | None:
+        """The latest time in anyone's path (the default ``now`` of the SLA figures)."""
+        return max((at for p in self.people for _s, at in p.path), default=None)
 
 
 def _apply(person: PersonTruth, action: ExecutedAction) -> None:
@@ -266,6 +460,54 @@ def _apply(person: PersonTruth, action: ExecutedAction) -> None:
     if action.kind in ("win", "lose"):
         person.close_date = details.get("close_date")
         person.loss_reason = details.get("loss_reason")
+    if action.kind == "assign":
+        person.is_rep = details.get("owner")
+    elif action.kind == "fill_sheet":
+        person.sheet_blank = list(details.get("sheet_blank") or [])
+    elif action.kind == "convert":
+        person.fs_rep = details.get("fs_owner")
+        person.account_id = details.get("account_id")
+        person.contact_id = details.get("contact_id")
+    elif action.kind == "win":
+        person.cs_rep = details.get("cs_owner")
+    elif action.kind == "nps":
+        person.nps = int(details["nps"])
+    elif action.kind in ("expand", "expand_win"):
+        person.expansion_opportunity_id = details.get("expansion_opportunity_id")
+        if action.kind == "expand_win":
+            person.expansion_amount = int(details["expansion_amount"])
+            person.expansion_close_date = details.get("expansion_close_date")
     stage = STAGE_OF_ACTION[action.kind]
     if stage is not None:
         person.path.append((stage, action.done_at))
+
+
+def _status(case: SlaCase) -> str:
+    return "running" if case.met is None else "met" if case.met else "breached"
+
+
+def _sla_case(p: PersonTruth, sla_id: str, now: datetime | None) -> SlaCase | None:
+    """The person's timer of ``sla_id``, or None when it never started."""
+    if sla_id == "first_touch":
+        if p.mql_at is None or p.lead_id is None:
+            return None  # never handed to sales
+        start, done, owner = p.mql_at, p.entered_at("sal"), p.is_rep
+        due = start + timedelta(hours=FIRST_TOUCH_HOURS)
+    elif sla_id == "info_sheet":
+        converted = p.entered_at("sql")
+        if converted is None:
+            return None
+        filled = p.sheet_blank is not None and not p.sheet_blank
+        return SlaCase(
+            sla_id, p.email, p.campaign, converted, converted, converted, filled, p.is_rep or NO_VALUE
+        )
+    else:
+        won = p.entered_at("won")
+        if won is None:
+            return None
+        start, done, owner, due = won, p.entered_at("kickoff"), p.cs_rep, kickoff_due(won)
+    if done is not None:
+        met: bool | None = done <= due
+    else:
+        met = False if now is not None and now > due else None
+    return SlaCase(sla_id, p.email, p.campaign, start, due, done, met, owner or NO_VALUE)

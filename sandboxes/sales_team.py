@@ -7,6 +7,12 @@ in-process helpers, the way inside and field sales would click through the Sales
 
 Default rates follow DOMAIN.md: ~90% of MQLs contacted (most within 24 h, a tail beyond: SLA
 breaches), MQL→SQL ~20%, SQL→won ~30%; the rest lost with a reason, disqualified or recycled.
+
+The Salesforce team is four teams' worth of named reps (:mod:`sandboxes.reps`): inside sales owns
+the Lead from discovery and fills its information sheet before converting it, field sales owns the
+Opportunity, customer success owns the Account from the win, kicks the customer off, activates,
+loses or expands it (:mod:`sandboxes.customer_success`). Those extra steps come from a second random
+stream per person, so the funnel plan of a person is the same with or without them.
 """
 
 from __future__ import annotations
@@ -17,13 +23,36 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, cast
 
+from sandboxes import customer_success as cs
 from sandboxes.common import SimClock
 from sandboxes.population import CAMPAIGNS, normalise_email
+from sandboxes.reps import Rep, Team, ensure_users, pick
 from sync.timeutil import parse_timestamp
 
-ActionKind = Literal["contact", "disqualify", "recycle", "convert", "propose", "negotiate", "win", "lose"]
+ActionKind = Literal[
+    "contact",
+    "disqualify",
+    "recycle",
+    "convert",
+    "propose",
+    "negotiate",
+    "win",
+    "lose",
+    # Salesforce team only: owners, the information sheet and customer success.
+    "assign",
+    "fill_sheet",
+    "kickoff",
+    "activate",
+    "churn",
+    "expand",
+    "expand_win",
+    "nps",
+]
+# Actions that change no stage: a scenario step may hold one of them and a stage change of the
+# same person (they still happen at their own due times).
+QUIET_ACTIONS: frozenset[str] = frozenset({"assign", "fill_sheet", "nps"})
 
 OPEN_STATUS = "Open - Not Contacted"
 WORKING_STATUS = "Working - Contacted"
@@ -47,9 +76,13 @@ LOSS_REASONS: tuple[tuple[str, float], ...] = (
 class SalesforceTarget(Protocol):
     """The part of ``SalesforceSandbox`` the team uses."""
 
+    def insert(self, sobject: str, fields: dict[str, Any]) -> str: ...
+
     def update(self, sobject: str, record_id: str, fields: dict[str, Any]) -> None: ...
 
     def get(self, sobject: str, record_id: str) -> dict[str, Any] | None: ...
+
+    def records(self, sobject: str) -> list[dict[str, Any]]: ...
 
     def query(self, soql: str) -> list[dict[str, Any]]: ...
 
@@ -96,9 +129,24 @@ class TeamRates:
     # lead worked then disqualified a second later; an opportunity moved past qualification then
     # lost or won a second later). Only a sync that replays history logs the stage in between.
     fast_share: float = 0.0
+    # Salesforce team only. Of converted leads: an information sheet with blank fields.
+    incomplete_sheet_share: float = 0.3
+    # Of wins: kickoff after the 3-business-day SLA, or never (then the account never goes live).
+    kickoff_late_share: float = 0.2
+    no_kickoff_share: float = 0.05
+    # Of customers (active accounts): churned later, bought an upgrade (never both), answered NPS.
+    churn_share: float = 0.15
+    expansion_share: float = 0.2
+    nps_share: float = 0.6
 
     def __post_init__(self) -> None:
         for name in (
+            "incomplete_sheet_share",
+            "kickoff_late_share",
+            "no_kickoff_share",
+            "churn_share",
+            "expansion_share",
+            "nps_share",
             "fast_share",
             "contact_rate",
             "late_touch_share",
@@ -114,6 +162,10 @@ class TeamRates:
             raise ValueError("mql_to_sql cannot exceed contact_rate: only contacted leads qualify")
         if self.disqualify_share + self.recycle_share > 1.0:
             raise ValueError("disqualify_share + recycle_share must not exceed 1")
+        if self.kickoff_late_share + self.no_kickoff_share > 1.0:
+            raise ValueError("kickoff_late_share + no_kickoff_share must not exceed 1")
+        if self.churn_share + self.expansion_share > 1.0:
+            raise ValueError("churn_share + expansion_share must not exceed 1")
         if not 0 < self.amount_min_jpy <= self.amount_max_jpy:
             raise ValueError("need 0 < amount_min_jpy <= amount_max_jpy")
 
@@ -158,6 +210,10 @@ class _Person:
     company: str
     created_at: datetime
     opportunity_id: str | None = None
+    account_id: str | None = None
+    contact_id: str | None = None
+    expansion_id: str | None = None  # the upgrade opportunity, once created
+    reps: dict[Team, Rep] = field(default_factory=dict)
     failed: bool = False
     remaining: int = 0  # scheduled actions not yet carried out
 
@@ -317,7 +373,7 @@ class ScriptedTeam:
             props = self._contact_properties(closedloop_id, email)
             campaign = props.get("hs_analytics_source_data_1")
             score = _number(props.get("hubspotscore"))
-            plan = plan_for(person_rng(self.seed, key), created, self.rates, campaign, score)
+            plan = self._plan(person, key, campaign, score)
             self.plans[lead_id] = plan
             for action in plan:
                 self._seq += 1
@@ -326,6 +382,12 @@ class ScriptedTeam:
             self._pending += len(plan)
             found += 1
         return found
+
+    def _plan(
+        self, person: _Person, key: str, campaign: str | None, score: float | None
+    ) -> list[PlannedAction]:
+        """The person's plan, in due order (backends may add their own steps)."""
+        return plan_for(person_rng(self.seed, key), person.created_at, self.rates, campaign, score)
 
     def _new_leads(self) -> list[dict[str, Any]]:
         raise NotImplementedError
@@ -427,6 +489,34 @@ class SalesTeam(ScriptedTeam):
         """``contact_resolver(closedloop_id, email) -> HubSpot contact id`` overrides the lookup."""
         super().__init__(hubspot, clock, seed, rates, contact_resolver)
         self.salesforce = salesforce
+        self._user_ids: dict[Rep, str] = {}
+
+    def user_id(self, rep: Rep) -> str:
+        """The rep's Salesforce User Id (the Users are created on first use)."""
+        if not self._user_ids:
+            self._user_ids = ensure_users(self.salesforce)
+        return self._user_ids[rep]
+
+    def _plan(
+        self, person: _Person, key: str, campaign: str | None, score: float | None
+    ) -> list[PlannedAction]:
+        """The funnel plan plus owners, the information sheet and customer success steps."""
+        plan = super()._plan(person, key, campaign, score)
+        rng = person_rng(self.seed, f"{key}/teams")
+        person.reps = {team: pick(rng, team) for team in ("inside_sales", "field_sales", "customer_success")}
+        extra = [PlannedAction(person.created_at + timedelta(seconds=rng.uniform(60.0, 300.0)), "assign")]
+        convert = next((a for a in plan if a.kind == "convert"), None)
+        if convert is not None:
+            values, blank = cs.info_sheet(rng, convert.due, self.rates)
+            before = timedelta(minutes=rng.uniform(10.0, 180.0))
+            extra.append(
+                PlannedAction(convert.due - before, "fill_sheet", {"values": values, "blank": blank})
+            )
+        win = next((a for a in plan if a.kind == "win"), None)
+        if win is not None:
+            steps = cs.after_win(rng, win.due, self.rates)
+            extra += [PlannedAction(at, cast(ActionKind, kind), d) for at, kind, d in steps]
+        return sorted(plan + extra, key=lambda a: a.due)
 
     def _new_leads(self) -> list[dict[str, Any]]:
         """Leads created since the watermark (minus a margin for late commits), oldest first."""
@@ -445,6 +535,10 @@ class SalesTeam(ScriptedTeam):
     def _apply(self, person: _Person, action: PlannedAction, at: datetime) -> dict[str, Any]:
         sf = self.salesforce
         kind = action.kind
+        if kind == "assign":
+            rep = person.reps["inside_sales"]
+            sf.update("Lead", person.lead_id, {"OwnerId": self.user_id(rep)})
+            return {"owner": rep.name}
         if kind == "contact":
             sf.update("Lead", person.lead_id, {"Status": WORKING_STATUS})
             return {"status": WORKING_STATUS}
@@ -457,23 +551,47 @@ class SalesTeam(ScriptedTeam):
                 raise LookupError(f"no HubSpot contact for lead {person.lead_id}")
             self.hubspot.update_contact(contact_id, {"hs_lead_status": RECYCLE_LEAD_STATUS})
             return {"hs_lead_status": RECYCLE_LEAD_STATUS, "hubspot_id": contact_id}
-        if kind == "convert":
-            sf.convert_lead(person.lead_id, CONVERTED_STATUS, f"{person.company} - New Business", True)
-            lead = sf.get("Lead", person.lead_id) or {}
-            opp_id = lead.get("ConvertedOpportunityId")
-            if not opp_id:
-                raise LookupError(f"conversion of lead {person.lead_id} created no opportunity")
-            person.opportunity_id = str(opp_id)
-            close = _iso(action.details["expected_close"])
-            sf.update(
-                "Opportunity", person.opportunity_id, {"StageName": "Qualification", "CloseDate": close}
-            )
-            return {
-                "stage_name": "Qualification",
-                "opportunity_id": person.opportunity_id,
-                "contact_id": lead.get("ConvertedContactId"),
-                "account_id": lead.get("ConvertedAccountId"),
+        if kind == "fill_sheet":
+            values = {
+                k: v.astimezone(UTC).isoformat() if isinstance(v, datetime) else v
+                for k, v in action.details["values"].items()
             }
+            sf.update("Lead", person.lead_id, values)
+            return {"sheet_blank": list(action.details["blank"])}
+        if kind == "convert":
+            return self._convert(person, action)
+        if kind in ("kickoff", "activate", "churn", "expand", "expand_win", "nps"):
+            return self._customer_success(person, action, at)
+        return self._work_opportunity(person, action, at)
+
+    def _convert(self, person: _Person, action: PlannedAction) -> dict[str, Any]:
+        sf = self.salesforce
+        sf.convert_lead(person.lead_id, CONVERTED_STATUS, f"{person.company} - New Business", True)
+        lead = sf.get("Lead", person.lead_id) or {}
+        opp_id = lead.get("ConvertedOpportunityId")
+        if not opp_id:
+            raise LookupError(f"conversion of lead {person.lead_id} created no opportunity")
+        person.opportunity_id = str(opp_id)
+        person.account_id = lead.get("ConvertedAccountId")
+        person.contact_id = lead.get("ConvertedContactId")
+        close = _iso(action.details["expected_close"])
+        rep = person.reps["field_sales"]
+        sf.update(
+            "Opportunity",
+            person.opportunity_id,
+            {"StageName": "Qualification", "CloseDate": close, "OwnerId": self.user_id(rep)},
+        )
+        return {
+            "stage_name": "Qualification",
+            "opportunity_id": person.opportunity_id,
+            "contact_id": person.contact_id,
+            "account_id": person.account_id,
+            "fs_owner": rep.name,
+        }
+
+    def _work_opportunity(self, person: _Person, action: PlannedAction, at: datetime) -> dict[str, Any]:
+        sf = self.salesforce
+        kind = action.kind
         opp_id = person.opportunity_id
         if opp_id is None:
             raise LookupError(f"lead {person.lead_id} has no opportunity")
@@ -494,13 +612,90 @@ class SalesTeam(ScriptedTeam):
                 "CloseDate": _iso(at.date()),
             }
         sf.update("Opportunity", opp_id, fields)
-        return {
+        details = {
             "stage_name": fields["StageName"],
             "opportunity_id": opp_id,
             "amount": fields.get("Amount", action.details.get("amount")),
             "close_date": fields.get("CloseDate"),
             "loss_reason": fields.get("Loss_Reason__c"),
         }
+        if kind == "win" and person.reps:  # customer success takes the account over
+            rep = person.reps["customer_success"]
+            sf.update("Account", self._account(person), {"OwnerId": self.user_id(rep)})
+            details["cs_owner"] = rep.name
+        return details
+
+    def _customer_success(self, person: _Person, action: PlannedAction, at: datetime) -> dict[str, Any]:
+        sf = self.salesforce
+        kind = action.kind
+        account_id = self._account(person)
+        rep = person.reps["customer_success"]
+        if kind == "kickoff":
+            event_id = sf.insert(
+                "Event",
+                {
+                    "Type": "Kickoff",
+                    "Subject": "Kickoff",
+                    "WhoId": person.contact_id,
+                    "WhatId": account_id,
+                    "StartDateTime": at.astimezone(UTC).isoformat(),
+                    "DurationInMinutes": 60,
+                    "OwnerId": self.user_id(rep),
+                },
+            )
+            return {"event_id": event_id, "account_id": account_id}
+        if kind in ("activate", "churn"):
+            status = "Active" if kind == "activate" else "Churned"
+            sf.update("Account", account_id, {"Customer_Status__c": status})
+            return {"customer_status": status, "account_id": account_id}
+        if kind == "nps":
+            if person.contact_id is None:
+                raise LookupError(f"lead {person.lead_id} has no contact")
+            sf.update("Contact", person.contact_id, {"NPS__c": action.details["score"]})
+            return {"nps": action.details["score"]}
+        if kind == "expand":
+            opp_id = sf.insert(
+                "Opportunity",
+                {
+                    "Name": f"{person.company} - Upgrade",
+                    "AccountId": account_id,
+                    "Type": cs.EXPANSION_TYPE,
+                    "StageName": "Qualification",
+                    "CloseDate": _iso(action.details["expected_close"]),
+                    "OwnerId": self.user_id(person.reps["field_sales"]),
+                },
+            )
+            sf.insert(
+                "OpportunityContactRole",
+                {
+                    "OpportunityId": opp_id,
+                    "ContactId": person.contact_id,
+                    "Role": "Decision Maker",
+                    "IsPrimary": True,
+                },
+            )
+            person.expansion_id = opp_id
+            return {"expansion_opportunity_id": opp_id}
+        if person.expansion_id is None:
+            raise LookupError(f"lead {person.lead_id} has no upgrade opportunity")
+        close = _iso(at.date())
+        amount = action.details["amount"]
+        sf.update(
+            "Opportunity",
+            person.expansion_id,
+            {"StageName": "Closed Won", "Amount": amount, "CloseDate": close},
+        )
+        return {
+            "expansion_opportunity_id": person.expansion_id,
+            "expansion_amount": amount,
+            "expansion_close_date": close,
+        }
+
+    @staticmethod
+    def _account(person: _Person) -> str:
+        if person.account_id is None:
+            raise LookupError(f"lead {person.lead_id} has no account")
+        return person.account_id
 
 
 def _number(value: Any) -> float | None:

@@ -21,7 +21,7 @@ from sandboxes.ground_truth import GroundTruth
 from sandboxes.marketo.people import MarketoPeople
 from sandboxes.marketo.population import MarketoSeedTarget
 from sandboxes.population import PopulationSeeder, advance_clock_to, generate_population
-from sandboxes.sales_team import SalesTeam, ScriptedTeam, TeamRates
+from sandboxes.sales_team import QUIET_ACTIONS, SalesTeam, ScriptedTeam, TeamRates
 from sandboxes.sales_team_hubspot import HubSpotSalesTeam
 from sandboxes.server import Sandboxes, start_sandboxes
 from sync import operations
@@ -243,8 +243,13 @@ class Scenario:
             done[action.lead_id] = done.get(action.lead_id, 0) + 1
         horizon: datetime | None = None
         for lead_id, plan in self.team.plans.items():
-            # A fast rep's second change is meant to land in the same poll interval as the first.
-            remaining = [a for a in plan[done.get(lead_id, 0) :] if not a.details.get("fast")]
+            # A fast rep's second change is meant to land in the same poll interval as the first;
+            # a quiet action (an owner, a sheet, a survey answer) changes no stage.
+            remaining = [
+                a
+                for a in plan[done.get(lead_id, 0) :]
+                if not a.details.get("fast") and a.kind not in QUIET_ACTIONS
+            ]
             if len(remaining) >= 2 and (horizon is None or remaining[1].due < horizon):
                 horizon = remaining[1].due
         return horizon

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import select
 
-from sandboxes.ground_truth import GroundTruth
+from sandboxes.ground_truth import GroundTruth, PersonTruth
 from sandboxes.salesforce import SalesforceSandbox
 from sync.identity import normalise_email
 from sync.store.db import Store
@@ -137,7 +137,7 @@ def verify(
     return verdict
 
 
-def _check_contact(verdict: Verdict, person: Any, contacts: list[dict[str, Any]]) -> None:
+def _check_contact(verdict: Verdict, person: PersonTruth, contacts: list[dict[str, Any]]) -> None:
     if not contacts:
         verdict.add("missing_hubspot_contact", person.email)
         return
@@ -154,11 +154,13 @@ def _check_contact(verdict: Verdict, person: Any, contacts: list[dict[str, Any]]
         verdict.add(
             "loss_reason", f"{person.email}: {props.get('closedloop_loss_reason')} != {person.loss_reason}"
         )
-    if person.amount is not None and _number(props.get("closedloop_amount")) != Decimal(person.amount):
-        verdict.add("amount", f"{person.email}: {props.get('closedloop_amount')} != {person.amount}")
-    if person.close_date and props.get("closedloop_close_date") != person.close_date:
+    # The closed loop reports the primary opportunity: the upgrade one once customer success opened it.
+    upgraded = person.expansion_opportunity_id is not None
+    amount = person.expansion_amount if upgraded else person.amount
+    close_date = person.expansion_close_date if upgraded else person.close_date
+    if amount is not None and _number(props.get("closedloop_amount")) != Decimal(amount):
+        verdict.add("amount", f"{person.email}: {props.get('closedloop_amount')} != {amount}")
+    if close_date and props.get("closedloop_close_date") != close_date:
         got = parse_timestamp(props.get("closedloop_close_date"))
-        if got is None or got.date().isoformat() != person.close_date:
-            verdict.add(
-                "close_date", f"{person.email}: {props.get('closedloop_close_date')} != {person.close_date}"
-            )
+        if got is None or got.date().isoformat() != close_date:
+            verdict.add("close_date", f"{person.email}: {props.get('closedloop_close_date')} != {close_date}")

@@ -1,7 +1,8 @@
 """The sandbox org's metadata: objects, fields, picklists and the default Opportunity stages.
 
 Names, types, lengths and picklist values follow Salesforce's standard objects (Object Reference)
-plus the two custom fields Closedloop needs (``Closedloop_Id__c``, ``Loss_Reason__c``).
+plus the two custom fields Closedloop needs (``Closedloop_Id__c``, ``Loss_Reason__c``) and the sandbox
+org's own (the Lead's information sheet, Contact.NPS__c, Account.Customer_Status__c).
 """
 
 from __future__ import annotations
@@ -262,6 +263,12 @@ def build_schema() -> dict[str, ObjectDef]:
                 relationship_name="ConvertedOpportunity",
             ),
             _closedloop_id(),
+            # The inside sales "customer information sheet" (BANT + first meeting), custom fields.
+            FieldDef("Budget__c", "currency", "Budget"),
+            FieldDef("Authority__c", "string", "Authority", length=80),
+            FieldDef("Need__c", "string", "Need", length=255),
+            FieldDef("Timeline__c", "string", "Timeline", length=80),
+            FieldDef("Meeting_Date__c", "datetime", "Meeting Date"),
         ],
     )
     contact = _obj(
@@ -277,6 +284,7 @@ def build_schema() -> dict[str, ObjectDef]:
             FieldDef("LeadSource", "picklist", "Lead Source", length=255, picklist=LEAD_SOURCES),
             _ref("AccountId", "Account", "Account"),
             _closedloop_id(),
+            FieldDef("NPS__c", "double", "NPS"),  # Number(2, 0): a 0-10 Net Promoter score
         ],
     )
     account = _obj(

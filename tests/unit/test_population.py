@@ -34,6 +34,12 @@ LEAD_STATUSES = {
 OPEN_STAGES = {"Prospecting", "Qualification", "Proposal/Price Quote", "Negotiation/Review"}
 STAGES = OPEN_STAGES | {"Closed Won", "Closed Lost"}
 LOSS_REASONS = {"Price", "Competitor", "No Budget", "No Decision", "Timing", "Product Fit", "Other"}
+UPGRADE = "Existing Customer - Upgrade"  # customer success's expansion opportunities
+
+
+def _new_business(sf: FakeSalesforce) -> list[dict[str, Any]]:
+    """The opportunities lead conversion created (not customer success's upgrades)."""
+    return [o for o in sf.records("Opportunity") if o.get("Type") != UPGRADE]
 
 
 class FakeHubSpot:
@@ -311,7 +317,11 @@ def test_team_executes_plans_in_time_order_with_valid_transitions() -> None:
     for _at, sobject, rid, fields in sf.log:
         if sobject == "Opportunity":
             opp_stages.setdefault(rid, []).append(fields["StageName"])
-    for seq in opp_stages.values():
+    upgrades = {rid for rid, o in sf.tables["Opportunity"].items() if o.get("Type") == UPGRADE}
+    assert upgrades and all(opp_stages[rid] == ["Closed Won"] for rid in upgrades)  # created open, then won
+    for rid, seq in opp_stages.items():
+        if rid in upgrades:
+            continue
         assert seq[0] == "Qualification" and seq[-1] in ("Closed Won", "Closed Lost")
         if seq[-1] == "Closed Won":
             assert seq == ["Qualification", "Proposal/Price Quote", "Negotiation/Review", "Closed Won"]
@@ -332,7 +342,7 @@ def test_team_rates_within_tolerance_on_2000_leads() -> None:
     n = len(leads)
     contacted = [lead for lead in leads if lead["Status"] != "Open - Not Contacted"]
     converted = [lead for lead in leads if lead["IsConverted"]]
-    opps = sf.records("Opportunity")
+    opps = _new_business(sf)
     won = [o for o in opps if o["StageName"] == "Closed Won"]
     lost = [o for o in opps if o["StageName"] == "Closed Lost"]
     assert abs(len(contacted) / n - rates.contact_rate) < 0.03
@@ -445,7 +455,7 @@ def test_team_ignores_leads_already_worked_and_records_refusals() -> None:
     sf.insert("Lead", {"Email": "nobody@example.com", "Company": "B"})  # no HubSpot contact to recycle
     _drive(clock, team)
     assert [f.kind for f in team.failures] == ["recycle"]
-    assert [a.kind for a in team.executed] == ["contact"]
+    assert [a.kind for a in team.executed] == ["assign", "contact"]
 
 
 # ------------------------------------------------------------------------------------ ground truth
@@ -459,7 +469,23 @@ def _fake_stage(sf: FakeSalesforce, hs: FakeHubSpot, email: str, is_mql: bool) -
         return "mql" if is_mql else "lead"
     if lead["IsConverted"]:
         opp = sf.get("Opportunity", lead["ConvertedOpportunityId"])
-        assert opp is not None
+        account = sf.get("Account", lead["ConvertedAccountId"])
+        assert opp is not None and account is not None
+        if account.get("Customer_Status__c") == "Churned":
+            return "churned"
+        upgrade = any(
+            o.get("Type") == UPGRADE and o["StageName"] == "Closed Won" and o["AccountId"] == account["Id"]
+            for o in sf.records("Opportunity")
+        )
+        if upgrade:
+            return "expansion"
+        if account.get("Customer_Status__c") == "Active":
+            return "customer"
+        kickoffs = [
+            e for e in sf.records("Event") if e.get("WhatId") == account["Id"] and e["Type"] == "Kickoff"
+        ]
+        if kickoffs:
+            return "kickoff"
         return {"Closed Won": "won", "Closed Lost": "lost"}.get(
             opp["StageName"], "sql" if opp["StageName"] in ("Prospecting", "Qualification") else "opportunity"
         )
@@ -503,7 +529,7 @@ def test_ground_truth_agrees_with_final_records(tmp_path: Path) -> None:
             assert opp.get("Amount") == person.amount and opp.get("Loss_Reason__c") == person.loss_reason
     # Aggregates against counts taken straight from the fakes.
     leads = sf.records("Lead")
-    opps = sf.records("Opportunity")
+    opps = _new_business(sf)
     mqls = sum(p.is_mql for p in people)
     assert truth.reached_counts()["mql"] == mqls
     assert truth.mql_to_sql_rate() == pytest.approx(sum(r["IsConverted"] for r in leads) / mqls)
