@@ -26,7 +26,7 @@ from sync.mapping import Mapping
 from sync.mapping.project import closed_loop_values, project
 from sync.people import PersonState, StateReader
 from sync.replay import Step, replay
-from sync.stages import PersonView, compute_stage, decide_transition, entered_at
+from sync.stages import PersonView, compute_stage, decide_transition, entered_at, evidence
 from sync.store.db import Store
 from sync.store.errors import record_error
 from sync.store.models import FieldState, Person, Transition
@@ -263,10 +263,10 @@ class Engine:
         view = state.view()
         explicit = entered_at(self.mapping, stage_id, view)
         if explicit is not None:
-            return explicit
+            return min(explicit, utcnow())  # a meeting booked ahead is entered when we see it
         stage = self.mapping.stage(stage_id)
         if stage.sfa is not None:
-            record = state.record(stage.sfa.object)
+            record = evidence(self.mapping, stage_id, view)
             if record is not None:
                 return parse_timestamp(record.get(self.sfa.profile.modified_field))
         if stage.ma is not None:
@@ -288,8 +288,8 @@ class Engine:
         """The record whose state proves the stage: the sales-side record its condition names, else marketing's."""
         stage = self.mapping.stage(stage_id)
         if stage.sfa is not None:
-            evidence = state.record(stage.sfa.object) or {}
-            return (SFA, self.connectors[SFA], evidence.get(self.sfa.profile.id_field))
+            record = evidence(self.mapping, stage_id, state.view()) or {}
+            return (SFA, self.connectors[SFA], record.get(self.sfa.profile.id_field))
         return (MA, self.connectors[MA], state.ma_id)
 
     # -- field writes ------------------------------------------------------------------------------

@@ -2,8 +2,9 @@
 
 Rules (documented for admins in mappings/README.md):
 - Evidence tiers: the marketing side (0) < each sales-side object in the mapping's evidence order
-  (e.g. lead 1 < contact 2 < opportunity 3). A stage's tier is the tier of the condition that
-  held (the higher if both ``ma`` and ``sfa`` hold).
+  (e.g. lead 1 < contact 2 < opportunity 3) < every related object (account, event, task: 4). A
+  stage's tier is the tier of the condition that held (the higher if both ``ma`` and ``sfa`` hold).
+  A condition on a related object holds when any of the person's records of that object satisfies it.
 - ``compute_stage``: the furthest success-path stage whose condition holds. A terminal detour
   (lost, disqualified) that holds wins when its tier is >= that stage's tier (it is newer evidence;
   e.g. a closed-lost opportunity beats a converted lead). A recycle detour wins over a terminal
@@ -48,13 +49,28 @@ class PersonView:
     related: AbcMapping[str, Sequence[Record]] = field(default_factory=dict)
 
     def record(self, sfa_object: str | None) -> Record | None:
-        """The marketing record (``None``) or the named sales-side object's record."""
-        return self.ma if sfa_object is None else self.sfa.get(sfa_object)
+        """The marketing record (``None``), the named sales-side object's record, else its first related one."""
+        if sfa_object is None:
+            return self.ma
+        found = self.sfa.get(sfa_object)
+        if found is None and (related := self.related.get(sfa_object)):
+            return related[0]
+        return found
 
 
 def tiers(mapping: Mapping) -> dict[str | None, int]:
-    """Evidence tier per sales-side object, in the mapping's order; the marketing side is 0."""
-    return {None: 0} | {obj: i + 1 for i, obj in enumerate(mapping.sfa_objects())}
+    """Evidence tier per sales-side object, in the mapping's order, then the related objects (one tier).
+
+    The marketing side is 0. Related records (an account, a meeting) come after the sale, so they
+    outrank the outcome object: a lost upgrade opportunity must not undo a customer.
+    """
+    objects = mapping.sfa_objects()
+    related = len(objects) + 1
+    return (
+        {None: 0}
+        | {obj: i + 1 for i, obj in enumerate(objects)}
+        | dict.fromkeys(mapping.related_objects(), related)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,13 +81,18 @@ class _CompiledStage:
     sfa: Predicate | None
     sfa_tier: int
     recycle: bool
+    related: bool  # the sfa condition names a related object: any of its records counts
 
     def tier(self, view: PersonView) -> int:
         """The evidence tier by which this stage holds, or -1 if it does not."""
         if self.sfa is not None:
-            rec = view.sfa.get(self.sfa_object)  # type: ignore[arg-type]
-            if rec is not None and self.sfa(rec):
-                return self.sfa_tier
+            if self.related:
+                if any(self.sfa(r) for r in view.related.get(self.sfa_object, ())):  # type: ignore[arg-type]
+                    return self.sfa_tier
+            else:
+                rec = view.sfa.get(self.sfa_object)  # type: ignore[arg-type]
+                if rec is not None and self.sfa(rec):
+                    return self.sfa_tier
         if self.ma is not None and view.ma is not None and self.ma(view.ma):
             return 0
         return -1
@@ -88,7 +109,7 @@ class _Plan:
     recycle_ids: frozenset[str]
 
 
-def _compile_stage(s: Stage, tier_of: dict[str | None, int]) -> _CompiledStage:
+def _compile_stage(s: Stage, tier_of: dict[str | None, int], related: tuple[str, ...]) -> _CompiledStage:
     obj = s.sfa.object if s.sfa is not None else None
     return _CompiledStage(
         id=s.id,
@@ -97,6 +118,7 @@ def _compile_stage(s: Stage, tier_of: dict[str | None, int]) -> _CompiledStage:
         sfa=s.sfa.test if s.sfa is not None else None,
         sfa_tier=tier_of[obj],
         recycle=s.recycle,
+        related=obj in related,
     )
 
 
@@ -106,6 +128,7 @@ def _stage_tiers(s: Stage, tier_of: dict[str | None, int]) -> list[int]:
 
 def _build(mapping: Mapping) -> _Plan:
     tier_of = tiers(mapping)
+    related = mapping.related_objects()
     success = [s for s in mapping.stages if not s.detour]
     path = tuple(s.id for s in success)
     anchor: dict[str, int] = {}
@@ -116,9 +139,11 @@ def _build(mapping: Mapping) -> _Plan:
                 (i for i, s in enumerate(success) if min(_stage_tiers(s, tier_of)) >= tier), len(path) - 1
             )
     return _Plan(
-        furthest_first=tuple(_compile_stage(s, tier_of) for s in reversed(success)),
-        terminal=tuple(_compile_stage(s, tier_of) for s in mapping.stages if s.detour and not s.recycle),
-        recycle=tuple(_compile_stage(s, tier_of) for s in mapping.stages if s.recycle),
+        furthest_first=tuple(_compile_stage(s, tier_of, related) for s in reversed(success)),
+        terminal=tuple(
+            _compile_stage(s, tier_of, related) for s in mapping.stages if s.detour and not s.recycle
+        ),
+        recycle=tuple(_compile_stage(s, tier_of, related) for s in mapping.stages if s.recycle),
         path=path,
         index={sid: i for i, sid in enumerate(path)},
         anchor=anchor,
@@ -211,5 +236,41 @@ def entered_at(mapping: Mapping, stage_id: str, view: PersonView) -> datetime | 
                 return when
         return None
     assert spec.sfa is not None
-    rec = view.record(spec.sfa.object)
-    return parse_datetime(rec.get(spec.sfa.field)) if rec is not None else None
+    obj, name = spec.sfa.object, spec.sfa.field
+    if obj in mapping.related_objects():
+        times = [
+            when for r in _matching(mapping, stage_id, obj, view) if (when := parse_datetime(r.get(name)))
+        ]
+        return min(times) if times else None
+    rec = view.record(obj)
+    return parse_datetime(rec.get(name)) if rec is not None else None
+
+
+def _matching(mapping: Mapping, stage_id: str, obj: str, view: PersonView) -> list[Record]:
+    """The person's records of related object ``obj`` that satisfy the stage's condition on it (else all)."""
+    records = view.related.get(obj, ())
+    cond = mapping.stage(stage_id).sfa
+    if cond is None or cond.object != obj:
+        return list(records)
+    return [r for r in records if cond(r)]
+
+
+def evidence(mapping: Mapping, stage_id: str, view: PersonView) -> Record | None:
+    """The sales-side record whose state proves the stage (None for a marketing-side stage).
+
+    For a related object: the earliest of the person's records that satisfy the condition, by
+    the stage's ``entered_at`` field when it names that object, else in the order read.
+    """
+    stage = mapping.stage(stage_id)
+    if stage.sfa is None:
+        return None
+    obj = stage.sfa.object
+    if obj not in mapping.related_objects():
+        return view.record(obj)
+    records = _matching(mapping, stage_id, obj, view)
+    spec = stage.entered_at.sfa if stage.entered_at is not None else None
+    if spec is not None and spec.object == obj:
+        timed = [(when, i) for i, r in enumerate(records) if (when := parse_datetime(r.get(spec.field)))]
+        if timed:
+            return records[min(timed)[1]]
+    return records[0] if records else None

@@ -148,7 +148,7 @@ class SalesforceSandbox:
         )
 
     def set_history_tracking(self, sobject: str, field_name: str, tracked: bool) -> None:
-        """Switch field history tracking of ``sobject.field_name`` (Lead, Opportunity) on or off."""
+        """Switch field history tracking of ``sobject.field_name`` (Lead, Account, Opportunity) on or off."""
         self.store.set_history_tracking(sobject, field_name, tracked)
 
     # ------------------------------------------------------------------------------ outbound messages

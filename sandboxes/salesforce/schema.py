@@ -444,6 +444,19 @@ def build_schema() -> dict[str, ObjectDef]:
         createable=False,
         history=True,
     )
+    account_history = _obj(
+        "AccountHistory",
+        "01A",  # real orgs: 017, like every field history object (see OpportunityFieldHistory)
+        [
+            _ro("AccountId", "reference", length=18, reference_to=("Account",), relationship_name="Account"),
+            _ro("Field", "picklist", length=255),
+            _ro("OldValue", "anyType"),
+            _ro("NewValue", "anyType"),
+        ],
+        owner=False,
+        createable=False,
+        history=True,
+    )
     opp_field_history = _obj(
         "OpportunityFieldHistory",
         # Real orgs give every field history object the key prefix 017; the sandbox resolves an ID's
@@ -466,7 +479,7 @@ def build_schema() -> dict[str, ObjectDef]:
         history=True,
     )
     objects = [lead, contact, account, opportunity, ocr, task, event, user]
-    objects += [lead_history, opp_history, opp_field_history]
+    objects += [lead_history, account_history, opp_history, opp_field_history]
     objects += _setup_objects()
     return {o.name: o for o in objects}
 
@@ -522,6 +535,7 @@ def _setup_objects() -> list[ObjectDef]:
 # set is a per-org setting; :meth:`Store.set_history_tracking` changes it.
 LEAD_TRACKED = ("Status", "OwnerId", "Rating", "LeadSource", "Email", "Company", "Closedloop_Id__c")
 OPPORTUNITY_FIELD_TRACKED = ("StageName", "Amount", "CloseDate", "OwnerId")
+ACCOUNT_TRACKED = ("Customer_Status__c", "OwnerId")
 # "You can select up to 20 standard and custom fields per object" (Salesforce Help, Field History
 # Tracking); Field Audit Trail raises it to 60, which the sandbox does not emulate.
 MAX_TRACKED_FIELDS = 20
@@ -531,5 +545,6 @@ OPPORTUNITY_TRACKED = ("StageName", "Amount", "CloseDate", "Probability")
 # Objects whose field history the sandbox can track, with their history object and parent field.
 HISTORY_OBJECTS = {
     "Lead": ("LeadHistory", "LeadId"),
+    "Account": ("AccountHistory", "AccountId"),
     "Opportunity": ("OpportunityFieldHistory", "OpportunityId"),
 }

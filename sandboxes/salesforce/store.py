@@ -21,6 +21,7 @@ from sandboxes.salesforce import ids
 from sandboxes.salesforce.duplicates import DuplicateChecker, DuplicateHeader
 from sandboxes.salesforce.lookup import EqualityLookups
 from sandboxes.salesforce.schema import (
+    ACCOUNT_TRACKED,
     API_USER_ID,
     HISTORY_OBJECTS,
     LEAD_TRACKED,
@@ -171,6 +172,7 @@ class Store:
         }
         self.history_tracking: dict[str, set[str]] = {
             "Lead": set(LEAD_TRACKED),
+            "Account": set(ACCOUNT_TRACKED),
             "Opportunity": set(OPPORTUNITY_FIELD_TRACKED),
         }
         self._field_definitions: dict[tuple[str, str], str] = {}  # (object, field) -> FieldDefinition Id

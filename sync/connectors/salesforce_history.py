@@ -6,7 +6,8 @@
   IsClosed/IsWon follow from the stage name (:class:`StageFlags`). Without history rows only the
   current record is known, at its LastModifiedDate. The primary opportunity at *t* is the most
   recently created one created by *t*.
-- Contact: no history is read; it exists from its CreatedDate with its current fields.
+- Account: the current record rewound through AccountHistory, like a Lead (its tracked fields).
+- Contact, Event, Task: no history is read; each exists from its CreatedDate with its current fields.
 Finally every record's current state counts from its last modification.
 """
 
@@ -18,8 +19,14 @@ from typing import Any
 from sync.connectors.contract import SFA, HistoryEvent
 from sync.timeutil import parse_timestamp
 
-LEAD, CONTACT, OPPORTUNITY = "Lead", "Contact", "Opportunity"
+LEAD, CONTACT, OPPORTUNITY, ACCOUNT = "Lead", "Contact", "Opportunity", "Account"
 LEAD_HISTORY_FIELDS = ("LeadId", "Field", "OldValue", "NewValue", "CreatedDate")
+ACCOUNT_HISTORY_FIELDS = ("AccountId", "Field", "OldValue", "NewValue", "CreatedDate")
+# Field history objects read with the people: object -> (history object, its fields, parent field).
+FIELD_HISTORY = {
+    LEAD: ("LeadHistory", LEAD_HISTORY_FIELDS, "LeadId"),
+    ACCOUNT: ("AccountHistory", ACCOUNT_HISTORY_FIELDS, "AccountId"),
+}
 OPPORTUNITY_HISTORY_FIELDS = (
     "OpportunityId",
     "StageName",
@@ -58,30 +65,35 @@ class StageFlags:
 
 def lead_events(lead: Record, history: Sequence[Record]) -> list[HistoryEvent]:
     """The Lead rewound through its LeadHistory to its creation, then played forward row by row."""
+    return field_history_events(LEAD, lead, history)
+
+
+def field_history_events(obj: str, record: Record, history: Sequence[Record]) -> list[HistoryEvent]:
+    """A record rewound through its field history (``OldValue``) to its creation, then played forward."""
     rows = sorted(history, key=lambda r: (str(r.get("CreatedDate") or ""), str(r.get("Id") or "")))
-    snap = dict(lead)
+    snap = dict(record)
     for row in reversed(rows):
-        _apply_lead_row(snap, row, forward=False)
-    lead_id = str(lead["Id"])
+        _apply_row(snap, row, forward=False)
+    record_id = str(record["Id"])
     events = []
-    created = parse_timestamp(lead.get("CreatedDate"))
+    created = parse_timestamp(record.get("CreatedDate"))
     if created is not None:
-        events.append(HistoryEvent(created, SFA, LEAD, lead_id, dict(snap)))
+        events.append(HistoryEvent(created, SFA, obj, record_id, dict(snap)))
     for row in rows:
         at = parse_timestamp(row.get("CreatedDate"))
-        if _apply_lead_row(snap, row, forward=True) and at is not None:
-            events.append(HistoryEvent(at, SFA, LEAD, lead_id, dict(snap)))
-    last = parse_timestamp(lead.get("LastModifiedDate"))
+        if _apply_row(snap, row, forward=True) and at is not None:
+            events.append(HistoryEvent(at, SFA, obj, record_id, dict(snap)))
+    last = parse_timestamp(record.get("LastModifiedDate"))
     if last is not None:
-        events.append(HistoryEvent(last, SFA, LEAD, lead_id, dict(lead)))
+        events.append(HistoryEvent(last, SFA, obj, record_id, dict(record)))
     return events
 
 
-def _apply_lead_row(snap: dict[str, Any], row: Record, forward: bool) -> bool:
+def _apply_row(snap: dict[str, Any], row: Record, forward: bool) -> bool:
     field = str(row.get("Field") or "")
     if field == "created":
         return False
-    if field == "leadConverted":
+    if field == "leadConverted":  # LeadHistory only
         snap["IsConverted"] = forward
         if not forward:
             for name in (
@@ -98,8 +110,13 @@ def _apply_lead_row(snap: dict[str, Any], row: Record, forward: bool) -> bool:
 
 def contact_events(contact: Record) -> list[HistoryEvent]:
     """A Contact exists from its creation with its current fields."""
-    created = parse_timestamp(contact.get("CreatedDate")) or parse_timestamp(contact.get("LastModifiedDate"))
-    return [HistoryEvent(created, SFA, CONTACT, str(contact["Id"]), dict(contact))] if created else []
+    return existing_events(CONTACT, contact)
+
+
+def existing_events(obj: str, record: Record) -> list[HistoryEvent]:
+    """A record without history read (a Contact, an Event) exists from its creation as it is now."""
+    created = parse_timestamp(record.get("CreatedDate")) or parse_timestamp(record.get("LastModifiedDate"))
+    return [HistoryEvent(created, SFA, obj, str(record["Id"]), dict(record))] if created else []
 
 
 def opportunity_events(opp: Record, history: Sequence[Record], flags: StageFlags) -> list[HistoryEvent]:

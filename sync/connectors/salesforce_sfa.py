@@ -1,4 +1,8 @@
-"""Salesforce in the sales (SFA) role: Leads, their converted Contacts, and Opportunities as outcomes."""
+"""Salesforce in the sales (SFA) role: Leads, their converted Contacts, and Opportunities as outcomes.
+
+Related records (the person's Account, and Events and Tasks on their Lead, Contact, Opportunity or
+Account) are read only for the objects the mapping's stage conditions, times, reasons or SLAs name.
+"""
 
 from __future__ import annotations
 
@@ -33,11 +37,11 @@ from sync.connectors.salesforce import (
     soql_quote,
 )
 from sync.connectors.salesforce_history import (
-    LEAD_HISTORY_FIELDS,
+    FIELD_HISTORY,
     OPPORTUNITY_HISTORY_FIELDS,
     StageFlags,
-    contact_events,
-    lead_events,
+    existing_events,
+    field_history_events,
     opportunity_events,
     truthy,
 )
@@ -47,7 +51,12 @@ from sync.metrics import count_calls
 from sync.timeutil import parse_timestamp, to_sf_datetime
 
 LEAD, CONTACT, OPPORTUNITY, CONTACT_ROLE = "Lead", "Contact", "Opportunity", "OpportunityContactRole"
+ACCOUNT, EVENT, TASK = "Account", "Event", "Task"
 STREAMS = (LEAD, CONTACT, OPPORTUNITY, CONTACT_ROLE)
+RELATED = (ACCOUNT, EVENT, TASK)  # the related objects this connector reads when the mapping names them
+ACTIVITIES = (EVENT, TASK)
+# Documented key prefixes of the records an activity's WhoId / WhatId may point to.
+KEY_PREFIXES = {"00Q": LEAD, "003": CONTACT, "006": OPPORTUNITY, "001": ACCOUNT}
 PROFILE = Profile(
     connector="salesforce",
     role=SFA,
@@ -75,6 +84,9 @@ BASE_FIELDS = {
         "CreatedDate",
     ),
     CONTACT: ("Email", "OwnerId", "AccountId", "LastModifiedDate", "CreatedDate"),
+    ACCOUNT: ("OwnerId", "LastModifiedDate", "CreatedDate"),
+    EVENT: ("WhoId", "WhatId", "OwnerId", "LastModifiedDate", "CreatedDate"),
+    TASK: ("WhoId", "WhatId", "OwnerId", "LastModifiedDate", "CreatedDate"),
     OPPORTUNITY: (
         "StageName",
         "IsClosed",
@@ -129,18 +141,34 @@ class SalesforceSales:
         self._created_defaults: dict[str, dict[str, Any]] = {}
         self.ext = mapping.identity.sfa_field
         self.email_field = next((f.sfa for f in mapping.fields if f.ma == "email"), "Email")
+        # Only the related objects the mapping's stages and SLAs actually read cost queries.
+        self.related = tuple(o for o in RELATED if o in mapping.related_objects() and mapping.sfa_fields(o))
+        self.streams = (*STREAMS, *self.related)
+        links = {LEAD: {"ConvertedAccountId"}, OPPORTUNITY: {"AccountId"}} if self.related else {}
         self.fields = {
-            LEAD: sorted(set(BASE_FIELDS[LEAD]) | mapping.sfa_fields(LEAD) | {self.ext}),
+            LEAD: sorted(
+                set(BASE_FIELDS[LEAD]) | mapping.sfa_fields(LEAD) | {self.ext} | links.get(LEAD, set())
+            ),
             CONTACT: sorted(set(BASE_FIELDS[CONTACT]) | mapping.sfa_fields(CONTACT) | {self.ext}),
-            OPPORTUNITY: sorted(set(BASE_FIELDS[OPPORTUNITY]) | mapping.sfa_fields(OPPORTUNITY)),
+            OPPORTUNITY: sorted(
+                set(BASE_FIELDS[OPPORTUNITY])
+                | mapping.sfa_fields(OPPORTUNITY)
+                | links.get(OPPORTUNITY, set())
+            ),
         }
+        for obj in self.related:
+            self.fields[obj] = sorted(set(BASE_FIELDS[obj]) | mapping.sfa_fields(obj))
 
     # -- change feed -------------------------------------------------------------------------------
 
     def poll(self, cursors: Mapping[str, CursorState], overlap: timedelta) -> ChangeBatch:
-        """Leads, Contacts, Opportunities and contact roles changed since each stream's watermark."""
-        reads = {sobject: Incremental(cursors.get(sobject, CursorState()), overlap) for sobject in STREAMS}
-        # Every stream in one Composite call: an idle poll costs one API call for all four.
+        """Leads, Contacts, Opportunities, contact roles and the related objects read, changed since each
+        stream's watermark."""
+        reads = {
+            sobject: Incremental(cursors.get(sobject, CursorState()), overlap) for sobject in self.streams
+        }
+        # Every stream in one Composite call (five queries each): an idle poll costs one API call for
+        # the four base streams, two once related objects are polled too.
         pages = self.edge.query_together(
             [changed_since_soql(s, self._poll_fields(s), read.lower_bound()) for s, read in reads.items()]
         )
@@ -155,6 +183,8 @@ class SalesforceSales:
             return [self.ext, self.email_field]
         if sobject == CONTACT_ROLE:
             return ["OpportunityId", "ContactId"]
+        if sobject in ACTIVITIES:
+            return ["WhoId", "WhatId"]
         return []
 
     def _person_candidate(self, sobject: str, rec: Record) -> Candidate:
@@ -163,16 +193,35 @@ class SalesforceSales:
         )
 
     def _candidates_of(self, changed: Mapping[str, Sequence[Record]]) -> list[Candidate]:
-        """Candidates for changed records; opportunities reach their people through contact roles."""
+        """Candidates for changed records; opportunities reach their people through contact roles.
+
+        An Account reaches its Contacts; an Event or Task the Lead or Contact it names (WhoId), or the
+        Opportunity or Account it is about (WhatId), by the ID's key prefix.
+        """
         out = [self._person_candidate(obj, rec) for obj in (LEAD, CONTACT) for rec in changed.get(obj, ())]
-        opp_ids = [r["Id"] for r in changed.get(OPPORTUNITY, ())]
-        contact_ids = {r["ContactId"] for r in changed.get(CONTACT_ROLE, ()) if r.get("ContactId")}
-        if opp_ids:
-            roles = self.edge.select_in(CONTACT_ROLE, ["ContactId"], "OpportunityId", opp_ids)
-            contact_ids |= {r["ContactId"] for r in roles if r.get("ContactId")}
-        if contact_ids:
-            contacts = self.edge.select_in(CONTACT, [self.ext, self.email_field], "Id", list(contact_ids))
-            out += [self._person_candidate(CONTACT, c) for c in contacts]
+        refs: dict[str, set[str]] = {LEAD: set(), CONTACT: set(), OPPORTUNITY: set(), ACCOUNT: set()}
+        refs[OPPORTUNITY].update(str(r["Id"]) for r in changed.get(OPPORTUNITY, ()))
+        refs[ACCOUNT].update(str(r["Id"]) for r in changed.get(ACCOUNT, ()))
+        refs[CONTACT].update(str(r["ContactId"]) for r in changed.get(CONTACT_ROLE, ()) if r.get("ContactId"))
+        for obj in ACTIVITIES:
+            for rec in changed.get(obj, ()):
+                for ref in (rec.get("WhoId"), rec.get("WhatId")):
+                    if ref and (kind := KEY_PREFIXES.get(str(ref)[:3])) is not None:
+                        refs[kind].add(str(ref))
+        if refs[OPPORTUNITY]:
+            roles = self.edge.select_in(CONTACT_ROLE, ["ContactId"], "OpportunityId", list(refs[OPPORTUNITY]))
+            refs[CONTACT] |= {r["ContactId"] for r in roles if r.get("ContactId")}
+        keys = [self.ext, self.email_field]
+        queries = [
+            *_in_queries(CONTACT, keys, "Id", sorted(refs[CONTACT])),
+            *_in_queries(CONTACT, keys, "AccountId", sorted(refs[ACCOUNT])),
+            *_in_queries(LEAD, keys, "Id", sorted(refs[LEAD])),
+        ]
+        if queries:  # one Composite call for the people behind them all
+            for (obj, _soql), rows in zip(
+                queries, self.edge.query_together([q for _, q in queries]), strict=True
+            ):
+                out += [self._person_candidate(obj, r) for r in rows]
         return out
 
     # -- people ------------------------------------------------------------------------------------
@@ -273,7 +322,7 @@ class SalesforceSales:
     def provision(self, mapping: SyncMapping, dry_run: bool) -> Provisioning:
         """Check the fields the mapping names (an admin creates them); the common ID must be an External ID."""
         out = Provisioning()
-        for obj in (LEAD, CONTACT, OPPORTUNITY):
+        for obj in (LEAD, CONTACT, OPPORTUNITY, *self.related):
             described = self.edge.describe_fields(obj)
             for name in sorted(mapping.sfa_fields(obj)):
                 if name not in described:
@@ -286,33 +335,36 @@ class SalesforceSales:
         return out
 
     def history_notices(self, mapping: SyncMapping) -> list[str]:
-        """Stages decided by Lead fields whose history the org does not track (an admin's setting).
+        """Stages decided by Lead or Account fields whose history the org does not track (an admin's setting).
 
         Field history tracking is switched on per field; without it a change and its undoing
         between two polls leave no trace, so those stages fall back to the time the sync saw them.
         Opportunity stages always have OpportunityHistory.
         """
-        soql = (
-            "SELECT QualifiedApiName, IsFieldHistoryTracked FROM FieldDefinition "
-            f"WHERE EntityDefinition.QualifiedApiName = '{LEAD}'"
-        )
-        tracked = {
-            str(row["QualifiedApiName"])
-            for row in self.edge.query(soql)
-            if truthy(row.get("IsFieldHistoryTracked"))
-        }
         notices = []
-        for stage in mapping.stages:
-            if stage.sfa is None or stage.sfa.object != LEAD:
+        for obj in (LEAD, *(o for o in self.related if o in FIELD_HISTORY)):
+            stages = [s for s in mapping.stages if s.sfa is not None and s.sfa.object == obj]
+            if not stages:
                 continue
-            untracked = sorted(f for f in stage.sfa.fields if f not in tracked and f != "IsConverted")
-            if untracked:
-                names = ", ".join(f"{LEAD}.{f}" for f in untracked)
-                notices.append(
-                    f"Salesforce: stage {stage.id}: {names} not history-tracked; a change between two polls "
-                    "is logged at the time the sync saw it (Setup → Object Manager → Lead → Fields → "
-                    "Set History Tracking)"
-                )
+            soql = (
+                "SELECT QualifiedApiName, IsFieldHistoryTracked FROM FieldDefinition "
+                f"WHERE EntityDefinition.QualifiedApiName = '{obj}'"
+            )
+            tracked = {
+                str(row["QualifiedApiName"])
+                for row in self.edge.query(soql)
+                if truthy(row.get("IsFieldHistoryTracked"))
+            }
+            for stage in stages:
+                assert stage.sfa is not None
+                untracked = sorted(f for f in stage.sfa.fields if f not in tracked and f != "IsConverted")
+                if untracked:
+                    names = ", ".join(f"{obj}.{f}" for f in untracked)
+                    notices.append(
+                        f"Salesforce: stage {stage.id}: {names} not history-tracked; a change between two "
+                        f"polls is logged at the time the sync saw it (Setup → Object Manager → {obj} → "
+                        "Fields → Set History Tracking)"
+                    )
         return notices
 
     # -- backfill ------------------------------------------------------------------------------------
@@ -371,39 +423,52 @@ class SalesforceSales:
 
     def newest_changes(self) -> dict[str, datetime | None]:
         out: dict[str, datetime | None] = {}
-        for sobject in STREAMS:
+        for sobject in self.streams:
             soql = f"SELECT Id, SystemModstamp FROM {sobject} ORDER BY SystemModstamp DESC LIMIT 1"
             rows = list(self.edge.query(soql))
             out[sobject] = parse_timestamp(rows[0].get("SystemModstamp")) if rows else None
         return out
 
     def history(self, states: Mapping[str, RoleState]) -> dict[str, list[HistoryEvent]]:
-        """LeadHistory and OpportunityHistory of a batch of people (one query each), as snapshots."""
-        lead_ids = [str(lead["Id"]) for s in states.values() if (lead := s.record(LEAD)) is not None]
-        opp_ids = [str(o["Id"]) for s in states.values() for o in s.outcomes]
-        if all(HISTORY in s.extras for s in states.values()):  # read with the people, no more calls
-            lead_rows = {k: v for s in states.values() for k, v in s.extras[HISTORY].items()}
-            opp_rows = lead_rows
+        """LeadHistory, OpportunityHistory and AccountHistory of a batch of people, as snapshots.
+
+        Read with the people (no more calls), else one query each. Leads and Accounts are rewound
+        through their field history; Contacts, Events and Tasks exist from their creation as they are.
+        """
+        if all(HISTORY in s.extras for s in states.values()):
+            rows = {k: v for s in states.values() for k, v in s.extras[HISTORY].items()}
         else:
-            lead_rows = self._history_rows("LeadHistory", LEAD_HISTORY_FIELDS, "LeadId", lead_ids)
-            opp_rows = self._history_rows(
-                "OpportunityHistory", OPPORTUNITY_HISTORY_FIELDS, "OpportunityId", opp_ids
-            )
+            rows = self._history_of(states)
         for state in states.values():
             for opp in state.outcomes:
                 self.flags.learn(opp)
         out: dict[str, list[HistoryEvent]] = {}
         for cid, state in states.items():
             events: list[HistoryEvent] = []
-            lead, contact = state.record(LEAD), state.record(CONTACT)
-            if lead is not None:
-                events += lead_events(lead, lead_rows.get(str(lead["Id"]), []))
-            if contact is not None:
-                events += contact_events(contact)
+            tracked = [(LEAD, r) for r in (state.record(LEAD),) if r is not None]
+            tracked += [(o, r) for o in FIELD_HISTORY if o in self.related for r in state.related.get(o, ())]
+            for obj, record in tracked:
+                events += field_history_events(obj, record, rows.get(str(record["Id"]), []))
+            untracked = [(CONTACT, r) for r in (state.record(CONTACT),) if r is not None]
+            untracked += [(o, r) for o in ACTIVITIES if o in self.related for r in state.related.get(o, ())]
+            for obj, record in untracked:
+                events += existing_events(obj, record)
             for opp in state.outcomes:
-                events += opportunity_events(opp, opp_rows.get(str(opp["Id"]), []), self.flags)
+                events += opportunity_events(opp, rows.get(str(opp["Id"]), []), self.flags)
             out[cid] = events
         return out
+
+    def _history_of(self, states: Mapping[str, RoleState]) -> dict[str, list[Record]]:
+        """History rows by parent record ID, for states read without them."""
+        rows: dict[str, list[Record]] = {}
+        for obj in (LEAD, *(o for o in self.related if o in FIELD_HISTORY)):
+            history, fields, key = FIELD_HISTORY[obj]
+            ids = [str(r["Id"]) for s in states.values() for r in _records_of(s, obj)]
+            rows |= self._history_rows(history, fields, key, ids)
+        opp_ids = [str(o["Id"]) for s in states.values() for o in s.outcomes]
+        return rows | self._history_rows(
+            "OpportunityHistory", OPPORTUNITY_HISTORY_FIELDS, "OpportunityId", opp_ids
+        )
 
     def _history_rows(
         self, sobject: str, fields: Sequence[str], key: str, ids: list[str]
@@ -431,12 +496,21 @@ class SalesforceSales:
                 changed[obj] = self.edge.select_in(obj, [self.ext, self.email_field], "Id", ids)
             elif obj == CONTACT_ROLE:
                 changed[obj] = self.edge.select_in(obj, ["OpportunityId", "ContactId"], "Id", ids)
+            elif obj in ACTIVITIES:
+                changed[obj] = self.edge.select_in(obj, ["WhoId", "WhatId"], "Id", ids)
             else:
                 changed[obj] = [{"Id": i} for i in ids]
         return self._candidates_of(changed)
 
 
-HISTORY = "history"  # RoleState.extras: history rows by lead or opportunity ID, read with the people
+HISTORY = "history"  # RoleState.extras: history rows by lead, account or opportunity ID, read with the people
+HISTORY_PARENTS = ("LeadId", "AccountId", "OpportunityId")
+
+
+def _records_of(state: RoleState, obj: str) -> list[Record]:
+    """A person's record of a person object, or their related records of ``obj``."""
+    record = state.record(obj)
+    return [record] if record is not None else list(state.related.get(obj, ()))
 
 
 class _PeopleRead:
@@ -462,6 +536,10 @@ class _PeopleRead:
         self.history: dict[str, list[Record]] = {}
         self.read: dict[str, set[str]] = {CONTACT: set(), OPPORTUNITY: set(), CONTACT_ROLE: set()}
         self.history_read: set[str] = set()
+        self.related: dict[str, dict[str, Record]] = {
+            obj: {} for obj in sales.related
+        }  # object -> id -> record
+        self.related_read: dict[str, set[str]] = {ACCOUNT: set(), "WhoId": set(), "WhatId": set()}
 
     def run(self) -> dict[str, RoleState]:
         fields, ext = self.sales.fields, self.sales.ext
@@ -507,8 +585,10 @@ class _PeopleRead:
                 person = self.owner[OPPORTUNITY].get(str(row["Id"]))
                 if person is not None:
                     self.opportunities.setdefault(person, {})[str(row["Id"])] = _strip(row)
-            else:  # LeadHistory / OpportunityHistory rows
-                key = str(row.get("LeadId") or row.get("OpportunityId"))
+            elif kind in self.related:
+                self.related[kind][str(row["Id"])] = _strip(row)
+            else:  # LeadHistory / AccountHistory / OpportunityHistory rows
+                key = str(next(row[k] for k in HISTORY_PARENTS if row.get(k)))
                 self.history.setdefault(key, []).append(row)
 
     def _person_of(self, record: Record, obj: str) -> str | None:
@@ -534,13 +614,75 @@ class _PeopleRead:
         self.history_read.update(leads)
         opp_history = [i for i in opps if i not in self.history_read]
         self.history_read.update(opp_history)
+        lead_history, lead_history_fields, lead_key = FIELD_HISTORY[LEAD]
         return [
             *_in_queries(CONTACT, fields[CONTACT], "Id", contacts),
             *_in_queries(CONTACT_ROLE, ["OpportunityId", "ContactId"], "ContactId", roles_of),
             *_in_queries(OPPORTUNITY, fields[OPPORTUNITY], "Id", opps),
-            *_in_queries("LeadHistory", LEAD_HISTORY_FIELDS, "LeadId", leads),
+            *_in_queries(lead_history, lead_history_fields, lead_key, leads),
             *_in_queries("OpportunityHistory", OPPORTUNITY_HISTORY_FIELDS, "OpportunityId", opp_history),
+            *self._related_round(),
         ]
+
+    def _related_round(self) -> list[tuple[str, str]]:
+        """Accounts (with their history) and activities of the records known so far, not read yet.
+
+        Account IDs come from the records read (a Contact's AccountId, a converted Lead's, an
+        Opportunity's), so an Account, its history and the activities on it share one round.
+        """
+        if not self.related:
+            return []
+        fields, read = self.sales.fields, self.related_read
+        accounts = [a for a in self._account_ids() if a not in read[ACCOUNT]]
+        who = [i for i in self._who_ids() if i not in read["WhoId"]]
+        what = [i for i in (*self.owner[OPPORTUNITY], *self._account_ids()) if i not in read["WhatId"]]
+        read[ACCOUNT].update(accounts)
+        read["WhoId"].update(who)
+        read["WhatId"].update(what)
+        queries: list[tuple[str, str]] = []
+        if ACCOUNT in self.related:
+            history, history_fields, key = FIELD_HISTORY[ACCOUNT]
+            queries += _in_queries(ACCOUNT, fields[ACCOUNT], "Id", accounts)
+            queries += _in_queries(history, history_fields, key, accounts)
+        for obj in ACTIVITIES:
+            if obj in self.related:
+                queries += _either_queries(obj, fields[obj], {"WhoId": who, "WhatId": what})
+        return queries
+
+    def _account_ids(self) -> list[str]:
+        found = [
+            record.get(name)
+            for records in self.people.values()
+            for obj, name in ((CONTACT, "AccountId"), (LEAD, "ConvertedAccountId"))
+            if (record := records.get(obj)) is not None
+        ]
+        found += [o.get("AccountId") for opps in self.opportunities.values() for o in opps.values()]
+        return list(dict.fromkeys(str(a) for a in found if a))
+
+    def _who_ids(self) -> list[str]:
+        leads = [str(r[LEAD]["Id"]) for r in self.people.values() if LEAD in r]
+        return list(dict.fromkeys([*leads, *self.owner[LEAD], *self.owner[CONTACT]]))
+
+    def _related_of(
+        self, records: Mapping[str, Record], outcomes: Sequence[Record]
+    ) -> dict[str, list[Record]]:
+        """The person's Account(s), and the activities on their Lead, Contact, Opportunities or Account."""
+        contact, lead = records.get(CONTACT) or {}, records.get(LEAD) or {}
+        accounts = [
+            contact.get("AccountId"),
+            lead.get("ConvertedAccountId"),
+            *(o.get("AccountId") for o in outcomes),
+        ]
+        account_ids = list(dict.fromkeys(str(a) for a in accounts if a))
+        who = {str(r["Id"]) for r in (contact, lead) if r}
+        what = {str(o["Id"]) for o in outcomes} | set(account_ids)
+        out: dict[str, list[Record]] = {}
+        for obj, found in self.related.items():
+            if obj == ACCOUNT:
+                out[obj] = [found[a] for a in account_ids if a in found]
+            else:
+                out[obj] = [r for r in found.values() if r.get("WhoId") in who or r.get("WhatId") in what]
+        return out
 
     def _states(self) -> dict[str, RoleState]:
         states: dict[str, RoleState] = {}
@@ -550,13 +692,15 @@ class _PeopleRead:
             if primary is not None:
                 records[OPPORTUNITY] = primary
             if records:
-                ids = [str(r["Id"]) for r in (*records.values(), *outcomes)]
+                related = self._related_of(records, outcomes)
+                ids = [str(r["Id"]) for r in (*records.values(), *outcomes, *related.get(ACCOUNT, ()))]
                 history = {i: self.history.get(i, []) for i in ids}
                 states[cid] = RoleState(
                     records=records,
                     outcomes=outcomes,
                     updated_at=SalesforceSales._updated_at(records, outcomes),
                     extras={HISTORY: history},
+                    related=related,
                 )
         return states
 
@@ -571,6 +715,26 @@ def _in_queries(
         (sobject, f"SELECT {cols} FROM {sobject} WHERE {key} IN {soql_in(unique[i : i + IN_CLAUSE_CHUNK])}")
         for i in range(0, len(unique), IN_CLAUSE_CHUNK)
     ]
+
+
+def _either_queries(
+    sobject: str, fields: Sequence[str], keys: Mapping[str, Sequence[str]]
+) -> list[tuple[str, str]]:
+    """(kind, SOQL) selecting ``sobject`` records whose key field is one of its values (any key, ORed).
+
+    The values of all keys together are cut 200 at a time, so a small batch costs one query.
+    """
+    cols = ", ".join(dict.fromkeys(["Id", *fields]))
+    pairs = [(key, v) for key, values in keys.items() for v in dict.fromkeys(v for v in values if v)]
+    out = []
+    for i in range(0, len(pairs), IN_CLAUSE_CHUNK):
+        chunk = pairs[i : i + IN_CLAUSE_CHUNK]
+        by_key: dict[str, list[str]] = {}
+        for key, value in chunk:
+            by_key.setdefault(key, []).append(value)
+        where = " OR ".join(f"{key} IN {soql_in(values)}" for key, values in by_key.items())
+        out.append((sobject, f"SELECT {cols} FROM {sobject} WHERE {where}"))
+    return out
 
 
 def _chunked(records: Iterable[Record], size: int) -> Iterator[list[Record]]:

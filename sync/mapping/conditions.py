@@ -2,7 +2,8 @@
 
 Grammar: a leaf ``{field: NAME, <op>: value, ...}`` (several ops are ANDed), or one combinator
 ``{all: [...]}``, ``{any: [...]}``, ``{not: {...}}``. A Salesforce (``sfa``) condition names its
-object at its top: ``{object: Lead|Contact|Opportunity, ...}``. Values compare type-aware: the
+object at its top: ``{object: Lead|Contact|Opportunity, ...}``, or a related object
+(``Account|Event|Task`` by default). Values compare type-aware: the
 literal's type decides (a number literal compares numerically even against "55"). A missing or
 blank value fails every op except ``ne``, ``not_in`` and ``present: false``.
 """
@@ -25,23 +26,37 @@ Record = Mapping[str, Any]
 Predicate = Callable[[Record], bool]
 
 SFA_OBJECTS = ("Lead", "Contact", "Opportunity")  # the default sales-side objects (Salesforce)
+SFA_RELATED = ("Account", "Event", "Task")  # the default related objects (Salesforce)
 # The sales-side objects of the mapping being validated: a mapping may declare its own
 # (``sfa_objects: [contact, deal]``); conditions and references are checked against them.
 _SCOPE: ContextVar[tuple[str, ...]] = ContextVar("sfa_objects", default=SFA_OBJECTS)
+# Its related objects (``sfa_related``): stage conditions and some references may also name them.
+_RELATED: ContextVar[tuple[str, ...]] = ContextVar("sfa_related", default=SFA_RELATED)
 
 
 def sfa_objects_in_scope() -> tuple[str, ...]:
-    """The sales-side objects conditions may name in the mapping being validated."""
+    """The sales-side objects (person and outcome objects) of the mapping being validated."""
     return _SCOPE.get()
 
 
+def sfa_related_in_scope() -> tuple[str, ...]:
+    """The related objects of the mapping being validated."""
+    return _RELATED.get()
+
+
+def sfa_nameable_objects() -> tuple[str, ...]:
+    """Every object a stage condition may name: the sales-side objects, then the related ones."""
+    return _SCOPE.get() + _RELATED.get()
+
+
 @contextmanager
-def sfa_object_scope(objects: tuple[str, ...]) -> Iterator[None]:
-    """Validate conditions and ``Object.Field`` references against ``objects`` inside the block."""
-    token = _SCOPE.set(objects)
+def sfa_object_scope(objects: tuple[str, ...], related: tuple[str, ...] = ()) -> Iterator[None]:
+    """Validate conditions and ``Object.Field`` references against these objects inside the block."""
+    token, related_token = _SCOPE.set(objects), _RELATED.set(related)
     try:
         yield
     finally:
+        _RELATED.reset(related_token)
         _SCOPE.reset(token)
 
 
@@ -81,10 +96,12 @@ def compile_condition(raw: Any, side: Side) -> Condition:
     obj: str | None = None
     fields: set[str] = set()
     if side == "sfa" and isinstance(raw, Mapping):
-        objects = sfa_objects_in_scope()
+        objects = sfa_nameable_objects()
         obj_raw = raw.get("object")
         if "object" not in raw:
-            issues.append(((), f"an sfa condition needs 'object: {'|'.join(objects)}'", "value"))
+            main, related = sfa_objects_in_scope(), sfa_related_in_scope()
+            also = f" (or a related object: {'|'.join(related)})" if related else ""
+            issues.append(((), f"an sfa condition needs 'object: {'|'.join(main)}'{also}", "value"))
         elif obj_raw not in objects:
             hint = did_you_mean(obj_raw, objects)
             issues.append((("object",), f"unknown object {obj_raw!r}: use {_one_of(objects)}{hint}", "value"))

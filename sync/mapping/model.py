@@ -23,9 +23,11 @@ from pydantic_core import PydanticCustomError
 
 from sync.mapping.conditions import (
     SFA_OBJECTS,
+    SFA_RELATED,
     Condition,
     ConditionSyntaxError,
     compile_condition,
+    sfa_nameable_objects,
     sfa_object_scope,
     sfa_objects_in_scope,
 )
@@ -158,6 +160,19 @@ def parse_sfa_ref(raw: Any, objects: tuple[str, ...] | None = None) -> SfaRef:
 SfaRefValue = Annotated[
     SfaRef,
     PlainValidator(parse_sfa_ref, json_schema_input_type=str),
+    PlainSerializer(str),
+    WithJsonSchema({REF: "SfaFieldRef"}),
+]
+
+
+def _any_sfa_ref(raw: Any) -> SfaRef:
+    return parse_sfa_ref(raw, sfa_nameable_objects())
+
+
+# Also a related object (sfa_related): where a stage's time or reason, or an SLA's field, is read.
+SfaAnyRefValue = Annotated[
+    SfaRef,
+    PlainValidator(_any_sfa_ref, json_schema_input_type=str),
     PlainSerializer(str),
     WithJsonSchema({REF: "SfaFieldRef"}),
 ]
@@ -323,7 +338,7 @@ class EnteredAt(_Strict):
     """Where the source system records when a stage was entered."""
 
     ma: MaPropertyChoice | None = None
-    sfa: SfaRefValue | None = None
+    sfa: SfaAnyRefValue | None = None
 
     @model_validator(mode="after")
     def _one_source(self) -> EnteredAt:
@@ -355,7 +370,7 @@ class Stage(_Strict):
     ma: MaCondition | None = None
     sfa: SfaCondition | None = None
     entered_at: EnteredAt | None = None
-    reason: SfaRefValue | None = Field(
+    reason: SfaAnyRefValue | None = Field(
         None, description="Where a detour's reason is read, e.g. Opportunity.Loss_Reason__c"
     )
 
@@ -473,7 +488,7 @@ class Sla(_Strict):
     to: StageId | None = None
     within: DurationValue | None = None
     stage: StageId | None = Field(None, description="complete_at: the stage whose entry is checked")
-    fields: list[SfaRefValue] | None = Field(
+    fields: list[SfaAnyRefValue] | None = Field(
         None, description="complete_at: the Salesforce fields that must be filled, e.g. Opportunity.Budget__c"
     )
     on_breach: list[SlaAction] = Field(default=["log"])
@@ -529,6 +544,46 @@ def _sfa_object_list(raw: Any) -> tuple[str, ...]:
     return tuple(raw)
 
 
+def declared_related(raw: Any) -> tuple[str, ...]:
+    """The ``sfa_related`` a document declares when well formed; else its default.
+
+    The default is Salesforce's related objects when ``sfa_objects`` is not declared (Salesforce),
+    none when it is (another sales system names its own).
+    """
+    given = raw.get("sfa_related") if isinstance(raw, dict) else None
+    if isinstance(given, list) and all(isinstance(o, str) and _IDENT.match(o) for o in given):
+        return tuple(given)
+    declared = isinstance(raw, dict) and raw.get("sfa_objects") is not None
+    return () if declared else SFA_RELATED
+
+
+def _related_list(raw: Any) -> tuple[str, ...]:
+    if isinstance(raw, tuple):
+        return raw
+    if not isinstance(raw, list) or not all(isinstance(o, str) and _IDENT.match(o) for o in raw):
+        raise _fail(f"sfa_related must list object names, got {raw!r}")
+    if len(set(raw)) != len(raw):
+        raise _fail("sfa_related lists an object twice")
+    main = sfa_objects_in_scope()
+    clash = [o for o in raw if o in main]
+    if clash:
+        raise _fail(f"{clash[0]!r} is one of sfa_objects; sfa_related names other objects")
+    return tuple(raw)
+
+
+SfaRelatedList = Annotated[
+    tuple[str, ...],
+    PlainValidator(_related_list, json_schema_input_type=list[str]),
+    PlainSerializer(list),
+    WithJsonSchema(
+        {
+            "type": "array",
+            "items": {"type": "string", "pattern": _IDENT.pattern},
+            "uniqueItems": True,
+            "description": "Related objects stage conditions may also name (any of the person's records)",
+        }
+    ),
+]
 SfaObjectList = Annotated[
     tuple[str, ...],
     PlainValidator(_sfa_object_list, json_schema_input_type=list[str]),
@@ -554,6 +609,11 @@ class Mapping(_Strict):
         alias="sfa_objects",
         description="The sales-side objects (default Lead, Contact, Opportunity), e.g. [contact, deal]",
     )
+    declared_sfa_related: SfaRelatedList | None = Field(
+        None,
+        alias="sfa_related",
+        description="Related objects (default Account, Event, Task unless sfa_objects is declared)",
+    )
     identity: Identity
     stages: list[Stage] = Field(min_length=1)
     handover: Handover
@@ -568,7 +628,7 @@ class Mapping(_Strict):
     @classmethod
     def _in_object_scope(cls, data: Any, handler: Any) -> Any:
         """Validate conditions and references against the objects this document declares."""
-        with sfa_object_scope(declared_objects(data)):
+        with sfa_object_scope(declared_objects(data), declared_related(data)):
             return handler(data)
 
     def stage_ids(self) -> list[str]:
@@ -624,8 +684,18 @@ class Mapping(_Strict):
         """The sales-side objects that hold the person (all but the outcome object)."""
         return person_objects(self.sfa_objects())
 
+    def related_objects(self) -> tuple[str, ...]:
+        """The related objects conditions may name (any of the person's records of each counts)."""
+        if self.declared_sfa_related is not None:
+            return self.declared_sfa_related
+        return () if self.declared_sfa_objects is not None else SFA_RELATED
+
     def sfa_fields(self, obj: str) -> set[str]:
-        """Salesforce fields of ``obj`` that this mapping reads (conditions, fields, closed loop, dates)."""
+        """Salesforce fields of ``obj`` that this mapping reads (conditions, fields, closed loop, dates).
+
+        For a related object: the fields its stage conditions, entry times, reasons and SLAs name
+        (empty when the mapping names none, so the connector need not read the object at all).
+        """
         out: set[str] = set()
         for s in self.stages:
             if s.sfa is not None and s.sfa.object == obj:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sync.mapping.conditions import COMBINATORS, SFA_OBJECTS
+from sync.mapping.conditions import COMBINATORS, SFA_OBJECTS, SFA_RELATED
 from sync.mapping.duration import _RX as _DURATION_RX
 from sync.mapping.model import REF, Mapping
 
@@ -13,12 +13,14 @@ _SCALAR: dict[str, Any] = {"type": ["string", "number", "boolean", "null"]}
 _VALUE: dict[str, Any] = {"type": ["string", "number", "boolean"]}
 _LIST: dict[str, Any] = {"type": "array", "items": _VALUE, "minItems": 1}
 _NAME = "[A-Za-z_][A-Za-z0-9_]*"
-# Any object the mapping's sfa_objects declares (by default these three); the linter checks which.
+# Any object the mapping's sfa_objects or sfa_related declare (by default these six); the linter
+# checks which.
 _OBJECT: dict[str, Any] = {
     "type": "string",
     "pattern": f"^{_NAME}$",
-    "examples": list(SFA_OBJECTS),
-    "description": "One of the mapping's sfa_objects (default Lead, Contact, Opportunity)",
+    "examples": [*SFA_OBJECTS, *SFA_RELATED],
+    "description": "One of the mapping's sfa_objects (default Lead, Contact, Opportunity) or "
+    "sfa_related (default Account, Event, Task)",
 }
 
 
@@ -83,7 +85,8 @@ def json_schema() -> dict[str, Any]:
     defs["SfaFieldRef"] = {
         "type": "string",
         "pattern": rf"^{_NAME}\.{_NAME}$",
-        "description": "Object.Field, the object one of the mapping's sfa_objects",
+        "description": "Object.Field, the object one of the mapping's sfa_objects (stage times and "
+        "reasons, SLA fields: or of its sfa_related)",
     }
     defs["Transform"] = {
         "oneOf": [

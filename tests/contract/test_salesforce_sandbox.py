@@ -458,6 +458,48 @@ def test_opportunity_field_history_is_queryable_and_follows_tracked_fields(env: 
     assert _content(err.value)[0]["errorCode"] == "INVALID_TYPE_FOR_OPERATION"
 
 
+def test_account_history_follows_tracked_account_fields(env: Any) -> None:
+    """AccountHistory (AccountId, Field, OldValue, NewValue, CreatedDate) gets a ``created`` row and
+    one row per change of a history-tracked Account field; untracked fields and writes leave none.
+
+    Object Reference, "AccountHistory" (fields AccountId, Field, OldValue, NewValue; query, retrieve
+    only); Salesforce Help, "Field History Tracking" (tracking is chosen per field; custom fields
+    such as Customer_Status__c can be tracked). The sandbox tracks Customer_Status__c and OwnerId.
+    """
+    sandbox, sf = env
+    account = sf.Account.create({"Name": "Tracked Co", "Customer_Status__c": "Onboarding"})["id"]
+    sf.Account.update(account, {"Customer_Status__c": "Active", "Type": "Customer - Direct"})
+    sf.Account.update(account, {"Customer_Status__c": "Churned"})
+    soql = (
+        "SELECT AccountId, Field, OldValue, NewValue, CreatedDate FROM AccountHistory "
+        f"WHERE AccountId = '{account}' ORDER BY CreatedDate"
+    )
+    rows = sf.query(soql)["records"]
+    assert [(r["Field"], r["OldValue"], r["NewValue"]) for r in rows] == [
+        ("created", None, None),
+        ("Customer_Status__c", "Onboarding", "Active"),  # Type is not tracked: no row
+        ("Customer_Status__c", "Active", "Churned"),
+    ]
+    assert all(r["AccountId"] == account and r["CreatedDate"] for r in rows)
+    tracked = sf.query(
+        "SELECT QualifiedApiName, IsFieldHistoryTracked FROM FieldDefinition WHERE "
+        "EntityDefinition.QualifiedApiName = 'Account' AND QualifiedApiName IN ('Customer_Status__c', 'Type')"
+    )["records"]
+    assert {r["QualifiedApiName"]: r["IsFieldHistoryTracked"] for r in tracked} == {
+        "Customer_Status__c": True,
+        "Type": False,
+    }
+    sandbox.set_history_tracking("Account", "Customer_Status__c", False)
+    try:
+        sf.Account.update(account, {"Customer_Status__c": "Onboarding"})
+        assert len(sf.query(soql)["records"]) == 3
+    finally:
+        sandbox.set_history_tracking("Account", "Customer_Status__c", True)
+    with pytest.raises(SalesforceMalformedRequest) as err:
+        sf.restful("sobjects/AccountHistory", method="POST", json={"AccountId": account})
+    assert _content(err.value)[0]["errorCode"] == "INVALID_TYPE_FOR_OPERATION"
+
+
 def test_history_tracking_is_detectable_through_field_definition(env: Any) -> None:
     """A client detects per-field tracking with ``SELECT QualifiedApiName, IsFieldHistoryTracked FROM
     FieldDefinition WHERE EntityDefinition.QualifiedApiName = 'Lead'`` through the REST query or the

@@ -314,6 +314,63 @@ CASES: list[tuple[str, dict[int, str], int, int, str, int]] = [
         1,
     ),
     ("label-unknown-language", {7: "  - id: lead\n    label: {fr: Prospect}"}, 8, 13, "unknown key 'fr'", 1),
+    (
+        "related-object-typo",
+        {12: "    sfa: {object: Acount, field: Customer_Status__c, eq: Active}"},
+        12,
+        19,
+        "unknown object 'Acount': use Lead, Contact, Opportunity, Account, Event or Task "
+        "(did you mean 'Account'?)",
+        1,
+    ),
+    (
+        "related-entered-at-typo",
+        {12: "    sfa: {object: Event, field: Type, eq: Kickoff}\n    entered_at: {sfa: Evnt.StartDateTime}"},
+        13,
+        23,
+        "unknown object 'Evnt' in 'Evnt.StartDateTime'",
+        1,
+    ),
+    (
+        "related-reason-typo",
+        {16: "    reason: Acount.Churn_Reason__c\nhandover: {at: mql, create_as: Lead}"},
+        16,
+        13,
+        "(did you mean 'Account'?)",
+        1,
+    ),
+    (
+        "related-sla-field-typo",
+        {25: "  - {id: sheet, kind: complete_at, stage: sal, fields: [Tsk.Subject]}"},
+        25,
+        57,
+        "unknown object 'Tsk' in 'Tsk.Subject'",
+        1,
+    ),
+    (
+        "related-not-declared",
+        {1: "version: 1\nsfa_related: [Account]", 12: "    sfa: {object: Event, field: Type, eq: Kickoff}"},
+        13,
+        19,
+        "unknown object 'Event': use Lead, Contact, Opportunity or Account",
+        1,
+    ),
+    (
+        "related-is-a-sales-object",
+        {1: "version: 1\nsfa_related: [Account, Lead]"},
+        2,
+        14,
+        "'Lead' is one of sfa_objects",
+        1,
+    ),
+    (
+        "related-closed-loop-source",
+        {22: "  - {from: Account.Name, ma: closedloop_account}"},
+        22,
+        12,
+        "unknown object 'Account' in 'Account.Name': use Lead, Contact, Opportunity",
+        1,
+    ),
 ]
 
 
