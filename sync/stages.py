@@ -156,6 +156,13 @@ def _plan(mapping: Mapping) -> _Plan:
     return plan
 
 
+def detour_anchor(mapping: Mapping, detour_id: str) -> str | None:
+    """The success stage a terminal detour leaves from (``lost`` -> opportunity); None for others."""
+    plan = _plan(mapping)
+    at = plan.anchor.get(detour_id)
+    return plan.path[at] if at is not None else None
+
+
 def _best(stages: tuple[_CompiledStage, ...], view: PersonView) -> tuple[str | None, int]:
     best, best_tier = None, -1
     for st in stages:

@@ -101,12 +101,21 @@ def project(
 
 
 def outcome(mapping: Mapping, stage: str) -> str:
-    """open | the won stage's id, also for stages after it | <terminal detour id> (lost, churned)."""
+    """The sales outcome: open | won | <terminal detour id> (lost, disqualified).
+
+    Stages after the won one (kickoff, customer, expansion) and a detour leaving from them (churned)
+    keep the outcome won: the deal was won; the stage itself says what happened since.
+    """
+    from sync.stages import detour_anchor  # the stage engine imports the mapping package
+
     path, won = mapping.success_path(), mapping.won_stage()
-    if stage in path and path.index(stage) >= path.index(won):
-        return won
+    if stage in path:
+        return won if path.index(stage) >= path.index(won) else "open"
     st = mapping.stage(stage)
-    return stage if st.detour and not st.recycle else "open"
+    if not st.detour or st.recycle:
+        return "open"
+    anchor = detour_anchor(mapping, stage)
+    return won if anchor is not None and path.index(anchor) > path.index(won) else stage
 
 
 def closed_loop_values(mapping: Mapping, view: PersonView, stage: str | None) -> dict[str, Any]:

@@ -208,7 +208,18 @@ def test_closed_loop_values_for_lost_deal(default: Mapping) -> None:
 
 @pytest.mark.parametrize(
     ("stage", "outcome"),
-    [("won", "won"), ("sql", "open"), ("recycled", "open"), ("disqualified", "disqualified")],
+    [
+        ("won", "won"),
+        ("sql", "open"),
+        ("recycled", "open"),
+        ("disqualified", "disqualified"),
+        ("lost", "lost"),
+        # the customer's life after the contract: the deal stays won, the stage says the rest
+        ("kickoff", "won"),
+        ("customer", "won"),
+        ("expansion", "won"),
+        ("churned", "won"),
+    ],
 )
 def test_outcome_values(default: Mapping, stage: str, outcome: str) -> None:
     assert closed_loop_values(default, sfa_view(), stage) == {
@@ -289,8 +300,12 @@ def test_preview_rejects_unknown_object(default: Mapping) -> None:
 
 
 def test_mapping_helpers(default: Mapping) -> None:
-    assert default.success_path() == ["lead", "mql", "sal", "sql", "opportunity", "won"]
-    assert default.detours() == ["lost", "disqualified", "recycled"]
+    assert default.success_path() == [
+        "lead", "mql", "sal", "sql", "opportunity", "won", "kickoff", "customer", "expansion"
+    ]  # fmt: skip
+    assert default.detours() == ["lost", "disqualified", "recycled", "churned"]
+    assert default.won_stage() == "won"
+    assert default.sfa_fields("Account") == {"Customer_Status__c"}
     won = default.stage("won").sfa
     assert won is not None and won.object == "Opportunity"
     with pytest.raises(KeyError):
@@ -299,7 +314,10 @@ def test_mapping_helpers(default: Mapping) -> None:
         "Opportunity"
     )
     assert {"hubspotscore", "lifecyclestage", "hs_lead_status", "closedloop_id"} <= default.ma_properties()
-    assert default.slas[1].within.business and default.slas[0].within.as_timedelta().total_seconds() == 86400
+    first_touch, info_sheet, kickoff = default.slas
+    assert first_touch.within is not None and first_touch.within.as_timedelta().total_seconds() == 86400
+    assert kickoff.within is not None and kickoff.within.business
+    assert info_sheet.kind == "complete_at" and info_sheet.stage == "sql"
 
 
 def test_model_dump_round_trips(default: Mapping) -> None:

@@ -22,7 +22,7 @@ def sfa_view(ma: Any = None, lead: Any = None, contact: Any = None, opportunity:
 
 MAPPING = load_mapping(Path(__file__).parents[2] / "mappings" / "default.yaml")
 PATH = MAPPING.success_path()
-TERMINAL = ["lost", "disqualified"]
+TERMINAL = ["lost", "disqualified", "churned"]
 RECYCLE = ["recycled"]
 
 OPEN_OPP = {"IsClosed": False, "IsWon": False, "StageName": "Proposal/Price Quote"}
@@ -146,7 +146,8 @@ sequences = st.lists(stage_or_none, max_size=30)
 
 def _anchor(mapping: Mapping, detour: str) -> int:
     """Re-derived independently: first success stage whose lowest evidence tier reaches the detour's."""
-    tiers = {None: 0, "Lead": 1, "Contact": 2, "Opportunity": 3}
+    # Related objects (Account, Event, Task) all rank one above the outcome object.
+    tiers = {None: 0, "Lead": 1, "Contact": 2, "Opportunity": 3, "Account": 4, "Event": 4, "Task": 4}
 
     def levels(sid: str) -> list[int]:
         s = mapping.stage(sid)
