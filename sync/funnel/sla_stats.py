@@ -97,20 +97,8 @@ def summarise_slas(
 
 # --- breach analysis: by owner, team, campaign and ISO week ---------------------------------------
 
-MARKETING, INSIDE_SALES, FIELD_SALES = "marketing", "inside_sales", "field_sales"
 DIMENSIONS = ("owner", "team", "campaign", "week")
 ALL_SLAS = "*"
-
-
-def team_of(stage: str, success_path: Sequence[str], handover: str | None, qualified: str = "sql") -> str:
-    """The team owning a stage: marketing up to the handover, inside sales up to ``qualified``, then field sales."""
-    path = list(success_path)
-    at = path.index(stage) if stage in path else len(path)
-    if handover in path and at <= path.index(handover):
-        return MARKETING
-    if qualified in path and at <= path.index(qualified):
-        return INSIDE_SALES
-    return FIELD_SALES
 
 
 def iso_week(at: datetime) -> str:
