@@ -22,11 +22,11 @@ from fastapi import FastAPI
 
 from sandboxes.common import CallCounter, FaultPlan, SimClock, install_faults_and_counter
 from sandboxes.hubspot_api import build_app
-from sandboxes.hubspot_owners import Owners
 from sandboxes.hubspot_associations import Associations
 from sandboxes.hubspot_errors import HubSpotError, error_response
 from sandboxes.hubspot_index import SearchIndex
 from sandboxes.hubspot_limits import RateLimiter
+from sandboxes.hubspot_owners import Owners
 from sandboxes.hubspot_pipelines import Pipelines
 from sandboxes.hubspot_props import iso_ms, normalize_value
 from sandboxes.hubspot_store import ChangeEvent, ContactStore, DealStore, ObjectStore, Record, Source

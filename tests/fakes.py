@@ -503,7 +503,9 @@ class FakeSales(FakeSystem):
 
     def owner_names(self, ids: Sequence[str]) -> dict[str, str]:
         wanted = list(dict.fromkeys(ids))
-        return self._call("owner_names", wanted, lambda: {i: self.users[i] for i in wanted if i in self.users})
+        return self._call(
+            "owner_names", wanted, lambda: {i: self.users[i] for i in wanted if i in self.users}
+        )
 
     def candidates(self, refs: Sequence[RecordRef]) -> list[Candidate]:
         out: list[Candidate] = []

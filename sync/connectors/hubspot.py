@@ -266,7 +266,9 @@ class HubSpotConnector:
         )
         return [_contact(obj) for obj in page.get("results") or []], _next_after(page)
 
-    def owners_page(self, after: str | None, limit: int = OWNERS_PAGE) -> tuple[list[dict[str, Any]], str | None]:
+    def owners_page(
+        self, after: str | None, limit: int = OWNERS_PAGE
+    ) -> tuple[list[dict[str, Any]], str | None]:
         """One page of the portal's active owners (``GET /crm/v3/owners``) and the next token."""
         page = self._call_json(
             "owners", self._client.crm.owners.owners_api.get_page, limit=limit, after=after, archived=False

@@ -296,7 +296,8 @@ class HubSpotSales:
 
     def owner_names(self, ids: Sequence[str]) -> dict[str, str]:
         """Names of the owners with these ids, paging the owners list until all are found."""
-        wanted, found, after = set(ids), {}, None
+        wanted, after = set(ids), None
+        found: dict[str, str] = {}
         while wanted - set(found):
             owners, after = self.edge.owners_page(after)
             for owner in owners:

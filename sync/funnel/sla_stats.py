@@ -137,8 +137,8 @@ def breakdown_slas(
     """Compliance and breaches per owner, team, campaign and week: one row per SLA and one for all (``*``).
 
     The team is the rule's; the owner is the person's owner in that team (``Person.owners``), else
-    the person's current owner; campaign the current one (``(none)`` when blank). Rows are sorted by dimension, totals before single SLAs, then most breaches first (weeks:
-    in time order).
+    the person's current owner; campaign the current one (``(none)`` when blank). Rows are sorted
+    by dimension, totals before single SLAs, then most breaches first (weeks: in time order).
     """
     teams = {rule.id: rule.team or NO_VALUE for rule in rules}
     query = (

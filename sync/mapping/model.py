@@ -596,7 +596,9 @@ class Mapping(_Strict):
     declared_teams: list[Team] | None = Field(
         None, alias="teams", description="Teams and the stages they own (default: see mappings/README.md)"
     )
-    nps: RelatedRefValue | None = Field(None, description="Where a 0-10 NPS score is read, e.g. Contact.NPS__c")
+    nps: RelatedRefValue | None = Field(
+        None, description="Where a 0-10 NPS score is read, e.g. Contact.NPS__c"
+    )
 
     _cache: dict[str, Any] = PrivateAttr(default_factory=dict)
 

@@ -82,7 +82,9 @@ def test_default_teams_for_declared_objects_split_at_the_handover() -> None:
         ("nps: Contact.NPS__c", 8, 6, "unknown object 'Contct'"),
     ],
 )
-def test_team_mistakes_are_lint_errors_at_their_position(edit: str, line: int, col: int, fragment: str) -> None:
+def test_team_mistakes_are_lint_errors_at_their_position(
+    edit: str, line: int, col: int, fragment: str
+) -> None:
     replacement = {
         "unknown stage 'lots'": "    stages: [lots, lost]",
         "stage 'lead' already belongs to teams[0]": "    stages: [sal, lead]",

@@ -306,9 +306,7 @@ def test_migration_0004_adds_team_owners_nps_and_owner_names_and_downgrades(stor
             ),
             {"owners": json.dumps({"field_sales": "005B"}), "now": now},
         )
-        conn.execute(
-            text("INSERT INTO owner_names VALUES ('005B', '佐藤 花子', :now)"), {"now": now}
-        )
+        conn.execute(text("INSERT INTO owner_names VALUES ('005B', '佐藤 花子', :now)"), {"now": now})
     assert run(store, "SELECT p.nps, o.name FROM people p, owner_names o")[0]["name"] == "佐藤 花子"
     assert has_reporting_schema(store.engine)  # the reporting views survived the new columns
     assert run(store, "SELECT COUNT(*) AS n FROM reporting.people") == [{"n": 1}]
