@@ -212,8 +212,9 @@ MESSAGES: dict[str, dict[str, str]] = {
         "sla_by": "SLA breaches by {dimension}",
         "sla_breakdown": "Where SLAs are missed: by owner, team, campaign and week",
         "sla_by_explain": "Timers started in the period that finished (met on time or missed), all SLAs "
-        "together: by the person's current owner and campaign, by the team owning the stage the SLA "
-        "waits on, and by the week the timer started (a trend).",
+        "together: by owner (the person's owner in the SLA's team, else the current owner), by the "
+        "person's campaign, by the team owning the stage the SLA waits on, and by the week the timer "
+        "started (a trend).",
         "dim_owner": "owner",
         "dim_team": "team",
         "dim_campaign": "campaign",
@@ -374,8 +375,9 @@ MESSAGES: dict[str, dict[str, str]] = {
         "t_compliance": "遵守率",
         "sla_by": "SLA の期限超過（{dimension}別）",
         "sla_breakdown": "SLA 期限超過の内訳：担当者・チーム・キャンペーン・週別",
-        "sla_by_explain": "期間中に開始し完了した（期限内または期限超過の）タイマーを全SLA合計で、担当者と"
-        "キャンペーン（現在の値）、SLAが待つステージを担当するチーム、タイマーが始まった週（推移）ごとに集計。",
+        "sla_by_explain": "期間中に開始し完了した（期限内または期限超過の）タイマーを全SLA合計で、担当者"
+        "（SLAのチームでの担当者、なければ現在の担当者）、キャンペーン（現在の値）、SLAが待つステージを"
+        "担当するチーム、タイマーが始まった週（推移）ごとに集計。",
         "dim_owner": "担当者",
         "dim_team": "チーム",
         "dim_campaign": "キャンペーン",
