@@ -105,6 +105,7 @@ def run_demo(
         assert scenario.runtime is not None and scenario.boxes is not None
         now = scenario.clock.now()
         breaches = operations.detect_sla_breaches(now=now)
+        operations.refresh_owner_names(now=now)
         mapping, _ = scenario.runtime.mappings.get()
         report = funnel_report(scenario.runtime.store, mapping, now=now)
         loc = Locale.of(scenario.runtime.settings.language, mapping)

@@ -26,6 +26,7 @@ from sandboxes.hubspot_associations import Associations
 from sandboxes.hubspot_errors import HubSpotError, error_response
 from sandboxes.hubspot_index import SearchIndex
 from sandboxes.hubspot_limits import RateLimiter
+from sandboxes.hubspot_owners import Owners
 from sandboxes.hubspot_pipelines import Pipelines
 from sandboxes.hubspot_props import iso_ms, normalize_value
 from sandboxes.hubspot_store import ChangeEvent, ContactStore, DealStore, ObjectStore, Record, Source
@@ -82,6 +83,7 @@ class HubSpotSandbox:
             "tasks": self.tasks,
         }
         self.associations = Associations()
+        self.owners = Owners()
         self.limiter = RateLimiter(self.clock, window_limit, window_seconds, daily_limit, search_per_second)
         self.webhooks = WebhookQueue(portal_id, app_id)
         self.counter = CallCounter()
@@ -90,6 +92,11 @@ class HubSpotSandbox:
         self.ui_source = Source("CRM_UI", f"userId:{UI_USER_ID}", via_api=False)
         self.app: FastAPI = build_app(self)
         install_faults_and_counter(self.app, self.faults, self.counter, error_response)
+
+    def add_owner(self, first_name: str, last_name: str, email: str) -> str:
+        """Add a user who can own records (an admin's action, not an API call); returns the owner id."""
+        with self.lock:
+            return self.owners.add(first_name, last_name, email, self.clock.now())
 
     # ----- internal ---------------------------------------------------------------------------
 

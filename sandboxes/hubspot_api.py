@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sandboxes.hubspot_api_crm import association_routes, pipeline_routes
 from sandboxes.hubspot_errors import HubSpotError, not_found
+from sandboxes.hubspot_owners import owner_routes
 from sandboxes.hubspot_props import FIELD_TYPES, PropertyDef, iso_ms, validate_name
 from sandboxes.hubspot_search import search
 from sandboxes.hubspot_store import ObjectStore, Record, Source
@@ -145,6 +146,7 @@ def build_app(sandbox: HubSpotSandbox) -> FastAPI:
     _property_routes(app, sandbox)
     pipeline_routes(app, sandbox)
     association_routes(app, sandbox)
+    owner_routes(app, sandbox)
     return app
 
 

@@ -336,7 +336,7 @@ class Backfill:
             }
             for cid, person in people.items():
                 view = states[cid].view()
-                refresh_attributes(person, view, self.profiles)
+                refresh_attributes(person, view, self.profiles, self.mapping)
                 try:
                     steps = replay(self.mapping, self.profiles, events[cid])
                 except (

@@ -208,7 +208,7 @@ class Engine:
         the history does not keep, at the time the record says it changed.
         """
         view = state.view()
-        refresh_attributes(person, view, self.profiles)
+        refresh_attributes(person, view, self.profiles, self.mapping)
         added = 0
         replayed = replay(
             self.mapping, self.profiles, history, start=person.stage, after=person.stage_entered_at

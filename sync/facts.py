@@ -14,7 +14,7 @@ from typing import Any
 from sync.connectors.contract import Profile
 from sync.fieldsync import canonical
 from sync.identity import normalise_email
-from sync.mapping import Mapping
+from sync.mapping import Mapping, SfaRef
 from sync.stages import PersonView
 from sync.store.models import Person, Transition
 from sync.timeutil import utcnow
@@ -57,8 +57,40 @@ def _fits(value: Any, column: Any) -> str:
     return str(value)[: column.type.length]
 
 
-def refresh_attributes(person: Person, view: PersonView, profiles: Profiles) -> None:
-    """Campaign, source, owner and email as the systems now say (a blank never erases a known value)."""
+def sfa_value(view: PersonView, ref: SfaRef) -> Any:
+    """``Object.Field`` in the person's records: a person/outcome object's record, else the first related one."""
+    record = view.record(ref.object)
+    if record is None:
+        related = view.related.get(ref.object) or ()
+        record = related[0] if related else None
+    return record.get(ref.field) if record is not None else None
+
+
+def refresh_team_facts(person: Person, view: PersonView, mapping: Mapping) -> None:
+    """The owner per team (``{team: owner id}``) and the NPS score, as the sales side now says.
+
+    A team whose owner field is blank keeps its known owner; a score outside 0-10 is ignored.
+    """
+    owners = dict(person.owners or {})
+    for team in mapping.teams():
+        value = sfa_value(view, team.owner) if team.owner is not None else None
+        if value not in (None, ""):
+            owners[team.id] = str(value)[: Person.owner.type.length]
+    if owners != (person.owners or {}):
+        person.owners = owners
+    if mapping.nps is not None:
+        score = to_decimal(sfa_value(view, mapping.nps))
+        if score is not None and 0 <= score <= 10:
+            person.nps = score
+
+
+def refresh_attributes(
+    person: Person, view: PersonView, profiles: Profiles, mapping: Mapping | None = None
+) -> None:
+    """Campaign, source, owner and email as the systems now say (a blank never erases a known value);
+    with ``mapping``, the owner per team and the NPS score too."""
+    if mapping is not None:
+        refresh_team_facts(person, view, mapping)
     ma = view.ma or {}
     ma_profile, sfa_profile = profiles.ma, profiles.sfa
     if ma_profile.campaign_field and ma.get(ma_profile.campaign_field):

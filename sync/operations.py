@@ -176,6 +176,18 @@ def detect_sla_breaches(now: datetime | None = None) -> int:
     return len(breaches)
 
 
+def refresh_owner_names(now: datetime | None = None) -> int:
+    """Read the display names of owners not named yet from the sales side (reports show names)."""
+    from sync.owner_names import refresh_owner_names as refresh
+
+    rt = runtime()
+    try:
+        return refresh(rt.store.session, rt.sfa.owner_names, now)
+    except ConnectorError as exc:  # names are cosmetic: the next run tries again
+        log.warning("owner_names_failed", error=exc.message[:300], category=exc.category)
+        return 0
+
+
 def retry_failed(category: str | None = "transient", error_id: int | None = None, limit: int = 1000) -> int:
     """Sync again the people with open errors (all transient ones by default); returns people retried."""
     rt = runtime()

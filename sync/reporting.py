@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 
 from sync.funnel.build import build_report
+from sync.funnel.customer_success import cs_stages
 from sync.funnel.figures import FunnelReport
 from sync.funnel.filters import EVERYONE, PeopleFilter
 from sync.mapping import Mapping
@@ -48,4 +49,6 @@ def funnel_report(
         slas=sla_rules(mapping),
         now=now,
         who=who,
+        cs=cs_stages(mapping),
+        nps_mapped=mapping.nps is not None,
     )

@@ -15,7 +15,6 @@ from sqlalchemy.orm import Session
 from sync.connectors.contract import MA, SFA, MarketingConnector, SalesConnector
 from sync.funnel import notify, sla
 from sync.funnel.business_time import Calendar
-from sync.funnel.sla_stats import team_of
 from sync.logs import get_logger
 from sync.mapping import Mapping
 from sync.mapping.model import DEFAULT_NOTIFY_ENV
@@ -34,7 +33,6 @@ BREACH_PROPERTY = "closedloop_sla_breach"
 def sla_rules(mapping: Mapping) -> list[sla.SlaRule]:
     """The mapping's SLAs as timer rules, each with the team owning the stage it waits on."""
     rules = []
-    path, handover = mapping.success_path(), mapping.handover.at
     for entry in mapping.slas:
         notify_env = entry.notify.url_env if entry.notify is not None else None
         if entry.kind == sla.COMPLETE_AT and entry.stage is not None:
@@ -47,7 +45,7 @@ def sla_rules(mapping: Mapping) -> list[sla.SlaRule]:
                     notify=notify_env,
                     kind=sla.COMPLETE_AT,
                     fields=tuple(str(ref) for ref in entry.fields or ()),
-                    team=team_of(entry.stage, path, handover),
+                    team=mapping.team_of(entry.stage),
                 )
             )
             continue
@@ -65,7 +63,7 @@ def sla_rules(mapping: Mapping) -> list[sla.SlaRule]:
                 business_days=days,
                 on_breach=tuple(entry.on_breach),
                 notify=notify_env,
-                team=team_of(entry.to, path, handover),
+                team=mapping.team_of(entry.to),
             )
         )
     return rules

@@ -342,6 +342,7 @@ class FakeSales(FakeSystem):
         self.converted_field = converted_field
         self.streams: tuple[str, ...] = self.profile.evidence_order
         self.follow_ups: list[dict[str, Any]] = []
+        self.users: dict[str, str] = {}  # owner id -> display name
 
     # -- direct edits -----------------------------------------------------------------------------------
 
@@ -499,6 +500,12 @@ class FakeSales(FakeSystem):
             self.follow_ups.append({"record": record_id, "owner": owner, "subject": subject, "due": due})
 
         self._call("create_follow_up", record_id, write)
+
+    def owner_names(self, ids: Sequence[str]) -> dict[str, str]:
+        wanted = list(dict.fromkeys(ids))
+        return self._call(
+            "owner_names", wanted, lambda: {i: self.users[i] for i in wanted if i in self.users}
+        )
 
     def candidates(self, refs: Sequence[RecordRef]) -> list[Candidate]:
         out: list[Candidate] = []

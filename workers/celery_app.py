@@ -10,13 +10,15 @@ EMBEDDED_BROKER = "memory://localhost//"  # in-process transport; naming the hos
 
 
 def beat_schedule(poll_interval: float) -> dict[str, dict[str, object]]:
-    """Polling of both roles' systems (the safety net), inbox sweep, SLA detection and error replay."""
+    """Polling of both roles' systems (the safety net), inbox sweep, SLA detection, error replay and
+    owner names."""
     return {
         "poll-ma": {"task": "closedloop.poll", "schedule": poll_interval, "args": ("ma",)},
         "poll-sfa": {"task": "closedloop.poll", "schedule": poll_interval, "args": ("sfa",)},
         "sweep-inbox": {"task": "closedloop.sweep_inbox", "schedule": 15.0},
         "detect-sla-breaches": {"task": "closedloop.detect_sla_breaches", "schedule": 60.0},
         "retry-failed": {"task": "closedloop.retry_failed", "schedule": 60.0},
+        "refresh-owner-names": {"task": "closedloop.refresh_owner_names", "schedule": 300.0},
     }
 
 

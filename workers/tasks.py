@@ -65,6 +65,12 @@ def detect_sla_breaches() -> int:
     return operations.detect_sla_breaches()
 
 
+@app.task(name="closedloop.refresh_owner_names", acks_late=True)
+def refresh_owner_names() -> int:
+    """Read the names of owners not named yet (reports show names, not ids)."""
+    return operations.refresh_owner_names()
+
+
 @app.task(name="closedloop.retry_failed", acks_late=True)
 def retry_failed() -> int:
     """Replay people whose last sync failed transiently."""

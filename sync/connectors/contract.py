@@ -256,3 +256,7 @@ class SalesConnector(Connector, Protocol):
     ) -> None:
         """A to-do for the person's owner about this record (an SLA breach); raises when refused."""
         ...
+
+    def owner_names(self, ids: Sequence[str]) -> dict[str, str]:
+        """Display names of the owners (users) with these ids; ids the system does not know are left out."""
+        ...

@@ -65,6 +65,9 @@ LIFECYCLE_ORDER = (
 )
 
 
+OWNERS_PAGE = 500  # the owners list's page size (its default is 100)
+
+
 @dataclass(frozen=True)
 class HubSpotContact:
     """A CRM record (contact or deal) as read from HubSpot: its ID, properties and modification time."""
@@ -262,6 +265,15 @@ class HubSpotConnector:
             archived=False,
         )
         return [_contact(obj) for obj in page.get("results") or []], _next_after(page)
+
+    def owners_page(
+        self, after: str | None, limit: int = OWNERS_PAGE
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of the portal's active owners (``GET /crm/v3/owners``) and the next token."""
+        page = self._call_json(
+            "owners", self._client.crm.owners.owners_api.get_page, limit=limit, after=after, archived=False
+        )
+        return list(page.get("results") or []), _next_after(page)
 
     def summary(self, object_type: str = "contacts") -> tuple[int, datetime | None]:
         """How many live records the portal holds and the newest modification time (one search call)."""

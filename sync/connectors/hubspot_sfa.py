@@ -294,6 +294,20 @@ class HubSpotSales:
             task["hubspot_owner_id"] = owner
         self.edge.create_task(task, record_id, self.meta.task_type_id())
 
+    def owner_names(self, ids: Sequence[str]) -> dict[str, str]:
+        """Names of the owners with these ids, paging the owners list until all are found."""
+        wanted, after = set(ids), None
+        found: dict[str, str] = {}
+        while wanted - set(found):
+            owners, after = self.edge.owners_page(after)
+            for owner in owners:
+                name = " ".join(str(owner.get(k) or "").strip() for k in ("firstName", "lastName")).strip()
+                if str(owner.get("id")) in wanted:
+                    found[str(owner["id"])] = name or str(owner.get("email") or owner["id"])
+            if after is None:
+                break
+        return found
+
     # -- provisioning --------------------------------------------------------------------------------
 
     def provision(self, mapping: SyncMapping, dry_run: bool) -> Provisioning:

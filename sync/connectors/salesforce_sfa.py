@@ -502,6 +502,11 @@ class SalesforceSales:
                 changed[obj] = [{"Id": i} for i in ids]
         return self._candidates_of(changed)
 
+    def owner_names(self, ids: Sequence[str]) -> dict[str, str]:
+        """``SELECT Id, Name FROM User WHERE Id IN (...)``, 200 ids per query."""
+        rows = self.edge.select_in("User", ["Name"], "Id", list(ids))
+        return {str(r["Id"]): str(r["Name"]) for r in rows if r.get("Name")}
+
 
 HISTORY = "history"  # RoleState.extras: history rows by lead, account or opportunity ID, read with the people
 HISTORY_PARENTS = ("LeadId", "AccountId", "OpportunityId")

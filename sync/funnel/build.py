@@ -6,11 +6,13 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sync.funnel.analytics import DEFAULT_CONVERSIONS, DEFAULT_SCORE_BANDS, DEFAULT_VELOCITY, Spec, measure
+from sync.funnel.customer_success import CsStages, measure_customer_success
 from sync.funnel.figures import FunnelReport
 from sync.funnel.filters import EVERYONE, PeopleFilter
 from sync.funnel.sla import SlaRule
 from sync.funnel.sla_stats import breakdown_slas, summarise_slas
 from sync.funnel.stages import DETOURS, SUCCESS_PATH
+from sync.owner_names import owner_names
 from sync.store.db import Store
 from sync.timeutil import as_utc, utcnow
 
@@ -30,10 +32,13 @@ def build_report(
     score_bands: Sequence[float] = DEFAULT_SCORE_BANDS,
     now: datetime | None = None,
     who: PeopleFilter = EVERYONE,
+    cs: CsStages | None = None,
+    nps_mapped: bool = False,
 ) -> FunnelReport:
     """Measure the funnel over ``[since, until)``; ``by`` groups by campaign/source/owner/an attribute key.
 
-    ``conversions`` are ``(from, to)`` or ``(from, to, within_days)``; ``who`` narrows to some people.
+    ``conversions`` are ``(from, to)`` or ``(from, to, within_days)``; ``who`` narrows to some people;
+    ``cs`` adds the customer-success figures (``nps_mapped``: the mapping reads an NPS score).
     """
     now = as_utc(now or utcnow())
     spec = Spec(
@@ -49,6 +54,15 @@ def build_report(
         measured = measure(session, spec, by, who)
         sla = summarise_slas(session, slas, spec.since, spec.until, now, who)
         sla_groups = breakdown_slas(session, slas, spec.since, spec.until, who)
+        success = (
+            measure_customer_success(session, cs, spec.since, spec.until, sla, nps_mapped, who)
+            if cs is not None
+            else None
+        )
+        owners = {g.value for g in sla_groups if g.dimension == "owner"}
+        if by == "owner":
+            owners |= {g.value for g in measured.groups}
+        names = owner_names(session, owners) if owners else {}
     return FunnelReport(
         since=spec.since,
         until=spec.until,
@@ -66,6 +80,8 @@ def build_report(
         sla_groups=sla_groups,
         group_by=by,
         groups=measured.groups,
+        customer_success=success,
+        owner_names=names,
     )
 
 

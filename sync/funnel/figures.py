@@ -5,8 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from sync.funnel.sla_stats import SlaGroup, SlaSummary
+
+if TYPE_CHECKING:
+    from sync.funnel.customer_success import CustomerSuccess
 
 
 def ratio(part: int, whole: int) -> float | None:
@@ -142,6 +146,29 @@ class FunnelReport:
     sla_groups: list[SlaGroup] = field(default_factory=list)  # by owner, team, campaign, week
     group_by: str | None = None
     groups: list[GroupFigures] = field(default_factory=list)
+    customer_success: CustomerSuccess | None = None
+    owner_names: dict[str, str] = field(default_factory=dict)  # owner id -> display name
+
+    def owner_name(self, owner_id: str) -> str:
+        """An owner's display name, else the id itself."""
+        return self.owner_names.get(owner_id) or owner_id
+
+    def slowest_step(self) -> Velocity | None:
+        """Where the funnel loses most time: the single step (no shorter measured step inside it,
+        won → kickoff included) with the longest median time."""
+        steps = list(self.velocity)
+        if self.customer_success is not None:
+            steps.append(self.customer_success.won_to_kickoff)
+        rank = {s: i for i, s in enumerate(self.success_path)}
+
+        def single(v: Velocity) -> bool:
+            end = rank.get(v.to_stage, len(rank))
+            return not any(
+                o.from_stage == v.from_stage and rank.get(o.to_stage, len(rank)) < end for o in steps
+            )
+
+        timed = [v for v in steps if v.count and v.median_hours is not None and single(v)]
+        return max(timed, key=lambda v: v.median_hours or 0.0, default=None)
 
     def stage(self, name: str) -> StageCount | None:
         """The counts of one stage, if it is part of the report."""

@@ -97,20 +97,8 @@ def summarise_slas(
 
 # --- breach analysis: by owner, team, campaign and ISO week ---------------------------------------
 
-MARKETING, INSIDE_SALES, FIELD_SALES = "marketing", "inside_sales", "field_sales"
 DIMENSIONS = ("owner", "team", "campaign", "week")
 ALL_SLAS = "*"
-
-
-def team_of(stage: str, success_path: Sequence[str], handover: str | None, qualified: str = "sql") -> str:
-    """The team owning a stage: marketing up to the handover, inside sales up to ``qualified``, then field sales."""
-    path = list(success_path)
-    at = path.index(stage) if stage in path else len(path)
-    if handover in path and at <= path.index(handover):
-        return MARKETING
-    if qualified in path and at <= path.index(qualified):
-        return INSIDE_SALES
-    return FIELD_SALES
 
 
 def iso_week(at: datetime) -> str:
@@ -148,13 +136,20 @@ def breakdown_slas(
 ) -> list[SlaGroup]:
     """Compliance and breaches per owner, team, campaign and week: one row per SLA and one for all (``*``).
 
-    Owner and campaign are the person's current ones (``(none)`` when blank); the team is the
-    rule's. Rows are sorted by dimension, totals before single SLAs, then most breaches first (weeks:
-    in time order).
+    The team is the rule's; the owner is the person's owner in that team (``Person.owners``), else
+    the person's current owner; campaign the current one (``(none)`` when blank). Rows are sorted
+    by dimension, totals before single SLAs, then most breaches first (weeks: in time order).
     """
     teams = {rule.id: rule.team or NO_VALUE for rule in rules}
     query = (
-        select(SlaTimer.sla_id, SlaTimer.status, SlaTimer.started_at, Person.owner, Person.campaign)
+        select(
+            SlaTimer.sla_id,
+            SlaTimer.status,
+            SlaTimer.started_at,
+            Person.owner,
+            Person.campaign,
+            Person.owners,
+        )
         .outerjoin(Person, Person.common_id == SlaTimer.common_id)
         .where(
             SlaTimer.started_at >= as_utc(since),
@@ -165,11 +160,11 @@ def breakdown_slas(
     if who.conditions():
         query = query.where(*who.conditions())
     counts: dict[tuple[str, str, str], list[int]] = {}
-    for sla_id, status, started_at, owner, campaign in session.execute(query):
+    for sla_id, status, started_at, owner, campaign, owners in session.execute(query):
         if sla_id not in teams:
             continue
         values = {
-            "owner": owner or NO_VALUE,
+            "owner": (owners or {}).get(teams[sla_id]) or owner or NO_VALUE,
             "team": teams[sla_id],
             "campaign": campaign or NO_VALUE,
             "week": iso_week(started_at),

@@ -267,6 +267,27 @@ StageId = Annotated[
 Name = Annotated[str, Field(min_length=1)]
 
 
+# Related sales-side objects (issue #16): the sfa_related helper replaces this with the mapping's list.
+RELATED_OBJECTS: tuple[str, ...] = ("Account", "Event", "Task")
+
+
+def related_objects_in_scope() -> tuple[str, ...]:
+    """Related objects a team owner or ``nps`` may name: Account, Event, Task for Salesforce defaults."""
+    return RELATED_OBJECTS if sfa_objects_in_scope() == SFA_OBJECTS else ()
+
+
+def _related_ref(raw: Any) -> SfaRef:
+    return parse_sfa_ref(raw, sfa_objects_in_scope() + related_objects_in_scope())
+
+
+RelatedRefValue = Annotated[
+    SfaRef,
+    PlainValidator(_related_ref, json_schema_input_type=str),
+    PlainSerializer(str),
+    WithJsonSchema({REF: "SfaFieldRef"}),
+]
+
+
 # --- document models ----------------------------------------------------------------------------
 
 
@@ -381,6 +402,17 @@ class Stage(_Strict):
         if self.recycle and not self.detour:
             raise _fail(f"stage '{self.id}': 'recycle: true' needs 'detour: true'")
         return self
+
+
+class Team(_Strict):
+    """A team owning some stages (SLAs waiting on them are its own), and where its owner is read."""
+
+    id: StageId
+    label: StageLabel | None = Field(None, description="Display names in reports, per language")
+    stages: list[StageId] = Field(default_factory=list, description="Stage ids; each in at most one team")
+    owner: RelatedRefValue | None = Field(
+        None, description="Where the person's owner in this team is read, e.g. Opportunity.OwnerId"
+    )
 
 
 class Handover(_Strict):
@@ -621,6 +653,12 @@ class Mapping(_Strict):
     closed_loop: list[ClosedLoopEntry] = Field(default_factory=list)
     slas: list[Sla] = Field(default_factory=list)
     calendar: Calendar | None = Field(None, description="Default business calendar for SLAs")
+    declared_teams: list[Team] | None = Field(
+        None, alias="teams", description="Teams and the stages they own (default: see mappings/README.md)"
+    )
+    nps: RelatedRefValue | None = Field(
+        None, description="Where a 0-10 NPS score is read, e.g. Contact.NPS__c"
+    )
 
     _cache: dict[str, Any] = PrivateAttr(default_factory=dict)
 
@@ -676,6 +714,18 @@ class Mapping(_Strict):
             value = cache[key] = build(self)
             return value
 
+    def teams(self) -> list[Team]:
+        """The declared teams, else the default ones (see :func:`sync.mapping.teams.default_teams`)."""
+        if self.declared_teams is not None:
+            return list(self.declared_teams)
+        from sync.mapping.teams import default_teams
+
+        return self.cached("default_teams", default_teams)  # type: ignore[no-any-return]
+
+    def team_of(self, stage_id: str) -> str | None:
+        """The id of the team owning ``stage_id`` (None when no team lists it)."""
+        return next((t.id for t in self.teams() if stage_id in t.stages), None)
+
     def sfa_objects(self) -> tuple[str, ...]:
         """The sales-side objects conditions may name, by increasing weight of evidence."""
         return self.declared_sfa_objects or SFA_OBJECTS
@@ -711,6 +761,8 @@ class Mapping(_Strict):
             c.from_.field for c in self.closed_loop if isinstance(c.from_, SfaRef) and c.from_.object == obj
         }
         out |= {ref.field for sla in self.slas for ref in sla.fields or () if ref.object == obj}
+        refs = [t.owner for t in self.teams() if t.owner is not None] + ([self.nps] if self.nps else [])
+        out |= {ref.field for ref in refs if ref.object == obj}
         return out
 
     def ma_properties(self) -> set[str]:

@@ -32,7 +32,37 @@ def check(data: dict[str, Any]) -> list[Issue]:
     _check_refs(data, ids, success, issues)
     _check_fields(data, issues)
     _check_closed_loop(data, issues)
+    _check_teams(data, ids, issues)
     return issues
+
+
+def _check_teams(data: dict[str, Any], ids: list[str], issues: list[Issue]) -> None:
+    """Team stages must exist, and a stage belongs to at most one team (its SLAs' team)."""
+    owner_of: dict[str, int] = {}
+    team_ids: set[str] = set()
+    for i, team in _items(data, "teams"):
+        tid = team.get("id")
+        if isinstance(tid, str):
+            if tid in team_ids:
+                issues.append((("teams", i, "id"), f"teams[{i}].id: duplicate team id {tid!r}", "value"))
+            team_ids.add(tid)
+        stages = team.get("stages")
+        if not isinstance(stages, list):
+            continue
+        for j, sid in enumerate(stages):
+            _ref(issues, ("teams", i, "stages", j), sid, ids, f"teams[{i}].stages[{j}]")
+            if not isinstance(sid, str):
+                continue
+            if sid in owner_of:
+                issues.append(
+                    (
+                        ("teams", i, "stages", j),
+                        f"teams[{i}].stages[{j}]: stage {sid!r} already belongs to teams[{owner_of[sid]}]; "
+                        "a stage belongs to at most one team",
+                        "value",
+                    )
+                )
+            owner_of.setdefault(sid, i)
 
 
 def _check_stages(data: dict[str, Any], issues: list[Issue]) -> tuple[list[str], list[str]]:

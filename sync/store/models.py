@@ -63,6 +63,8 @@ class Person(Base):
     owner: Mapped[str | None] = mapped_column(String(64))
     score_at_mql: Mapped[Decimal | None] = mapped_column(Numeric(12, 2))
     attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    owners: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # {team id: owner id}
+    nps: Mapped[Decimal | None] = mapped_column(Numeric(4, 1))
     merged_into: Mapped[str | None] = mapped_column(String(40), index=True)
     deleted_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
@@ -214,3 +216,13 @@ class SlaTimer(Base):
     detected_at: Mapped[datetime | None]
     status: Mapped[str] = mapped_column(String(16), default="open")  # open | met | breached | cancelled
     feedback: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class OwnerName(Base):
+    """A sales-side owner's display name, read once (reports show names instead of ids)."""
+
+    __tablename__ = "owner_names"
+
+    owner_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    fetched_at: Mapped[datetime]

@@ -388,3 +388,25 @@ def test_a_task_needs_its_due_date(env: HubSpotEnv) -> None:
         )
     assert bad_status.value.status == 400 and "INVALID_OPTION" in str(bad_status.value.body)
     assert env.sandbox.tasks.records == {}
+
+
+def test_owner_names_page_through_the_owners_api(env: HubSpotEnv) -> None:
+    """GET /crm/v3/owners (https://developers.hubspot.com/docs/api-reference/crm-crm-owners-v3/guide):
+    ``id`` is what records' ``hubspot_owner_id`` holds; names are ``firstName`` + ``lastName``; pages
+    follow ``paging.next.after``."""
+    ids = [env.sandbox.add_owner(f"Rep{n}", "Tanaka", f"rep{n}@example.com") for n in range(502)]
+    sales = _sales(env)
+    env.sandbox.counter.reset()
+
+    names = sales.owner_names([ids[0], ids[501], "999"])
+
+    assert names == {ids[0]: "Rep0 Tanaka", ids[501]: "Rep501 Tanaka"}
+    assert env.sandbox.counter.total() == 2  # 500 per page: the last owner is on the second page
+    first = _edge(env).owners_page(None, limit=2)
+    assert [o["id"] for o in first[0]] == ids[:2] and first[1] == "2"
+    assert {"id", "email", "firstName", "lastName", "userId", "archived"} <= set(first[0][0])
+
+
+def test_owners_api_refuses_a_limit_over_500(env: HubSpotEnv) -> None:
+    with pytest.raises(ConnectorError):
+        _edge(env, RetryPolicy(max_attempts=1)).owners_page(None, limit=501)

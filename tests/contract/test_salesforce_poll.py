@@ -150,3 +150,18 @@ def test_a_batch_of_people_and_their_history_costs_two_calls(org: Any) -> None:
     assert {e.object for e in worked} == {"Lead", "Contact", "Opportunity"}
     statuses = [e.snapshot.get("Status") for e in worked if e.object == "Lead"]
     assert "Working - Contacted" in statuses  # from LeadHistory, read in the same two calls
+
+
+def test_owner_names_read_users_200_ids_per_query(org: Any) -> None:
+    """``SELECT Id, Name FROM User WHERE Id IN (...)``: User.Name is the full name (SOAP API Developer
+    Guide, User object); unknown ids are left out; 201 ids take two queries."""
+    sandbox, connector = org
+    rep = sandbox.add_user("花子", "佐藤", department="Field sales")
+    other = sandbox.add_user("Ken", "Baker")
+    unknown = [f"005{n:015d}" for n in range(199)]
+    sandbox.counter.reset()
+
+    names = connector.owner_names([rep, other, *unknown])
+
+    assert names == {rep: "花子 佐藤", other: "Ken Baker"}
+    assert sandbox.counter.total() == 2

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from sync.funnel.customer_success import CohortChurn, CsStages, CustomerSuccess, Nps
 from sync.funnel.figures import (
     CampaignRow,
     Conversion,
@@ -26,7 +27,7 @@ from sync.funnel.figures import (
     Velocity,
 )
 from sync.funnel.report import render_html
-from sync.funnel.sla_stats import SlaSummary
+from sync.funnel.sla_stats import SlaGroup, SlaSummary
 
 CHARTS = {
     "chart-funnel": "People reaching each funnel stage in the period",
@@ -184,3 +185,36 @@ def test_empty_period_still_renders(tmp_path: Path) -> None:
     dom = render(tmp_path, empty)
     assert {"chart-funnel", "chart-campaigns", "chart-loss-reasons", "chart-score"} <= set(dom.svgs)
     assert dom.items == ["No one became an MQL between 1 Oct 2026 and 31 Oct 2026."]
+
+
+def cs_report() -> FunnelReport:
+    """The hand-made month with customer-success figures and owner names."""
+    cs = CustomerSuccess(
+        stages=CsStages(),
+        won_to_kickoff=Velocity("won", "kickoff", 9, 30.0, 700.0),
+        kickoff_sla=SlaSummary("kickoff", "won", "kickoff", "3 business days", 10, 7, 2, 0, 1, 1),
+        churn_by_cohort=[CohortChurn("2026-10", 8, 2)],
+        customers=8,
+        expanded=3,
+        nps=Nps(5, 3, 1),
+    )
+    groups = [SlaGroup("owner", "005C", "*", 1, 4), SlaGroup("team", "customer_success", "*", 7, 2)]
+    return report(customer_success=cs, owner_names={"005C": "佐藤 花子"}, sla_groups=groups)
+
+
+def test_customer_success_and_owner_names_in_a_real_browser(tmp_path: Path) -> None:
+    page = tmp_path / "cs.html"
+    page.write_text(render_html(cs_report()), encoding="utf-8")
+    text = dump_dom(page)
+    dom = Dom()
+    dom.feed(text)
+    assert '<section id="customer-success">' in text and "Churn by the month people became customers" in text
+    for cell in (">78%</td>", ">38%</td>", "+40 (5 responses: 3 promoters, 1 detractors)", "2026-10"):
+        assert cell in text, cell  # kickoff SLA 7/9, expansion 3/8, NPS 60% - 20%
+    assert "佐藤 花子" in text and "005C" not in text  # the owner's name, not the id
+    summary = "\n".join(dom.items)
+    assert "The funnel loses most time between SQL and Won: half take longer than 16.7 days." in summary
+    assert "Half of the won deals had their kickoff within 30.0 h (9 in 10 within 29.2 days)." in summary
+    assert "Of the 8 new customers, 25% churned and 38% expanded." in summary
+    assert "Net Promoter Score: +40 from 5 responses." in summary
+    assert "The team whose SLAs fail most: Customer success, 2 missed, 78% kept." in summary

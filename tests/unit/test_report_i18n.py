@@ -108,3 +108,19 @@ def test_rich_table_in_japanese_keeps_figures() -> None:
     render_table(report(), console, Locale.of("ja", DEFAULT))
     out = console.export_text()
     assert "ステージ" in out and "受注" in out and "170" in out and "遵守率" in out
+
+
+def test_customer_success_in_japanese_in_a_real_browser(tmp_path: Path) -> None:
+    from tests.unit.test_report_html import cs_report
+
+    page = tmp_path / "cs-ja.html"
+    page.write_text(render_html(cs_report(), Locale.of("ja", DEFAULT)), encoding="utf-8")
+    text = dump_dom(page)
+    for phrase in ("カスタマーサクセス", "顧客になった月別の解約", "キックオフSLA遵守率", "アップセル率",
+                   "+40（回答5件：推奨者3人、批判者1人）", "ファネルで最も時間がかかっているのは商談化から受注の間",
+                   "新規顧客8件のうち、解約は25%、アップセルは38%でした。", "佐藤 花子"):  # fmt: skip
+        assert phrase in text, phrase
+    console = Console(record=True, width=160)
+    render_table(cs_report(), console, Locale.of("ja", DEFAULT))
+    out = console.export_text()
+    assert "カスタマーサクセス" in out and "佐藤 花子" in out and "2026-10" in out

@@ -290,3 +290,28 @@ def test_reporting_stages_publishes_an_edited_mapping(sqlite_url: str, tmp_path:
     assert by_stage["sql"]["label_ja"] == "有望商談" and by_stage["sql"]["position"] == 4
     assert by_stage["recycled"]["kind"] == "recycle" and by_stage["recycled"]["position"] is None
     assert len(rows) == 9
+
+
+def test_migration_0004_adds_team_owners_nps_and_owner_names_and_downgrades(store: Store) -> None:
+    config = alembic_config(store.url)
+    command.downgrade(config, "0003")
+    with store.engine.connect() as conn, pytest.raises(DBAPIError):
+        conn.execute(text("SELECT owners FROM people"))
+    upgrade(store.url)
+    now = datetime(2026, 11, 30, tzinfo=UTC)
+    with store.engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO people (common_id, owners, nps, attributes, created_at, updated_at) "
+                "VALUES ('p1', :owners, 9, '{}', :now, :now)"
+            ),
+            {"owners": json.dumps({"field_sales": "005B"}), "now": now},
+        )
+        conn.execute(text("INSERT INTO owner_names VALUES ('005B', '佐藤 花子', :now)"), {"now": now})
+    assert run(store, "SELECT p.nps, o.name FROM people p, owner_names o")[0]["name"] == "佐藤 花子"
+    assert has_reporting_schema(store.engine)  # the reporting views survived the new columns
+    assert run(store, "SELECT COUNT(*) AS n FROM reporting.people") == [{"n": 1}]
+    command.downgrade(config, "0003")
+    assert run(store, "SELECT COUNT(*) AS n FROM reporting.people") == [{"n": 1}]
+    with store.engine.connect() as conn, pytest.raises(DBAPIError):
+        conn.execute(text("SELECT name FROM owner_names"))

@@ -23,9 +23,9 @@ from sync.funnel.report.html import render_html
 from sync.funnel.report.i18n import Locale
 from sync.funnel.report.json_csv import report_to_csv, report_to_json
 from sync.funnel.report.table import render_table
-from sync.funnel.sla_stats import team_of
 from sync.mapping import load_mapping
 from sync.reporting import funnel_report
+from sync.sla_hooks import sla_rules
 from sync.store.db import Store, upgrade
 from tests.unit.funnel_history import MAPPING, simulate
 
@@ -83,11 +83,12 @@ def report(store: Store, who: PeopleFilter | None = None) -> FunnelReport:
     return funnel_report(store, mapping, SINCE, UNTIL, now=NOW, **({"who": who} if who else {}))
 
 
-def test_teams_follow_the_handover_and_sql() -> None:
+def test_an_sla_belongs_to_the_mapping_team_owning_the_stage_it_waits_on() -> None:
+    mapping = load_mapping(MAPPING)
     path = ["lead", "mql", "sal", "sql", "opportunity", "won"]
-    teams = [team_of(stage, path, "mql") for stage in path]
+    teams = [mapping.team_of(stage) for stage in path]
     assert teams == ["marketing", "marketing", "inside_sales", "inside_sales", "field_sales", "field_sales"]
-    assert team_of("sal", path, "sal") == "marketing"
+    assert {rule.id: rule.team for rule in sla_rules(mapping)} == TEAM
 
 
 def test_breakdown_equals_the_counts_of_the_store_rows(store: Store) -> None:

@@ -17,6 +17,7 @@ from sync.funnel.analytics import NO_REASON
 from sync.funnel.figures import FunnelReport, ReasonBreakdown
 from sync.funnel.report.i18n import ENGLISH, Locale
 from sync.funnel.report.svg import PALETTE, Bar, bar_chart, funnel_chart, stacked_chart
+from sync.funnel.report.table import cs_rows
 from sync.funnel.sla_stats import ALL_SLAS, DIMENSIONS, SlaGroup
 
 GREEN, RED, GREY, LIGHT = "#16a34a", "#dc2626", "#9ca3af", "#bfdbfe"
@@ -104,12 +105,23 @@ def summary_lines(report: FunnelReport, loc: Locale = ENGLISH) -> list[str]:
             text = loc.t("summary_sla", name=loc.sla(s.sla_id), rule=rule, pct=loc.pct(s.compliance_rate))
             text += loc.t("summary_sla_open", n=loc.num(s.open_breaches)) if s.open_breaches else "."
             lines.append(text)
+    slow = report.slowest_step()
+    if slow is not None:
+        lines.append(
+            loc.t(
+                "summary_slowest",
+                src=loc.stage(slow.from_stage),
+                dst=loc.stage(slow.to_stage),
+                median=loc.duration(slow.median_hours),
+            )
+        )
     worst = worst_team(report)
     if worst is not None:
         pct = loc.pct(worst.compliance_rate)
         lines.append(
             loc.t("summary_sla_team", team=loc.team(worst.value), n=loc.num(worst.breached), pct=pct)
         )
+    lines += _cs_lines(report, loc)
     bands = [b for b in report.score_validation if b.mqls]
     if len(bands) >= 2:
         low, high = bands[0], bands[-1]
@@ -275,7 +287,7 @@ def _sla_groups(report: FunnelReport, loc: Locale) -> str:
         heads = [name, loc.t("met_col"), loc.t("missed_col"), loc.t("kept_col")]
         body = [
             [
-                loc.team(g.value) if dimension == "team" else g.value,
+                _dimension_value(report, dimension, g.value, loc),
                 loc.num(g.met),
                 loc.num(g.breached),
                 loc.pct(g.compliance_rate),
@@ -289,6 +301,46 @@ def _sla_groups(report: FunnelReport, loc: Locale) -> str:
         loc.t("sla_by_explain"),
         "".join(tables),
     )
+
+
+def _dimension_value(report: FunnelReport, dimension: str, value: str, loc: Locale) -> str:
+    if dimension == "team":
+        return loc.team(value)
+    return report.owner_name(value) if dimension == "owner" else value
+
+
+def _customer_success(report: FunnelReport, loc: Locale) -> str:
+    """Won → kickoff, kickoff SLA, churn by cohort, expansion and NPS."""
+    rows = cs_rows(report, loc)
+    if not rows:
+        return ""
+    body = _table([loc.t("cs_figure"), loc.t("cs_value")], [list(r) for r in rows], text_columns=2)
+    cs = report.customer_success
+    if cs is not None and cs.churn_by_cohort:
+        heads = [loc.t(k) for k in ("cs_cohort", "cs_customers", "cs_churned", "cs_churn_rate")]
+        cohorts = [
+            [c.cohort, loc.num(c.customers), loc.num(c.churned), loc.pct(c.rate)] for c in cs.churn_by_cohort
+        ]
+        body += f"<h3>{escape(loc.t('cs_by_cohort'))}</h3>" + _table(heads, cohorts)
+    return _section("customer-success", loc.t("cs"), loc.t("cs_explain"), body)
+
+
+def _cs_lines(report: FunnelReport, loc: Locale) -> list[str]:
+    cs = report.customer_success
+    if cs is None or cs.empty:
+        return []
+    lines = []
+    k = cs.won_to_kickoff
+    if k.count:
+        lines.append(
+            loc.t("summary_kickoff", median=loc.duration(k.median_hours), p90=loc.duration(k.p90_hours))
+        )
+    if cs.customers:
+        lines.append(loc.t("summary_cs", n=loc.num(cs.customers), churn=loc.pct(cs.churn_rate),
+                           expansion=loc.pct(cs.expansion_rate)))  # fmt: skip
+    if cs.nps is not None and cs.nps.responses:
+        lines.append(loc.t("summary_nps", score=loc.nps(cs.nps.score), n=loc.num(cs.nps.responses)))
+    return lines
 
 
 def worst_team(report: FunnelReport) -> SlaGroup | None:
@@ -310,6 +362,9 @@ def sections(report: FunnelReport, loc: Locale = ENGLISH) -> str:
         parts.append(_slas(report, loc))
     if report.sla_groups:
         parts.append(_sla_groups(report, loc))
+    cs = _customer_success(report, loc)
+    if cs:
+        parts.append(cs)
     return "\n".join(parts)
 
 

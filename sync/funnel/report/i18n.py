@@ -28,6 +28,10 @@ STAGE_NAMES: dict[str, dict[str, str]] = {
         "lost": "Lost",
         "disqualified": "Disqualified",
         "recycled": "Recycled",
+        "kickoff": "Kickoff",
+        "customer": "Customer",
+        "expansion": "Expansion",
+        "churned": "Churned",
     },
     "ja": {
         "lead": "リード",
@@ -39,6 +43,10 @@ STAGE_NAMES: dict[str, dict[str, str]] = {
         "lost": "失注",
         "disqualified": "対象外",
         "recycled": "ナーチャリング戻し",
+        "kickoff": "キックオフ",
+        "customer": "顧客",
+        "expansion": "アップセル",
+        "churned": "解約",
     },
 }
 
@@ -204,8 +212,9 @@ MESSAGES: dict[str, dict[str, str]] = {
         "sla_by": "SLA breaches by {dimension}",
         "sla_breakdown": "Where SLAs are missed: by owner, team, campaign and week",
         "sla_by_explain": "Timers started in the period that finished (met on time or missed), all SLAs "
-        "together: by the person's current owner and campaign, by the team owning the stage the SLA "
-        "waits on, and by the week the timer started (a trend).",
+        "together: by owner (the person's owner in the SLA's team, else the current owner), by the "
+        "person's campaign, by the team owning the stage the SLA waits on, and by the week the timer "
+        "started (a trend).",
         "dim_owner": "owner",
         "dim_team": "team",
         "dim_campaign": "campaign",
@@ -214,6 +223,28 @@ MESSAGES: dict[str, dict[str, str]] = {
         "team_inside_sales": "Inside sales",
         "team_field_sales": "Field sales",
         "summary_sla_team": "The team whose SLAs fail most: {team}, {n} missed, {pct} kept.",
+        "team_customer_success": "Customer success",
+        "team_sales": "Sales",
+        "cs": "Customer success",
+        "cs_explain": "After the win: how soon the kickoff happened, how many of the period's new "
+        "customers later churned (by the month they became customers) or expanded, and the Net "
+        "Promoter Score (% promoters 9-10 minus % detractors 0-6).",
+        "cs_figure": "Figure",
+        "cs_value": "Value",
+        "cs_kickoff_sla": "Kickoff SLA kept",
+        "cs_customers": "New customers",
+        "cs_churn_rate": "Churn rate",
+        "cs_expansion_rate": "Expansion rate",
+        "cs_nps": "NPS",
+        "cs_nps_value": "{score} ({n} responses: {p} promoters, {d} detractors)",
+        "cs_cohort": "Customers since",
+        "cs_churned": "Churned",
+        "cs_people": "People",
+        "cs_by_cohort": "Churn by the month people became customers",
+        "summary_slowest": "The funnel loses most time between {src} and {dst}: half take longer than {median}.",
+        "summary_kickoff": "Half of the won deals had their kickoff within {median} (9 in 10 within {p90}).",
+        "summary_cs": "Of the {n} new customers, {churn} churned and {expansion} expanded.",
+        "summary_nps": "Net Promoter Score: {score} from {n} responses.",
     },
     "ja": {
         "title": "マーケティング・営業ファネル（{since}〜{until}）",
@@ -344,8 +375,9 @@ MESSAGES: dict[str, dict[str, str]] = {
         "t_compliance": "遵守率",
         "sla_by": "SLA の期限超過（{dimension}別）",
         "sla_breakdown": "SLA 期限超過の内訳：担当者・チーム・キャンペーン・週別",
-        "sla_by_explain": "期間中に開始し完了した（期限内または期限超過の）タイマーを全SLA合計で、担当者と"
-        "キャンペーン（現在の値）、SLAが待つステージを担当するチーム、タイマーが始まった週（推移）ごとに集計。",
+        "sla_by_explain": "期間中に開始し完了した（期限内または期限超過の）タイマーを全SLA合計で、担当者"
+        "（SLAのチームでの担当者、なければ現在の担当者）、キャンペーン（現在の値）、SLAが待つステージを"
+        "担当するチーム、タイマーが始まった週（推移）ごとに集計。",
         "dim_owner": "担当者",
         "dim_team": "チーム",
         "dim_campaign": "キャンペーン",
@@ -354,6 +386,28 @@ MESSAGES: dict[str, dict[str, str]] = {
         "team_inside_sales": "インサイドセールス",
         "team_field_sales": "フィールドセールス",
         "summary_sla_team": "最もSLAを守れていないのは{team}：期限超過 {n} 件、遵守率 {pct}。",
+        "team_customer_success": "カスタマーサクセス",
+        "team_sales": "営業",
+        "cs": "カスタマーサクセス",
+        "cs_explain": "受注後：キックオフまでの時間、期間中の新規顧客のうち後に解約・アップセルした割合"
+        "（顧客になった月別）、NPS（推奨者9〜10点の割合から批判者0〜6点の割合を引いた値）。",
+        "cs_figure": "指標",
+        "cs_value": "値",
+        "cs_kickoff_sla": "キックオフSLA遵守率",
+        "cs_customers": "新規顧客",
+        "cs_churn_rate": "解約率",
+        "cs_expansion_rate": "アップセル率",
+        "cs_nps": "NPS",
+        "cs_nps_value": "{score}（回答{n}件：推奨者{p}人、批判者{d}人）",
+        "cs_cohort": "顧客になった月",
+        "cs_churned": "解約",
+        "cs_people": "人数",
+        "cs_by_cohort": "顧客になった月別の解約",
+        "summary_slowest": "ファネルで最も時間がかかっているのは{src}から{dst}の間で、"
+        "半数は{median}以上かかっています。",
+        "summary_kickoff": "受注からキックオフまで、半数は{median}以内でした（9割は{p90}以内）。",
+        "summary_cs": "新規顧客{n}件のうち、解約は{churn}、アップセルは{expansion}でした。",
+        "summary_nps": "NPSは{score}でした（回答{n}件）。",
     },
 }
 
@@ -366,6 +420,7 @@ class Locale:
 
     language: Language = "en"
     labels: MappingABC[str, str] = field(default_factory=dict)
+    teams: MappingABC[str, str] = field(default_factory=dict)  # the mapping's team labels
 
     @classmethod
     def of(cls, language: str = "en", mapping: Any = None) -> Locale:
@@ -373,7 +428,12 @@ class Locale:
         if language not in LANGUAGES:
             raise ValueError(f"unsupported language {language!r}: use one of {', '.join(LANGUAGES)}")
         labels = mapping.stage_labels(language) if mapping is not None else {}
-        return cls(language, labels)  # type: ignore[arg-type]
+        teams = {}
+        for team in mapping.teams() if mapping is not None else ():
+            text = getattr(team.label, language, None) if team.label else None
+            if text:
+                teams[team.id] = text
+        return cls(language, labels, teams)  # type: ignore[arg-type]
 
     def t(self, key: str, **values: Any) -> str:
         """The message ``key`` in this language, filled with ``values``."""
@@ -442,8 +502,13 @@ class Locale:
         return sla_id.replace("_", " ").replace("-", " ").capitalize()
 
     def team(self, team: str) -> str:
-        """A team's display name (an unknown id as it is)."""
-        return MESSAGES[self.language].get(f"team_{team}", team)
+        """A team's display name: the mapping's label, the built-in name, else the id."""
+        return self.teams.get(team) or MESSAGES[self.language].get(f"team_{team}", team)
+
+    @staticmethod
+    def nps(score: float | None) -> str:
+        """``+23`` / ``-5``; ``—`` when there is no score."""
+        return "—" if score is None else f"{score:+.0f}"
 
     def allowance(self, text: str) -> str:
         """An SLA allowance (``24h``, ``3 business days``) in this language."""

@@ -9,6 +9,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from sync.funnel.customer_success import CustomerSuccess
 from sync.funnel.figures import FunnelReport, ReasonBreakdown
 
 CSV_COLUMNS = ("section", "group", "item", "metric", "value")
@@ -33,6 +34,24 @@ def _reasons(breakdown: ReasonBreakdown) -> dict[str, Any]:
     }
 
 
+def customer_success_json(cs: CustomerSuccess | None) -> dict[str, Any] | None:
+    """The customer-success figures as plain data (None when the report has none)."""
+    if cs is None:
+        return None
+    sla = cs.kickoff_sla
+    return {
+        "stages": asdict(cs.stages),
+        "won_to_kickoff": asdict(cs.won_to_kickoff),
+        "kickoff_sla": asdict(sla) | {"compliance_rate": sla.compliance_rate} if sla else None,
+        "churn_by_cohort": [asdict(c) | {"rate": c.rate} for c in cs.churn_by_cohort],
+        "customers": cs.customers,
+        "churn_rate": cs.churn_rate,
+        "expanded": cs.expanded,
+        "expansion_rate": cs.expansion_rate,
+        "nps": asdict(cs.nps) | {"score": cs.nps.score} if cs.nps else None,
+    }
+
+
 def report_to_json(report: FunnelReport) -> dict[str, Any]:
     """A JSON-serialisable dict with stable top-level keys; rates are fractions (0.2 = 20%)."""
     data: dict[str, Any] = {
@@ -51,11 +70,22 @@ def report_to_json(report: FunnelReport) -> dict[str, Any]:
         "disqualification_reasons": _reasons(report.disqualification_reasons),
         "score_validation": [asdict(b) | {"win_rate": b.win_rate} for b in report.score_validation],
         "sla": [asdict(s) | {"compliance_rate": s.compliance_rate} for s in report.sla],
-        "sla_breakdown": [asdict(g) | {"compliance_rate": g.compliance_rate} for g in report.sla_groups],
+        "sla_breakdown": [
+            asdict(g)
+            | {
+                "compliance_rate": g.compliance_rate,
+                "name": report.owner_name(g.value) if g.dimension == "owner" else None,
+            }
+            for g in report.sla_groups
+        ],
+        "owner_names": dict(report.owner_names),
+        "customer_success": customer_success_json(report.customer_success),
+        "slowest_step": asdict(slow) if (slow := report.slowest_step()) else None,
         "group_by": report.group_by,
         "groups": [
             {
                 "value": g.value,
+                "name": report.owner_name(g.value) if report.group_by == "owner" else None,
                 "stages": [asdict(s) for s in g.stages],
                 "conversion": [asdict(c) | {"rate": c.rate} for c in g.conversion],
                 "velocity": [asdict(v) for v in g.velocity],
@@ -117,14 +147,48 @@ def _csv_rows(report: FunnelReport) -> list[Row]:
     for sla in report.sla:
         rows += [("sla", "", sla.sla_id, m, v) for m, v in _pairs(sla, SLA_METRICS)]
     for sg in report.sla_groups:
-        rows += [
-            (f"sla_by_{sg.dimension}", sg.value, sg.sla_id, m, v) for m, v in _pairs(sg, SLA_GROUP_METRICS)
-        ]
+        value = report.owner_name(sg.value) if sg.dimension == "owner" else sg.value
+        rows += [(f"sla_by_{sg.dimension}", value, sg.sla_id, m, v) for m, v in _pairs(sg, SLA_GROUP_METRICS)]
+    rows += _cs_rows(report.customer_success)
+    slow = report.slowest_step()
+    if slow is not None:
+        rows.append(
+            ("slowest_step", "", f"{slow.from_stage}->{slow.to_stage}", "median_hours", slow.median_hours)
+        )
     section = f"group:{report.group_by}"
     for g in report.groups:
+        value = report.owner_name(g.value) if report.group_by == "owner" else g.value
         for s in g.stages:
-            rows += [(section, g.value, s.stage, m, v) for m, v in _pairs(s, ("reached", "current"))]
-        rows += [(section, g.value, f"{c.from_stage}->{c.to_stage}", "rate", c.rate) for c in g.conversion]
+            rows += [(section, value, s.stage, m, v) for m, v in _pairs(s, ("reached", "current"))]
+        rows += [(section, value, f"{c.from_stage}->{c.to_stage}", "rate", c.rate) for c in g.conversion]
+    return rows
+
+
+def _cs_rows(cs: CustomerSuccess | None) -> list[Row]:
+    if cs is None:
+        return []
+    section = "customer_success"
+    k = cs.won_to_kickoff
+    rows: list[Row] = [
+        (section, "", f"{k.from_stage}->{k.to_stage}", m, v) for m, v in _pairs(k, VELOCITY_METRICS)
+    ]
+    if cs.kickoff_sla is not None:
+        rows.append(
+            (section, "", f"sla:{cs.kickoff_sla.sla_id}", "compliance_rate", cs.kickoff_sla.compliance_rate)
+        )
+    rows += [(section, "churn_by_cohort", c.cohort, m, v) for c in cs.churn_by_cohort
+             for m, v in _pairs(c, ("customers", "churned", "rate"))]  # fmt: skip
+    rows += [
+        (section, "", cs.stages.customer, "customers", cs.customers),
+        (section, "", cs.stages.churned, "churn_rate", cs.churn_rate),
+        (section, "", cs.stages.expansion, "expanded", cs.expanded),
+        (section, "", cs.stages.expansion, "expansion_rate", cs.expansion_rate),
+    ]
+    if cs.nps is not None:
+        rows += [
+            (section, "", "nps", m, v)
+            for m, v in _pairs(cs.nps, ("responses", "promoters", "detractors", "score"))
+        ]
     return rows
 
 

@@ -92,8 +92,10 @@ def _slas(report: FunnelReport, loc: Locale) -> Table:
     return table
 
 
-def _group_value(dimension: str, value: str, loc: Locale) -> str:
-    return loc.team(value) if dimension == "team" else value
+def _group_value(report: FunnelReport, dimension: str, value: str, loc: Locale) -> str:
+    if dimension == "team":
+        return loc.team(value)
+    return report.owner_name(value) if dimension == "owner" else value
 
 
 def _sla_groups(report: FunnelReport, loc: Locale) -> list[Table]:
@@ -107,8 +109,53 @@ def _sla_groups(report: FunnelReport, loc: Locale) -> list[Table]:
         heads = [loc.t(h) for h in ("t_met", "t_breached", "t_compliance")]
         table = _table(loc.t("sla_by", dimension=name), [name], heads)
         for g in rows:
-            value = _group_value(dimension, g.value, loc)
+            value = _group_value(report, dimension, g.value, loc)
             table.add_row(value, loc.num(g.met), loc.num(g.breached), loc.pct(g.compliance_rate))
+        tables.append(table)
+    return tables
+
+
+def cs_rows(report: FunnelReport, loc: Locale) -> list[tuple[str, str]]:
+    """The customer-success figures as (label, value) pairs, in the report's language."""
+    cs = report.customer_success
+    if cs is None or cs.empty:
+        return []
+    k = cs.won_to_kickoff
+    step = f"{loc.stage(k.from_stage)} → {loc.stage(k.to_stage)}"
+    rows = [
+        (f"{step}: {loc.t('cs_people')}", loc.num(k.count)),
+        (f"{step}: {loc.t('median')}", loc.duration(k.median_hours)),
+        (f"{step}: {loc.t('p90')}", loc.duration(k.p90_hours)),
+    ]
+    if cs.kickoff_sla is not None:
+        rows.append((loc.t("cs_kickoff_sla"), loc.pct(cs.kickoff_sla.compliance_rate)))
+    rows += [
+        (loc.t("cs_customers"), loc.num(cs.customers)),
+        (loc.t("cs_churn_rate"), loc.pct(cs.churn_rate)),
+        (loc.t("cs_expansion_rate"), loc.pct(cs.expansion_rate)),
+    ]
+    if cs.nps is not None:
+        nps = cs.nps
+        value = loc.t("cs_nps_value", score=loc.nps(nps.score), n=loc.num(nps.responses),
+                      p=loc.num(nps.promoters), d=loc.num(nps.detractors))  # fmt: skip
+        rows.append((loc.t("cs_nps"), value))
+    return rows
+
+
+def _customer_success(report: FunnelReport, loc: Locale) -> list[Table]:
+    rows = cs_rows(report, loc)
+    if not rows:
+        return []
+    figures = _table(loc.t("cs"), [loc.t("cs_figure")], [loc.t("cs_value")])
+    for label, value in rows:
+        figures.add_row(label, value)
+    tables = [figures]
+    cohorts = report.customer_success.churn_by_cohort if report.customer_success else []
+    if cohorts:
+        heads = [loc.t(h) for h in ("cs_customers", "cs_churned", "cs_churn_rate")]
+        table = _table(loc.t("cs_by_cohort"), [loc.t("cs_cohort")], heads)
+        for c in cohorts:
+            table.add_row(c.cohort, loc.num(c.customers), loc.num(c.churned), loc.pct(c.rate))
         tables.append(table)
     return tables
 
@@ -129,4 +176,6 @@ def render_table(report: FunnelReport, console: Console, loc: Locale = ENGLISH) 
     if report.sla:
         console.print(_slas(report, loc))
     for table in _sla_groups(report, loc):
+        console.print(table)
+    for table in _customer_success(report, loc):
         console.print(table)
