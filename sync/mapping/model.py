@@ -267,25 +267,6 @@ StageId = Annotated[
 Name = Annotated[str, Field(min_length=1)]
 
 
-# Related sales-side objects (issue #16): the sfa_related helper replaces this with the mapping's list.
-RELATED_OBJECTS: tuple[str, ...] = ("Account", "Event", "Task")
-
-
-def related_objects_in_scope() -> tuple[str, ...]:
-    """Related objects a team owner or ``nps`` may name: Account, Event, Task for Salesforce defaults."""
-    return RELATED_OBJECTS if sfa_objects_in_scope() == SFA_OBJECTS else ()
-
-
-def _related_ref(raw: Any) -> SfaRef:
-    return parse_sfa_ref(raw, sfa_objects_in_scope() + related_objects_in_scope())
-
-
-RelatedRefValue = Annotated[
-    SfaRef,
-    PlainValidator(_related_ref, json_schema_input_type=str),
-    PlainSerializer(str),
-    WithJsonSchema({REF: "SfaFieldRef"}),
-]
 
 
 # --- document models ----------------------------------------------------------------------------
@@ -410,7 +391,7 @@ class Team(_Strict):
     id: StageId
     label: StageLabel | None = Field(None, description="Display names in reports, per language")
     stages: list[StageId] = Field(default_factory=list, description="Stage ids; each in at most one team")
-    owner: RelatedRefValue | None = Field(
+    owner: SfaAnyRefValue | None = Field(
         None, description="Where the person's owner in this team is read, e.g. Opportunity.OwnerId"
     )
 
@@ -656,7 +637,7 @@ class Mapping(_Strict):
     declared_teams: list[Team] | None = Field(
         None, alias="teams", description="Teams and the stages they own (default: see mappings/README.md)"
     )
-    nps: RelatedRefValue | None = Field(
+    nps: SfaAnyRefValue | None = Field(
         None, description="Where a 0-10 NPS score is read, e.g. Contact.NPS__c"
     )
 

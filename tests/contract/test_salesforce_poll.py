@@ -79,7 +79,7 @@ def _lead(n: int, **extra: Any) -> dict[str, Any]:
     return {"LastName": f"Poll{n:05d}", "Company": "Acme", "Email": f"poll{n}@example.com", **extra}
 
 
-def test_changes_then_idle_each_cost_one_composite_call(org: Any) -> None:
+def test_changes_then_idle_each_cost_one_composite_call_per_five_streams(org: Any) -> None:
     sandbox, connector = org
     for n in range(2_100):  # more than one query batch of 2,000
         sandbox.insert("Lead", _lead(n))
@@ -90,12 +90,16 @@ def test_changes_then_idle_each_cost_one_composite_call(org: Any) -> None:
     assert len(emails) == 2_100
     composite = sandbox.counter.total("/services/data/v59.0/composite")
     more = sandbox.counter.total() - composite
-    assert (composite, more) == (1, 1)  # one Composite call for all four streams, one queryMore
-    assert set(first.cursors) == set(STREAMS)
+    # Composite takes five queries per call: the four person streams plus the related objects the
+    # default mapping names (Account, Event) make six streams, two calls; one queryMore for the rest.
+    streams = connector.streams
+    assert set(streams) == {*STREAMS, "Account", "Event"}
+    assert (composite, more) == (2, 1)
+    assert set(first.cursors) == set(streams)
 
     sandbox.counter.reset()
     idle = connector.poll(_roundtrip(first.cursors), timedelta(0))
-    assert idle.candidates == [] and sandbox.counter.total() == 1
+    assert idle.candidates == [] and sandbox.counter.total() == 2
 
     lead_id = sandbox.records("Lead")[7]["Id"]
     sandbox.update("Lead", lead_id, {"Status": "Working - Contacted"})
@@ -147,7 +151,7 @@ def test_a_batch_of_people_and_their_history_costs_two_calls(org: Any) -> None:
     converted = [s for s in states.values() if s.outcomes]
     assert len(converted) == 20 and all("Contact" in s.records for s in converted)
     worked = history[next(cid for cid, s in states.items() if s.outcomes)]
-    assert {e.object for e in worked} == {"Lead", "Contact", "Opportunity"}
+    assert {e.object for e in worked} == {"Lead", "Contact", "Opportunity", "Account"}  # converted: an account
     statuses = [e.snapshot.get("Status") for e in worked if e.object == "Lead"]
     assert "Working - Contacted" in statuses  # from LeadHistory, read in the same two calls
 

@@ -94,12 +94,12 @@ class Sink:
 
 
 def hooks_with_notify() -> SlaHooks:
-    """The default mapping, with first_touch notifying the default URL and qualify another variable's."""
+    """The default mapping, with first_touch notifying the default URL and kickoff another variable's."""
     data = YAML(typ="safe").load(DEFAULT_MAPPING.read_text(encoding="utf-8"))
     for sla in data["slas"]:
         if sla["id"] == "first_touch":
             sla["notify"] = {}
-        if sla["id"] == "qualify":
+        if sla["id"] == "kickoff":
             sla["notify"] = {"url_env": "SALES_TEAM_SLA_WEBHOOK"}
     return SlaHooks(parse_mapping_data(data))
 
@@ -137,17 +137,17 @@ def test_each_breach_is_posted_once_across_runs(
     monkeypatch.setenv("SALES_TEAM_SLA_WEBHOOK", other.url)
     hooks = hooks_with_notify()
     breach(store, hooks, ["p1", "p2", "p3"])
-    breach(store, hooks, ["q1"], stage="sal")
+    breach(store, hooks, ["q1"], stage="won")
     config, sink = settings(hook.url), Sink()
-    for hours in (25, 26, 30, 24 * 10, 24 * 11):  # first_touch breaches at 24 h, qualify within 10 days
+    for hours in (25, 26, 30, 24 * 10, 24 * 11):  # first_touch breaches at 24 h, kickoff within 10 days
         run(store, hooks, T0 + timedelta(hours=hours), config, sink)
     assert len(hook.accepted) == 3
     for cid in ("p1", "p2", "p3"):
         [text] = [t for t in texts(hook) if f"person {cid}:" in t]
         assert text.startswith("SLA breached: first_touch (mql → sal within 24h)")
-    assert [t.split(" (")[0] for t in texts(other)] == ["SLA breached: qualify"]
+    assert [t.split(" (")[0] for t in texts(other)] == ["SLA breached: kickoff"]
     assert "person q1:" in texts(other)[0]
-    assert sink.tasks == ["p1", "p2", "p3"]  # the Salesforce task feedback is unaffected
+    assert sink.tasks == ["p1", "p2", "p3", "q1"]  # the Salesforce task feedback is unaffected
     assert all(SENT in fb and fb[ATTEMPTS] == 1 for fb in feedback(store).values())
 
 
@@ -158,9 +158,9 @@ def test_a_failing_receiver_delays_nothing_else_and_is_retried_later(
     monkeypatch.setenv("SALES_TEAM_SLA_WEBHOOK", other.url)
     hooks = hooks_with_notify()
     breach(store, hooks, ["p1", "p2", "p3"])
-    breach(store, hooks, ["q1"], stage="sal")
+    breach(store, hooks, ["q1"], stage="won")
     config, sink = settings(hook.url), Sink()
-    now = T0 + timedelta(days=10)  # every timer is overdue (qualify skips the 3 Nov holiday)
+    now = T0 + timedelta(days=10)  # every timer is overdue (kickoff skips the 3 Nov holiday)
 
     hook.mode = "slow"  # each answer comes after three timeouts
     started = time.monotonic()
@@ -169,7 +169,7 @@ def test_a_failing_receiver_delays_nothing_else_and_is_retried_later(
     # one timeout for the dead receiver, not one per breach; the other SLA's receiver got its post
     assert elapsed < TIMEOUT * 2.5, elapsed
     assert (len(first.sent), len(first.failed), len(first.deferred)) == (1, 1, 2)
-    assert len(other.accepted) == 1 and sorted(sink.tasks) == ["p1", "p2", "p3"]
+    assert len(other.accepted) == 1 and sorted(sink.tasks) == ["p1", "p2", "p3", "q1"]
 
     hook.mode = "error"  # 500s now; the failed one waits for its backoff, a deferred one is tried
     second = run(store, hooks, now + timedelta(seconds=30), config, sink)
@@ -180,7 +180,7 @@ def test_a_failing_receiver_delays_nothing_else_and_is_retried_later(
     run(store, hooks, now + timedelta(minutes=30), config, sink)
     run(store, hooks, now + timedelta(minutes=31), config, sink)
     assert sorted(t.split("person ")[1][:2] for t in texts(hook)) == ["p1", "p2", "p3"]
-    assert len(other.accepted) == 1 and sorted(sink.tasks) == ["p1", "p2", "p3"]
+    assert len(other.accepted) == 1 and sorted(sink.tasks) == ["p1", "p2", "p3", "q1"]
     states = feedback(store)
     assert all(SENT in states[cid] for cid in ("p1", "p2", "p3", "q1"))
     assert max(states[cid][ATTEMPTS] for cid in ("p1", "p2", "p3")) == 2
