@@ -19,14 +19,20 @@ from typing import Any, Literal
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from sqlalchemy import select
 
 from sandboxes.scenario import Scenario, ScenarioConfig
 from sandboxes.verify import verify
 from sync import operations
+from sync.funnel.figures import FunnelReport
 from sync.funnel.report.html import render_html
 from sync.funnel.report.i18n import Locale
 from sync.funnel.report.table import render_table
+from sync.mapping import Mapping
+from sync.owner_names import owner_names
 from sync.reporting import funnel_report
+from sync.sla_hooks import sla_rules
+from sync.store.models import Person
 
 CLOSED_LOOP_PROPERTIES = (
     "closedloop_stage",
@@ -111,6 +117,7 @@ def run_demo(
         loc = Locale.of(scenario.runtime.settings.language, mapping)
         console.print("\n[bold]The funnel, measured by Closedloop from its transition log[/bold]")
         render_table(report, console, loc)
+        _show_teams(console, scenario, report, mapping, loc)
         _show_contacts(console, scenario, tool, records)
         truth = scenario.ground_truth()
         salesforce = scenario.boxes.salesforce if sfa == "salesforce" else None
@@ -138,6 +145,38 @@ def run_demo(
     finally:
         scenario.stop()
     return 0 if verdict.ok else 1
+
+
+def _show_teams(
+    console: Console, scenario: Scenario, report: FunnelReport, mapping: Mapping, loc: Locale
+) -> None:
+    """Each team with its stages, the people in them now, its named owners and its SLAs' compliance."""
+    assert scenario.runtime is not None
+    current = {row.stage: row.current for row in report.stages}
+    with scenario.runtime.store.session() as session:
+        per_team: dict[str, set[str]] = {}
+        for (owners,) in session.execute(select(Person.owners).where(Person.owners.is_not(None))):
+            for team, owner in (owners or {}).items():
+                per_team.setdefault(team, set()).add(str(owner))
+        names = owner_names(session)
+    rules = sla_rules(mapping)
+    table = Table(title="The four teams: their stages, people, owners and SLAs")
+    for column in ("team", "stages", "people now", "owners", "SLAs (kept on time)"):
+        table.add_column(column)
+    for team in mapping.teams():
+        slas = [
+            f"{s.sla_id} ({s.allowance}): {loc.pct(s.compliance_rate) if s.compliance_rate is not None else '-'}"
+            for s in report.sla
+            if any(rule.id == s.sla_id and rule.team == team.id for rule in rules)
+        ]
+        table.add_row(
+            loc.team(team.id),
+            ", ".join(loc.stage(stage) for stage in team.stages),
+            f"{sum(current.get(stage, 0) for stage in team.stages):,}",
+            ", ".join(sorted(names.get(o, o) for o in per_team.get(team.id, ()))) or "-",
+            "\n".join(slas) or "-",
+        )
+    console.print(table)
 
 
 def _show_contacts(console: Console, scenario: Scenario, tool: str, records: str) -> None:

@@ -251,8 +251,11 @@ class Engine:
             added = 1
             metrics.transitions_total.labels(to_stage=stage_id).inc()
             if self.on_transition is not None:
-                # Today's records say nothing about a stage entered earlier (completeness SLAs).
-                self.on_transition(session, person.common_id, stage_id, when, view if step is None else None)
+                # A stage entered earlier is judged on the records of that moment (completeness
+                # SLAs): the replayed snapshot, whose untracked fields are today's values.
+                self.on_transition(
+                    session, person.common_id, stage_id, when, view if step is None else step.view
+                )
         if stage_id == self.mapping.handover.at and person.score_at_mql is None:
             person.score_at_mql = self.profiles.score(view)
         person.stage = stage_id

@@ -34,6 +34,7 @@ class Step:
     record_id: str
     reason: str | None
     amount: Decimal | None
+    view: PersonView | None = None  # the person's records at that moment, as far as history tells
 
 
 def replay(
@@ -120,6 +121,5 @@ def _step(
     if obj is not None and obj == outcome and profiles.sfa.amount_field:
         amount = to_decimal((view.record(outcome) or {}).get(profiles.sfa.amount_field))
     at = _at(mapping, stage_id, event, view, floor)
-    return Step(
-        stage_id, current, at, role, record_id, detour_reason(mapping, profiles, stage_id, view), amount
-    )
+    reason = detour_reason(mapping, profiles, stage_id, view)
+    return Step(stage_id, current, at, role, record_id, reason, amount, view)

@@ -17,6 +17,7 @@ from sandboxes.verify import verify
 from sync import operations
 from sync.reporting import funnel_report
 from tests.conftest import FULL_PROFILE
+from tests.integration.four_teams import assert_four_teams_match
 from tests.integration.harness import WorkerProcess
 
 pytestmark = pytest.mark.integration
@@ -58,6 +59,7 @@ def _funnel_matches_truth(scenario: Scenario, truth: GroundTruth) -> None:
     assert scenario.runtime is not None
     mapping, _ = scenario.runtime.mappings.get()
     operations.detect_sla_breaches(now=scenario.clock.now())  # what the beat task does every minute
+    operations.refresh_owner_names(now=scenario.clock.now())  # and every few minutes
     report = funnel_report(scenario.runtime.store, mapping, now=scenario.clock.now())
     reached = truth.reached_counts()
     current = truth.current_counts()
@@ -78,6 +80,7 @@ def _funnel_matches_truth(scenario: Scenario, truth: GroundTruth) -> None:
     expected_sla = truth.sla_first_touch(24)
     assert first_touch.met == expected_sla["met"]
     assert first_touch.breached == expected_sla["late"] + expected_sla["never"]
+    assert_four_teams_match(report, truth, scenario.clock.now())
 
 
 def test_closed_loop_matches_ground_truth(tmp_path: Path, pg_url: str, redis_url: str) -> None:
