@@ -267,8 +267,6 @@ StageId = Annotated[
 Name = Annotated[str, Field(min_length=1)]
 
 
-
-
 # --- document models ----------------------------------------------------------------------------
 
 

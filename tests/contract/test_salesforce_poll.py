@@ -151,7 +151,12 @@ def test_a_batch_of_people_and_their_history_costs_two_calls(org: Any) -> None:
     converted = [s for s in states.values() if s.outcomes]
     assert len(converted) == 20 and all("Contact" in s.records for s in converted)
     worked = history[next(cid for cid, s in states.items() if s.outcomes)]
-    assert {e.object for e in worked} == {"Lead", "Contact", "Opportunity", "Account"}  # converted: an account
+    assert {e.object for e in worked} == {
+        "Lead",
+        "Contact",
+        "Opportunity",
+        "Account",
+    }  # converted: an account
     statuses = [e.snapshot.get("Status") for e in worked if e.object == "Lead"]
     assert "Working - Contacted" in statuses  # from LeadHistory, read in the same two calls
 
