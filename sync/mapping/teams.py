@@ -48,7 +48,7 @@ def default_teams(mapping: Mapping) -> list[Team]:
             current = holder
         elif stage not in placed:
             current["stages"].append(stage)
-    with sfa_object_scope(mapping.sfa_objects()):
+    with sfa_object_scope(mapping.sfa_objects(), mapping.related_objects()):
         return [Team.model_validate(spec) for spec in specs if spec["stages"]]
 
 

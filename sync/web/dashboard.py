@@ -33,6 +33,7 @@ from sync.funnel.report.html import render_page
 from sync.funnel.report.i18n import Locale
 from sync.logs import get_logger
 from sync.mapping import Mapping
+from sync.owner_names import owner_names
 from sync.reporting import funnel_report
 from sync.store.db import Store
 from sync.store.models import Person
@@ -175,7 +176,16 @@ def _login_page(loc: Locale, message: str = "") -> str:
     )
 
 
-def _choices(store: Store) -> tuple[list[str], list[str]]:
+@dataclass(frozen=True)
+class _Choices:
+    """What the filters offer: people's campaigns and owners, and the owners' names where known."""
+
+    campaigns: list[str]
+    owners: list[str]
+    owner_names: dict[str, str]
+
+
+def _choices(store: Store) -> _Choices:
     """Campaigns and owners to offer in the filters (people's values, ``(none)`` first if any)."""
 
     def values(column: InstrumentedAttribute[str | None]) -> list[str]:
@@ -185,29 +195,40 @@ def _choices(store: Store) -> tuple[list[str], list[str]]:
         named = [str(v) for v in raw if v not in (None, "")]
         return ([NO_VALUE] if len(named) < len(raw) else []) + named
 
-    return values(Person.campaign), values(Person.owner)
+    owners = values(Person.owner)
+    with store.session() as session:
+        names = owner_names(session, owners)
+    return _Choices(values(Person.campaign), owners, names)
 
 
-def _select(name: str, label: str, options: list[str], chosen: str | None, loc: Locale) -> str:
-    items = [f'<option value="">{escape(loc.t("all"))}</option>']
+def _select(
+    name: str, label: str, options: list[str], chosen: str | None, shown_as: Callable[[str], str]
+) -> str:
+    items = [f'<option value="">{escape(shown_as(""))}</option>']
     for value in options:
         selected = " selected" if value == chosen else ""
-        shown = loc.campaign(value) if name == "campaign" else value
+        shown = shown_as(value)
         items.append(f'<option value="{escape(value)}"{selected}>{escape(shown)}</option>')
     return f'<label>{escape(label)}<select name="{name}">{"".join(items)}</select></label>'
 
 
 def _filters_form(
-    report: FunnelReport, filters: Filters, choices: tuple[list[str], list[str]], loc: Locale, refresh: int
+    report: FunnelReport, filters: Filters, choices: _Choices, loc: Locale, refresh: int
 ) -> str:
     last = (report.until - timedelta(seconds=1)).date()
-    campaigns, owners = choices
+
+    def campaign(value: str) -> str:
+        return loc.campaign(value) if value else loc.t("all")
+
+    def owner(value: str) -> str:  # a name where the sales side told us one, else the id
+        return choices.owner_names.get(value, value) if value else loc.t("all")
+
     return (
         f'<form class="filters" method="get" action="{PATH}" aria-label="{escape(loc.t("filters"))}">'
         f'<label>{escape(loc.t("since"))}<input type="date" name="since" value="{report.since.date()}"></label>'
         f'<label>{escape(loc.t("until"))}<input type="date" name="until" value="{last}"></label>'
-        + _select("campaign", loc.t("campaign"), campaigns, filters.campaign, loc)
-        + _select("owner", loc.t("owner"), owners, filters.owner, loc)
+        + _select("campaign", loc.t("campaign"), choices.campaigns, filters.campaign, campaign)
+        + _select("owner", loc.t("owner"), choices.owners, filters.owner, owner)
         + f"<button>{escape(loc.t('apply'))}</button></form>"
         + f'<p class="refresh">{escape(loc.t("refreshes", seconds=refresh, at=loc.moment(report.generated_at)))}</p>'
     )
@@ -240,7 +261,7 @@ def dashboard_router(settings: Settings, store: Store, mapping: Callable[[], Map
             response.headers["WWW-Authenticate"] = 'Basic realm="Closedloop dashboard", charset="UTF-8"'
         return secure_headers(response, request, settings, page)
 
-    def build(filters: Filters) -> tuple[FunnelReport, tuple[list[str], list[str]]]:
+    def build(filters: Filters) -> tuple[FunnelReport, _Choices]:
         since, until = filters.period(utcnow().date())
         who = PeopleFilter(filters.campaign, filters.owner)
         report = funnel_report(store, mapping(), since=since, until=until, who=who)

@@ -26,33 +26,13 @@ from sync.store.models import OwnerName, Person, SlaTimer, Transition
 from tests.fakes import FakeSales
 
 DEFAULT = (Path(__file__).parents[2] / "mappings" / "default.yaml").read_text(encoding="utf-8")
-CS_STAGES = """\
-  - id: kickoff
-    sfa: {object: Opportunity, field: Kickoff__c, eq: true}
-  - id: customer
-    sfa: {object: Opportunity, field: Customer_Status__c, eq: Active}
-  - id: expansion
-    sfa: {object: Opportunity, field: Type, eq: "Existing Customer - Upgrade"}
-  - id: churned
-    detour: true
-    sfa: {object: Opportunity, field: Customer_Status__c, eq: Churned}
-"""
-EXTRA = """
-  - {id: kickoff, from: won, to: kickoff, within: 3 business days, on_breach: [log]}
-teams:
-  - {id: marketing, stages: [lead, mql, recycled]}
-  - {id: inside_sales, stages: [sal, sql, disqualified], owner: Lead.OwnerId}
-  - {id: field_sales, stages: [opportunity, won, lost], owner: Opportunity.OwnerId}
-  - {id: customer_success, stages: [kickoff, customer, expansion, churned], owner: Account.OwnerId}
-nps: Contact.NPS__c
-"""
 SINCE, UNTIL = datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC)
 NOW = datetime(2026, 11, 25, tzinfo=UTC)
 
 
 def cs_mapping() -> Mapping:
-    text = DEFAULT.replace("\n# A HubSpot contact becomes", CS_STAGES + "\n# A HubSpot contact becomes", 1)
-    return parse_mapping_text(text + EXTRA, "cs.yaml")
+    """The default mapping: stages after the contract, the kickoff SLA, four teams and NPS."""
+    return parse_mapping_text(DEFAULT, "default.yaml")
 
 
 def at(month: int, day: int, hour: int = 0) -> datetime:

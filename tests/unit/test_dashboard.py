@@ -27,6 +27,7 @@ from sqlalchemy import text
 
 from sandboxes.common import ServerThread
 from sync.config import Settings
+from sync.owner_names import save_owner_names
 from sync.store.db import Store, upgrade
 from sync.web.app import create_app
 from tests.unit.funnel_history import MAPPING, simulate
@@ -42,6 +43,8 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
     upgrade(url)
     s = Store(url)
     simulate(s, 300, seed=5)
+    with s.session() as session:  # as read from the sales side by the owner-names task
+        save_owner_names(session, {"005A": "Haruka Tanaka"}, datetime(2026, 11, 1, tzinfo=UTC))
     yield s
     s.dispose()
 
@@ -189,7 +192,7 @@ def test_dashboard_in_a_real_browser(store: Store, language: str) -> None:
         assert f" {n_mql:,} " in first if language == "en" else f"{n_mql:,}人のうち" in first
         assert stage_cell(dom, "SQL" if language == "en" else "商談化") == n_sql
         assert f'<option value="{campaign}" selected="">' in dom
-        assert f'<option value="{owner}" selected="">' in dom
+        assert f'<option value="{owner}" selected="">Haruka Tanaka</option>' in dom  # a name, not an id
         assert_strict_page(dom, log)
     finally:
         browser.close()

@@ -305,7 +305,7 @@ def test_mapping_helpers(default: Mapping) -> None:
     ]  # fmt: skip
     assert default.detours() == ["lost", "disqualified", "recycled", "churned"]
     assert default.won_stage() == "won"
-    assert default.sfa_fields("Account") == {"Customer_Status__c"}
+    assert default.sfa_fields("Account") == {"Customer_Status__c", "OwnerId"}  # owner: customer success
     won = default.stage("won").sfa
     assert won is not None and won.object == "Opportunity"
     with pytest.raises(KeyError):

@@ -40,13 +40,22 @@ def test_declared_teams_give_each_sla_its_team_and_owner_field() -> None:
 
 
 def test_default_teams_for_salesforce_objects_are_the_four_standard_ones() -> None:
-    mapping = load_mapping(ROOT / "default.yaml")
+    text = (ROOT / "default.yaml").read_text(encoding="utf-8")
+    start = text.index("\nteams:\n")
+    without = text[:start] + text[text.index("\n\n", start) :]  # the default mapping, teams left out
+    mapping, errors = lint_text(without, "default.yaml")
+    assert errors == [] and mapping is not None and mapping.declared_teams is None
     teams = {t.id: (t.stages, str(t.owner) if t.owner else None) for t in mapping.teams()}
     assert teams == {
         "marketing": (["lead", "mql", "recycled"], None),
         "inside_sales": (["sal", "sql", "disqualified"], "Lead.OwnerId"),
         "field_sales": (["opportunity", "won", "lost"], "Opportunity.OwnerId"),
-    }  # customer success appears once the mapping has its stages (kickoff, customer, ...)
+        "customer_success": (["kickoff", "customer", "expansion", "churned"], "Account.OwnerId"),
+    }
+    assert teams == {
+        t.id: (t.stages, str(t.owner) if t.owner else None)
+        for t in load_mapping(ROOT / "default.yaml").teams()
+    }
 
 
 def test_default_teams_include_customer_success_and_account_owner() -> None:

@@ -49,7 +49,7 @@ def test_related_objects_rank_above_the_outcome_all_on_one_tier() -> None:
         "Task": 4,
     }
     assert MAPPING.sfa_fields("Event") == {"Type", "StartDateTime"}
-    assert MAPPING.sfa_fields("Account") == {"Customer_Status__c"}
+    assert MAPPING.sfa_fields("Account") == {"Customer_Status__c", "OwnerId"}  # the CS team's owner
     assert MAPPING.sfa_fields("Task") == set()
 
 
