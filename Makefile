@@ -2,6 +2,10 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# Test files run on this many processes (each with its own Redis database and PostgreSQL ones);
+# most suites wait on sockets and subprocesses, so two processes fit two cores.
+TEST_WORKERS ?= 2
+PYTEST := $(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile
 STAMP := $(VENV)/.installed-stamp
 
 .PHONY: demo test test-full lint typecheck unit integration bench clean
@@ -23,10 +27,10 @@ typecheck: $(STAMP)
 	$(BIN)/mypy sync workers sandboxes
 
 test: lint typecheck
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(PYTEST)
 
 test-full: lint typecheck
-	CLOSEDLOOP_TEST_PROFILE=full $(BIN)/pytest -q -p no:cacheprovider
+	CLOSEDLOOP_TEST_PROFILE=full $(PYTEST)
 
 bench: $(STAMP)
 	$(BIN)/python bench/engine.py

@@ -10,11 +10,24 @@ from pathlib import Path
 import psycopg
 import pytest
 import redis
+import structlog
 
 from sync.store.db import Store, upgrade
 
 PG_ADMIN_URL = os.environ.get("CLOSEDLOOP_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
-REDIS_TEST_URL = os.environ.get("CLOSEDLOOP_TEST_REDIS", "redis://127.0.0.1:6379/9")
+
+
+def _redis_test_url() -> str:
+    """The suite's own Redis database; each parallel test worker (gw0, gw1, ...) the next one up."""
+    base = os.environ.get("CLOSEDLOOP_TEST_REDIS", "redis://127.0.0.1:6379/9")
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw"):
+        return base
+    root, _, db = base.rpartition("/")
+    return f"{root}/{int(db) + int(worker[2:])}"
+
+
+REDIS_TEST_URL = _redis_test_url()
 FULL_PROFILE = os.environ.get("CLOSEDLOOP_TEST_PROFILE") == "full"
 
 
@@ -82,6 +95,14 @@ def redis_url() -> str:
     except redis.exceptions.ConnectionError as exc:  # pragma: no cover - environment failure
         pytest.fail(f"Redis is required at {REDIS_TEST_URL} for integration tests: {exc}", pytrace=False)
     return REDIS_TEST_URL
+
+
+@pytest.fixture(autouse=True)
+def _fresh_structlog() -> Iterator[None]:
+    """Each test starts with structlog's defaults: a level set by an earlier test (e.g. ERROR for a CLI
+    run) must not hide the warnings another test captures, whatever order the tests run in."""
+    yield
+    structlog.reset_defaults()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
