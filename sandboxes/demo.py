@@ -154,10 +154,13 @@ def _show_teams(
     assert scenario.runtime is not None
     current = {row.stage: row.current for row in report.stages}
     with scenario.runtime.store.session() as session:
-        per_team: dict[str, set[str]] = {}
-        for (owners,) in session.execute(select(Person.owners).where(Person.owners.is_not(None))):
-            for team, owner in (owners or {}).items():
-                per_team.setdefault(team, set()).add(str(owner))
+        team_of = {stage: team.id for team in mapping.teams() for stage in team.stages}
+        per_team: dict[str, set[str]] = {}  # who owns the people now in the team's stages
+        rows = session.execute(select(Person.stage, Person.owners).where(Person.owners.is_not(None)))
+        for stage, owners in rows:
+            owning = team_of.get(stage or "")
+            if owning is not None and (owners or {}).get(owning):
+                per_team.setdefault(owning, set()).add(str(owners[owning]))
         names = owner_names(session)
     rules = sla_rules(mapping)
     table = Table(title="The four teams: their stages, people, owners and SLAs")

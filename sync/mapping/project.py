@@ -106,16 +106,21 @@ def outcome(mapping: Mapping, stage: str) -> str:
     Stages after the won one (kickoff, customer, expansion) and a detour leaving from them (churned)
     keep the outcome won: the deal was won; the stage itself says what happened since.
     """
+    outcomes: dict[str, str] = mapping.cached("project.outcomes", _outcomes)
+    return outcomes[stage]
+
+
+def _outcomes(mapping: Mapping) -> dict[str, str]:
     from sync.stages import detour_anchor  # the stage engine imports the mapping package
 
     path, won = mapping.success_path(), mapping.won_stage()
-    if stage in path:
-        return won if path.index(stage) >= path.index(won) else "open"
-    st = mapping.stage(stage)
-    if not st.detour or st.recycle:
-        return "open"
-    anchor = detour_anchor(mapping, stage)
-    return won if anchor is not None and path.index(anchor) > path.index(won) else stage
+    out = {stage: (won if i >= path.index(won) else "open") for i, stage in enumerate(path)}
+    for st in mapping.stages:
+        if st.detour:
+            anchor = None if st.recycle else detour_anchor(mapping, st.id)
+            leaves_after_win = anchor is not None and path.index(anchor) > path.index(won)
+            out[st.id] = "open" if st.recycle else won if leaves_after_win else st.id
+    return out
 
 
 def closed_loop_values(mapping: Mapping, view: PersonView, stage: str | None) -> dict[str, Any]:
