@@ -167,7 +167,7 @@ def detect_sla_breaches(now: datetime | None = None) -> int:
     hooks = SlaHooks(mapping)
     now = now or utcnow()
     with rt.store.session() as session:
-        feedback = ConnectorFeedback(session, rt.ma, rt.sfa)
+        feedback = ConnectorFeedback(session, rt.ma, rt.sfa, {rule.id: rule.team for rule in hooks.rules})
         breaches = hooks.detect(session, now, feedback)
     done = feedback.send()  # after the commit: no transaction across the API calls
     with rt.store.session() as session:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from collections.abc import Mapping as AbcMapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -181,10 +182,18 @@ class ConnectorFeedback:
     an action again on the next run rather than never.
     """
 
-    def __init__(self, session: Session, ma: MarketingConnector, sfa: SalesConnector) -> None:
+    def __init__(
+        self,
+        session: Session,
+        ma: MarketingConnector,
+        sfa: SalesConnector,
+        teams: AbcMapping[str, str | None] | None = None,
+    ) -> None:
+        """``teams``: SLA id -> the team it waits on; its task goes to that team's owner of the person."""
         self.session = session
         self.ma = ma
         self.sfa = sfa
+        self.teams = dict(teams or {})
         self.queued: list[_Action] = []
 
     def _record(self, common_id: str, role: str, objects: tuple[str, ...]) -> str | None:
@@ -204,7 +213,10 @@ class ConnectorFeedback:
         if who is None:
             raise LookupError(f"{common_id} has no sales-side record for an SLA task")
         person = self.session.get(Person, common_id)
-        owner = person.owner if person is not None else None
+        team = self.teams.get(sla_id)
+        owner = None
+        if person is not None:  # e.g. a late kickoff is customer success's: the Account owner's task
+            owner = (person.owners or {}).get(team or "") or person.owner
 
         def send() -> None:
             self.sfa.create_follow_up(

@@ -20,10 +20,11 @@ from sync.funnel.report.json_csv import report_to_csv, report_to_json
 from sync.mapping import Mapping, parse_mapping_text
 from sync.owner_names import missing_owner_ids, owner_names, refresh_owner_names
 from sync.reporting import funnel_report
+from sync.sla_hooks import ConnectorFeedback, SlaHooks
 from sync.stages import PersonView
 from sync.store.db import Store
-from sync.store.models import OwnerName, Person, SlaTimer, Transition
-from tests.fakes import FakeSales
+from sync.store.models import OwnerName, Person, RecordLink, SlaTimer, Transition
+from tests.fakes import FakeMarketing, FakeSales
 
 DEFAULT = (Path(__file__).parents[2] / "mappings" / "default.yaml").read_text(encoding="utf-8")
 SINCE, UNTIL = datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC)
@@ -190,3 +191,35 @@ def test_owner_names_are_read_once_with_no_transaction_open(filled: Store) -> No
         assert owner_names(session) == {"005A": "Ken Baker", "005B": "山田 太郎", "005C": "佐藤 花子"}
         assert missing_owner_ids(session) == []
     assert refresh_owner_names(sessions, lookup, NOW) == 0 and len(seen) == 1  # nothing asked again
+
+
+def test_a_breach_task_goes_to_the_owner_of_the_team_the_sla_waits_on(store: Store) -> None:
+    """A late kickoff is customer success's: its Salesforce task goes to the Account owner, not the
+    opportunity's field sales owner; an SLA whose team has no owner of the person falls back."""
+    mapping = cs_mapping()
+    hooks, sales = SlaHooks(mapping), FakeSales()
+    with store.session() as session:
+        for cid, owners in (("p1", {"field_sales": "005FS", "customer_success": "005CS"}), ("p2", None)):
+            when = at(11, 2)
+            session.add(
+                Person(
+                    common_id=cid, stage="won", owner="005FS", owners=owners, created_at=when, updated_at=when
+                )
+            )
+            session.add(
+                RecordLink(
+                    common_id=cid,
+                    role="sfa",
+                    connector="fake",
+                    object_type="Contact",
+                    record_id=f"003{cid}",
+                    created_at=when,
+                )
+            )
+            hooks.on_transition(session, cid, "won", at(11, 2, 1))
+    with store.session() as session:
+        feedback = ConnectorFeedback(session, FakeMarketing(), sales, {r.id: r.team for r in hooks.rules})
+        breaches = hooks.detect(session, at(11, 20), feedback)
+    assert sorted(b.sla_id for b in breaches) == ["kickoff", "kickoff"]
+    feedback.send()
+    assert {(f["record"], f["owner"]) for f in sales.follow_ups} == {("003p1", "005CS"), ("003p2", "005FS")}
