@@ -36,7 +36,6 @@ from bench.common import (  # noqa: E402
 from sandboxes.population import advance_clock_to, generate_population  # noqa: E402
 from sandboxes.scenario import Scenario  # noqa: E402
 from sync import operations  # noqa: E402
-from sync.connectors.salesforce_sfa import STREAMS as SALESFORCE_STREAMS  # noqa: E402
 from sync.logs import configure_logging  # noqa: E402
 
 # The poller re-reads this margin behind its watermark until that much time has passed since the
@@ -124,8 +123,8 @@ def measure_phase(name: str, scenario: Scenario, tally: WriteTally, action: Any)
 
 def measure_idle(scenario: Scenario) -> IdleFigures:
     """Poll cycles of both systems once nothing has changed for longer than the overlap."""
-    assert scenario.boxes is not None
-    boxes = scenario.boxes
+    assert scenario.boxes is not None and scenario.runtime is not None
+    boxes, streams = scenario.boxes, scenario.runtime.sfa.streams
     counters = (boxes.hubspot.counter, boxes.salesforce.counter)
     advance_clock_to(scenario.clock, scenario.clock.now() + timedelta(seconds=POLL_OVERLAP_SECONDS + 60))
     time.sleep(POLL_OVERLAP_SECONDS + 0.5)
@@ -139,7 +138,7 @@ def measure_idle(scenario: Scenario) -> IdleFigures:
     return IdleFigures(
         hubspot_calls=calls_total(boxes.hubspot.counter),
         salesforce_calls=calls_total(boxes.salesforce.counter),
-        polled_objects=1 + len(SALESFORCE_STREAMS),
+        polled_objects=1 + len(streams),  # HubSpot contacts + every Salesforce stream
         people_found=sum(len(b) for b in found),
         settling_calls=settling_calls,
         detail=[
