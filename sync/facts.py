@@ -58,11 +58,8 @@ def _fits(value: Any, column: Any) -> str:
 
 
 def sfa_value(view: PersonView, ref: SfaRef) -> Any:
-    """``Object.Field`` in the person's records: a person/outcome object's record, else the first related one."""
+    """``Object.Field`` in the person's records (:meth:`PersonView.record`: a related object's first one)."""
     record = view.record(ref.object)
-    if record is None:
-        related = view.related.get(ref.object) or ()
-        record = related[0] if related else None
     return record.get(ref.field) if record is not None else None
 
 
