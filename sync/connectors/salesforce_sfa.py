@@ -656,13 +656,11 @@ class _PeopleRead:
 
     def _account_ids(self) -> list[str]:
         found = [
-            record.get(name)
-            for records in self.people.values()
-            for obj, name in ((CONTACT, "AccountId"), (LEAD, "ConvertedAccountId"))
-            if (record := records.get(obj)) is not None
+            a
+            for cid, records in self.people.items()
+            for a in _account_ids_of(records, list(self.opportunities.get(cid, {}).values()))
         ]
-        found += [o.get("AccountId") for opps in self.opportunities.values() for o in opps.values()]
-        return list(dict.fromkeys(str(a) for a in found if a))
+        return list(dict.fromkeys(found))
 
     def _who_ids(self) -> list[str]:
         leads = [str(r[LEAD]["Id"]) for r in self.people.values() if LEAD in r]
@@ -673,12 +671,7 @@ class _PeopleRead:
     ) -> dict[str, list[Record]]:
         """The person's Account(s), and the activities on their Lead, Contact, Opportunities or Account."""
         contact, lead = records.get(CONTACT) or {}, records.get(LEAD) or {}
-        accounts = [
-            contact.get("AccountId"),
-            lead.get("ConvertedAccountId"),
-            *(o.get("AccountId") for o in outcomes),
-        ]
-        account_ids = list(dict.fromkeys(str(a) for a in accounts if a))
+        account_ids = _account_ids_of(records, outcomes)
         who = {str(r["Id"]) for r in (contact, lead) if r}
         what = {str(o["Id"]) for o in outcomes} | set(account_ids)
         out: dict[str, list[Record]] = {}
@@ -720,6 +713,17 @@ def _in_queries(
         (sobject, f"SELECT {cols} FROM {sobject} WHERE {key} IN {soql_in(unique[i : i + IN_CLAUSE_CHUNK])}")
         for i in range(0, len(unique), IN_CLAUSE_CHUNK)
     ]
+
+
+def _account_ids_of(records: Mapping[str, Record], outcomes: Sequence[Record]) -> list[str]:
+    """A person's Account IDs: their Contact's, their converted Lead's and their Opportunities'."""
+    contact, lead = records.get(CONTACT) or {}, records.get(LEAD) or {}
+    found = [
+        contact.get("AccountId"),
+        lead.get("ConvertedAccountId"),
+        *(o.get("AccountId") for o in outcomes),
+    ]
+    return list(dict.fromkeys(str(a) for a in found if a))
 
 
 def _either_queries(
