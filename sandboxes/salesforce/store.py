@@ -471,13 +471,15 @@ class Store:
         user_id: str = API_USER_ID,
         trusted: bool = False,
         duplicates: DuplicateHeader | None = None,
+        at: datetime | None = None,
     ) -> str:
-        """Insert a record; return its ID. ``duplicates`` (API saves) runs the duplicate rules."""
+        """Insert a record; return its ID. ``duplicates`` (API saves) runs the duplicate rules; ``at``:
+        the save it belongs to (history rows carry their parent's save time, not a later tick)."""
         obj = self.object(sobject)
         if not obj.createable and not trusted:
             raise SfError(400, "INVALID_TYPE_FOR_OPERATION", f"entity type cannot be inserted: {obj.name}")
         with self.atomic():
-            now = self.clock.now()
+            now = at or self.clock.now()
             record: dict[str, Any] = {name: None for name in obj.fields}
             record.update(
                 Id=self._new_id(obj),
@@ -675,6 +677,7 @@ class Store:
                     {parent: new["Id"], "Field": fname, "OldValue": before, "NewValue": after},
                     user_id,
                     trusted=True,
+                    at=new["SystemModstamp"],
                 )
         if obj.name == "Opportunity" and (
             old is None or any(old.get(f) != new.get(f) for f in OPPORTUNITY_TRACKED)
@@ -684,6 +687,7 @@ class Store:
                 {f: new.get(f) for f in OPPORTUNITY_TRACKED} | {"OpportunityId": new["Id"]},
                 user_id,
                 trusted=True,
+                at=new["SystemModstamp"],
             )
 
     # ------------------------------------------------------------------------------ setup
